@@ -1,0 +1,10 @@
+"""sb3-sacae: SAC-AE (Yarats et al. 2019) as a Stable-Baselines3 algorithm."""
+
+from pathlib import Path
+
+from sb3_sacae.policies import CnnPolicy, SACAEPolicy
+from sb3_sacae.sacae import SACAE
+
+__version__ = (Path(__file__).parent / "version.txt").read_text(encoding="utf-8").strip()
+
+__all__ = ["SACAE", "CnnPolicy", "SACAEPolicy", "__version__"]

@@ -1,0 +1,263 @@
+"""SAC-AE policy: one conv trunk tied between actor and critic, a target critic, and a pixel decoder."""
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.preprocessing import is_image_space_channels_first
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.sac.policies import Actor
+from torch import nn
+
+from sb3_sacae.torch_layers import ConvTrunk, PixelDecoder, PixelEncoder, weight_init
+
+# SAC-AE maps the actor's log-std with tanh into this range (SB3 clamps to [-20, 2] instead)
+LOG_STD_MIN = -10.0
+LOG_STD_MAX = 2.0
+
+
+def check_image_space(observation_space: spaces.Space, normalize_images: bool) -> spaces.Box:
+    """Raise a clear error for observation spaces the pixel encoder cannot read; return the space."""
+    if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 3:
+        raise ValueError(
+            f"SACAE's CnnPolicy needs image observations (a 3D Box, e.g. (3, 84, 84) uint8), got {observation_space}: "
+            "render the environment to pixels (see sb3_sacae.envs) or use an MlpPolicy algorithm for state vectors"
+        )
+    if not is_image_space_channels_first(observation_space):
+        raise ValueError(
+            f"SACAE's CnnPolicy expects channel-first images at the policy, got shape {observation_space.shape}: "
+            "wrap the env in stable_baselines3.common.vec_env.VecTransposeImage (done automatically for uint8 images)"
+        )
+    if observation_space.dtype != np.uint8 and normalize_images:
+        low, high = float(np.min(observation_space.low)), float(np.max(observation_space.high))
+        if low < 0.0 or high > 255.0:
+            raise ValueError(
+                f"SACAE got float images with bounds [{low}, {high}] while normalize_images=True divides by 255: "
+                "pass policy_kwargs=dict(normalize_images=False) if the images are already normalised, "
+                "or give the space bounds [0, 255]"
+            )
+    return observation_space
+
+
+class SACAEActor(Actor):
+    """
+    SB3's SAC actor with SAC-AE's log-std parametrisation: tanh, then affinely into [LOG_STD_MIN, LOG_STD_MAX].
+
+    Its features extractor is a :class:`PixelEncoder` with ``detach_trunk=True``: the actor trains its own
+    projection head, never the shared convs.
+    """
+
+    def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
+        return self.dist_params_from_features(self.extract_features(obs, self.features_extractor))
+
+    def dist_params_from_features(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
+        latent_pi = self.latent_pi(features)
+        mean_actions = self.mu(latent_pi)
+        if self.use_sde:
+            return mean_actions, self.log_std, dict(latent_sde=latent_pi)
+        log_std = th.tanh(self.log_std(latent_pi))  # type: ignore[operator]
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (log_std + 1)
+        return mean_actions, log_std, {}
+
+    def action_log_prob_from_features(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        mean_actions, log_std, kwargs = self.dist_params_from_features(features)
+        return self.action_dist.log_prob_from_params(mean_actions, log_std, **kwargs)
+
+
+class SACAEPolicy(BasePolicy):
+    """
+    Policy of SAC-AE (Yarats et al. 2019, https://arxiv.org/abs/1910.01741).
+
+    Gradient routing (design notes, "who trains what"): ``encoder`` is one conv trunk referenced by the actor's
+    and the critic's features extractors; the critic loss and the reconstruction loss train it, the actor reads
+    it detached and trains only its own projection head. ``critic_target`` is an independent copy of the whole
+    critic, encoder included. The policy owns the decoder and the encoder/decoder optimizers so that
+    ``policy.pth`` carries them.
+
+    :param observation_space: Observation space (channel-first image)
+    :param action_space: Action space (Box)
+    :param lr_schedule: Learning rate schedule of the actor and critic optimizers
+    :param net_arch: hidden layers of the actor and critic MLPs (paper: [1024, 1024]); a dict with
+        ``pi`` and ``qf`` keys sets them apart
+    :param activation_fn: activation of the MLPs
+    :param features_dim: size of the encoder latent (paper: 50)
+    :param n_filters: filters per conv layer (paper: 32)
+    :param n_conv_layers: conv layers of the encoder (paper: 4)
+    :param normalize_images: divide pixels by 255 (True for uint8 images)
+    :param use_sde: Whether to use State Dependent Exploration or not
+    :param log_std_init: Initial value for the log standard deviation (gSDE only)
+    :param optimizer_class: optimizer of actor, critic, encoder and decoder (paper: Adam)
+    :param optimizer_kwargs: extra keyword arguments of the optimizers, excluding the learning rate
+    :param n_critics: number of Q networks (paper: 2)
+    :param encoder_lr: learning rate of the encoder on the reconstruction loss (paper: 1e-3)
+    :param decoder_lr: learning rate of the decoder (paper: 1e-3)
+    :param decoder_weight_lambda: L2 weight decay of the decoder optimizer (paper: 1e-7)
+    :param use_decoder: build the decoder and the autoencoder optimizers (False is the paper's "SAC:pixel")
+    """
+
+    actor: SACAEActor
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_dim: int = 50,
+        n_filters: int = 32,
+        n_conv_layers: int = 4,
+        normalize_images: bool = True,
+        use_sde: bool = False,
+        log_std_init: float = -3,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        encoder_lr: float = 1e-3,
+        decoder_lr: float = 1e-3,
+        decoder_weight_lambda: float = 1e-7,
+        use_decoder: bool = True,
+    ):
+        check_image_space(observation_space, normalize_images)
+        super().__init__(
+            observation_space,
+            action_space,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            squash_output=True,
+            normalize_images=normalize_images,
+        )
+        if net_arch is None:
+            net_arch = [1024, 1024]
+        self.net_arch = net_arch
+        self.actor_arch, self.critic_arch = (
+            (net_arch["pi"], net_arch["qf"]) if isinstance(net_arch, dict) else (list(net_arch), list(net_arch))
+        )
+        self.activation_fn = activation_fn
+        self.features_dim = features_dim
+        self.n_filters = n_filters
+        self.n_conv_layers = n_conv_layers
+        self.use_sde = use_sde
+        self.log_std_init = log_std_init
+        self.n_critics = n_critics
+        self.encoder_lr = encoder_lr
+        self.decoder_lr = decoder_lr
+        self.decoder_weight_lambda = decoder_weight_lambda
+        self.use_decoder = use_decoder
+        self._build(lr_schedule)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        obs_space = self.observation_space
+        self.encoder = ConvTrunk(obs_space, self.n_filters, self.n_conv_layers, self.normalize_images)  # type: ignore[arg-type]
+        # SB3's own preprocessing must not divide by 255 a second time: the trunk does it
+        net_kwargs = dict(observation_space=obs_space, action_space=self.action_space, normalize_images=False)
+        self.critic = ContinuousCritic(
+            **net_kwargs,
+            net_arch=self.critic_arch,
+            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim),  # type: ignore[arg-type]
+            features_dim=self.features_dim,
+            activation_fn=self.activation_fn,
+            n_critics=self.n_critics,
+            share_features_extractor=False,  # SB3's flag would detach the critic: SAC-AE trains the convs with it
+        )
+        self.actor = SACAEActor(
+            **net_kwargs,
+            net_arch=self.actor_arch,
+            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),  # type: ignore[arg-type]
+            features_dim=self.features_dim,
+            activation_fn=self.activation_fn,
+            use_sde=self.use_sde,
+            log_std_init=self.log_std_init,
+        )
+        self.decoder = (
+            PixelDecoder(self.encoder, obs_space.shape[0], obs_space.shape[1:], self.features_dim, self.n_filters)  # type: ignore[index, arg-type]
+            if self.use_decoder
+            else None
+        )
+        self.apply(weight_init)
+        self.critic_target = copy.deepcopy(self.critic)
+        self.critic_target.set_training_mode(False)
+        self.to(self.device)
+
+        lr = lr_schedule(1)  # type: ignore[call-arg]
+        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr, **self.optimizer_kwargs)
+        shared = {id(param) for param in self.encoder.parameters()}
+        actor_params = [param for param in self.actor.parameters() if id(param) not in shared]
+        self.actor.optimizer = self.optimizer_class(actor_params, lr=lr, **self.optimizer_kwargs)
+        self.encoder_optimizer: th.optim.Optimizer | None = None
+        self.decoder_optimizer: th.optim.Optimizer | None = None
+        if self.decoder is not None:
+            # The reconstruction loss trains the critic's encoder (shared convs + critic head), as in the paper
+            self.encoder_optimizer = self.optimizer_class(
+                self.critic.features_extractor.parameters(), lr=self.encoder_lr, **self.optimizer_kwargs
+            )
+            self.decoder_optimizer = self.optimizer_class(
+                self.decoder.parameters(),
+                lr=self.decoder_lr,
+                **{**self.optimizer_kwargs, "weight_decay": self.decoder_weight_lambda},
+            )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                activation_fn=self.activation_fn,
+                features_dim=self.features_dim,
+                n_filters=self.n_filters,
+                n_conv_layers=self.n_conv_layers,
+                use_sde=self.use_sde,
+                log_std_init=self.log_std_init,
+                n_critics=self.n_critics,
+                lr_schedule=self._dummy_schedule,  # not needed to load the policy alone
+                optimizer_class=self.optimizer_class,
+                optimizer_kwargs=self.optimizer_kwargs,
+                encoder_lr=self.encoder_lr,
+                decoder_lr=self.decoder_lr,
+                decoder_weight_lambda=self.decoder_weight_lambda,
+                use_decoder=self.use_decoder,
+            )
+        )
+        data.pop("features_extractor_class", None)
+        data.pop("features_extractor_kwargs", None)
+        return data
+
+    def reset_noise(self, batch_size: int = 1) -> None:
+        self.actor.reset_noise(batch_size=batch_size)
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self._predict(obs, deterministic=deterministic)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self.actor(observation, deterministic)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        if isinstance(observation, np.ndarray) and observation.dtype != self.observation_space.dtype:
+            # Pre-normalised floats would be divided by 255 a second time: refuse instead of acting on garbage
+            raise ValueError(
+                f"predict() got observations of dtype {observation.dtype}, but the model was trained on "
+                f"{self.observation_space.dtype} images: pass the raw frames as the environment returns them "
+                "(with the same wrappers as in training)"
+            )
+        return super().predict(observation, state, episode_start, deterministic)
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.actor.set_training_mode(mode)
+        self.critic.set_training_mode(mode)
+        if self.decoder is not None:
+            self.decoder.train(mode)
+        self.training = mode
+
+
+CnnPolicy = SACAEPolicy

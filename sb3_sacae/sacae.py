@@ -1,0 +1,347 @@
+"""SAC-AE as a Stable-Baselines3 algorithm."""
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import SAC
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import polyak_update
+from torch.nn import functional as F
+
+from sb3_sacae.policies import CnnPolicy, SACAEPolicy
+from sb3_sacae.torch_layers import reconstruction_target
+
+SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
+
+
+def check_action_space(action_space: spaces.Space | None) -> None:
+    """Raise a clear error for action spaces SACAE cannot act in (None: not known yet)."""
+    if action_space is not None and not isinstance(action_space, spaces.Box):
+        raise ValueError(
+            f"SACAE needs a continuous (gymnasium.spaces.Box) action space, got {action_space}: "
+            "use a continuous-action version of the environment"
+        )
+
+
+class SACAE(SAC):
+    """
+    Soft Actor-Critic with a deterministic pixel autoencoder (SAC-AE).
+
+    Paper: Yarats et al. 2019, "Improving Sample Efficiency in Model-Free Reinforcement Learning from Images",
+    https://arxiv.org/abs/1910.01741. Reference code: https://github.com/denisyarats/pytorch_sac_ae.
+    The defaults are the paper's training-script values (design notes, "Paper defaults").
+
+    Each gradient step, in the order of the paper's algorithm: critic; every ``actor_update_interval`` steps the
+    actor and the entropy coefficient; every ``target_update_interval`` steps the target Q-heads (``tau``) and the
+    target encoder (``encoder_tau``); every ``decoder_update_interval`` steps the autoencoder. The conv trunk is
+    computed once after the critic step and reused by the actor (detached) and the decoder (attached): the actor
+    step changes neither the convs nor the critic head, so this is the paper's computation with one forward less.
+
+    :param policy: The policy model to use ("CnnPolicy")
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: learning rate of the actor and critic Adam optimizers (paper: 1e-3),
+        it can be a function of the current progress remaining (from 1 to 0)
+    :param buffer_size: size of the replay buffer (paper: 100_000)
+    :param learning_starts: how many steps of the model to collect transitions for before learning starts
+        (paper: 1000)
+    :param batch_size: Minibatch size for each gradient update (paper: 128)
+    :param tau: Polyak coefficient of the target Q-heads (paper: 0.01)
+    :param gamma: the discount factor (paper: 0.99)
+    :param train_freq: Update the model every ``train_freq`` steps. Alternatively pass a tuple of frequency and unit
+        like ``(5, "step")`` or ``(2, "episode")``.
+    :param gradient_steps: How many gradient steps to do after each rollout (see ``train_freq``)
+        Set to ``-1`` means to do as many gradient steps as steps done in the environment
+        during the rollout.
+    :param action_noise: the action noise type (None by default)
+    :param replay_buffer_class: Replay buffer class to use. If ``None``, it will be automatically selected.
+    :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
+    :param optimize_memory_usage: Enable a memory efficient variant of SB3's replay buffer
+    :param n_steps: n-step returns (SB3's NStepReplayBuffer) when ``n_steps > 1`` (paper: 1)
+    :param ent_coef: Entropy regularization coefficient; "auto_0.1" learns it starting from 0.1 (paper)
+    :param target_update_interval: update the targets every ``target_update_interval`` gradient steps (paper: 2)
+    :param target_entropy: target entropy when learning ``ent_coef`` ("auto": -|A|, paper)
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
+    :param use_sde_at_warmup: Whether to use gSDE instead of uniform sampling during the warm up phase
+    :param stats_window_size: Window size for the rollout logging
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation (``features_dim``,
+        ``n_filters``, ``n_conv_layers``, ``net_arch``, ...)
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+    :param encoder_tau: Polyak coefficient of the target encoder (paper: 0.05, larger than ``tau``)
+    :param actor_update_interval: update the actor and the entropy coefficient every this many gradient steps
+        (paper: 2)
+    :param decoder_update_interval: update the autoencoder every this many gradient steps (paper: 1);
+        0 turns the autoencoder off (the paper's "SAC:pixel" baseline)
+    :param encoder_lr: learning rate of the encoder on the reconstruction loss (paper: 1e-3)
+    :param decoder_lr: learning rate of the decoder (paper: 1e-3)
+    :param decoder_latent_lambda: weight of the L2 penalty on the latent, ``mean(0.5 * ||h||^2)`` (paper: 1e-6)
+    :param decoder_weight_lambda: L2 weight decay of the decoder (paper: 1e-7)
+    :param ent_coef_lr: learning rate of the entropy coefficient (paper: 1e-4)
+    :param ent_coef_betas: Adam betas of the entropy coefficient (paper: (0.5, 0.999))
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"CnnPolicy": CnnPolicy}
+    policy: SACAEPolicy
+
+    def __init__(
+        self,
+        policy: str | type[SACAEPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        buffer_size: int = 100_000,
+        learning_starts: int = 1000,
+        batch_size: int = 128,
+        tau: float = 0.01,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        ent_coef: str | float = "auto_0.1",
+        target_update_interval: int = 2,
+        target_entropy: str | float = "auto",
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        encoder_tau: float = 0.05,
+        actor_update_interval: int = 2,
+        decoder_update_interval: int = 1,
+        encoder_lr: float = 1e-3,
+        decoder_lr: float = 1e-3,
+        decoder_latent_lambda: float = 1e-6,
+        decoder_weight_lambda: float = 1e-7,
+        ent_coef_lr: float = 1e-4,
+        ent_coef_betas: tuple[float, float] = (0.5, 0.999),
+        _init_setup_model: bool = True,
+    ):
+        for name, interval in (("target_update_interval", target_update_interval), ("actor_update_interval", actor_update_interval)):
+            if int(interval) < 1:
+                raise ValueError(f"{name} must be a positive number of gradient steps, got {interval}")
+        check_action_space(getattr(env, "action_space", None))
+        if int(decoder_update_interval) < 0:
+            raise ValueError(
+                f"decoder_update_interval must be >= 0 (0 turns the autoencoder off), got {decoder_update_interval}"
+            )
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            ent_coef=ent_coef,
+            target_update_interval=target_update_interval,
+            target_entropy=target_entropy,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            use_sde_at_warmup=use_sde_at_warmup,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self.encoder_tau = encoder_tau
+        self.actor_update_interval = int(actor_update_interval)
+        self.decoder_update_interval = int(decoder_update_interval)
+        self.encoder_lr = encoder_lr
+        self.decoder_lr = decoder_lr
+        self.decoder_latent_lambda = decoder_latent_lambda
+        self.decoder_weight_lambda = decoder_weight_lambda
+        self.ent_coef_lr = ent_coef_lr
+        self.ent_coef_betas = tuple(ent_coef_betas)
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        check_action_space(self.action_space)
+        # The policy owns the autoencoder optimizers; their settings are the algorithm's arguments,
+        # not user policy_kwargs, so they are passed for construction only.
+        user_policy_kwargs = self.policy_kwargs
+        self.policy_kwargs = {
+            **user_policy_kwargs,
+            "encoder_lr": self.encoder_lr,
+            "decoder_lr": self.decoder_lr,
+            "decoder_weight_lambda": self.decoder_weight_lambda,
+            "use_decoder": self.decoder_update_interval > 0,
+        }
+        try:
+            super()._setup_model()
+        finally:
+            self.policy_kwargs = user_policy_kwargs
+        if self.ent_coef_optimizer is not None:
+            # SAC-AE's temperature has its own learning rate and Adam betas
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr, betas=self.ent_coef_betas)
+        self._q_params = [p for name, p in self.critic.named_parameters() if not name.startswith("features_extractor.")]
+        self._q_target_params = [
+            p for name, p in self.critic_target.named_parameters() if not name.startswith("features_extractor.")
+        ]
+        self._action_repeat = self._read_action_repeat()
+
+    def _read_action_repeat(self) -> float | None:
+        """Mean action repeat of the envs (None without an action-repeat wrapper), to count environment frames."""
+        if self.env is None:
+            return None
+        try:
+            repeats = self.env.get_attr("action_repeat")
+        except AttributeError:
+            return None
+        return float(np.mean(repeats))
+
+    @property
+    def env_frames(self) -> int:
+        """Environment frames seen so far: agent steps times the action repeat (papers on DMC count these)."""
+        return int(self.num_timesteps * (self._action_repeat or 1))
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+
+        critic_losses, actor_losses, ent_coef_losses, ent_coefs = [], [], [], []
+        ae_losses, latent_losses = [], []
+
+        for gradient_step in range(gradient_steps):
+            step = self._n_updates + gradient_step
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = data.discounts if data.discounts is not None else self.gamma
+            obs, next_obs = data.observations, data.next_observations
+            ent_coef = th.exp(self.log_ent_coef.detach()) if self.log_ent_coef is not None else self.ent_coef_tensor
+            ent_coefs.append(ent_coef.item())
+
+            # 1. Critic: soft Bellman target from the target critic and the current actor
+            with th.no_grad():
+                next_actions, next_log_prob = self.actor.action_log_prob(next_obs)
+                next_q = th.min(th.cat(self.critic_target(next_obs, next_actions), dim=1), dim=1, keepdim=True).values
+                next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
+                target_q = data.rewards + (1 - data.dones) * discounts * next_q
+            current_q = self.critic(obs, data.actions)
+            # Sum over the twin Q-heads, as in the reference code
+            critic_loss = sum(F.mse_loss(q, target_q) for q in current_q)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()  # type: ignore[union-attr]
+            self.critic.optimizer.step()
+            critic_losses.append(critic_loss.item())  # type: ignore[union-attr]
+
+            update_actor = step % self.actor_update_interval == 0
+            update_decoder = self.policy.decoder is not None and step % self.decoder_update_interval == 0
+            if update_actor or update_decoder:
+                # Conv features after the critic step, with a graph only if the decoder will train them
+                with th.set_grad_enabled(update_decoder):
+                    conv = self.policy.encoder(obs)
+                    latent = self.critic.features_extractor.head(conv)
+
+            # 2. Actor and entropy coefficient, on detached conv features: the actor never moves the convs
+            if update_actor:
+                actor_features = self.actor.features_extractor.head(conv.detach())
+                actions_pi, log_prob = self.actor.action_log_prob_from_features(actor_features)
+                log_prob = log_prob.reshape(-1, 1)
+                q_input = th.cat([latent.detach(), actions_pi], dim=1)
+                min_q_pi = th.min(th.cat([q_net(q_input) for q_net in self.critic.q_networks], dim=1), dim=1, keepdim=True)
+                actor_loss = (ent_coef * log_prob - min_q_pi.values).mean()
+                self.actor.optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor.optimizer.step()
+                actor_losses.append(actor_loss.item())
+
+                if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                    # Loss on alpha itself, as in the reference code (SB3 uses log alpha)
+                    ent_coef_loss = (self.log_ent_coef.exp() * (-log_prob - self.target_entropy).detach()).mean()
+                    self.ent_coef_optimizer.zero_grad()
+                    ent_coef_loss.backward()
+                    self.ent_coef_optimizer.step()
+                    ent_coef_losses.append(ent_coef_loss.item())
+
+            # 3. Targets: Q-heads slowly (tau), the target encoder faster (encoder_tau)
+            if step % self.target_update_interval == 0:
+                polyak_update(self._q_params, self._q_target_params, self.tau)
+                polyak_update(
+                    self.critic.features_extractor.parameters(),
+                    self.critic_target.features_extractor.parameters(),
+                    self.encoder_tau,
+                )
+
+            # 4. Autoencoder: reconstruct the 5-bit dequantised frames from the critic's latent (paper section 6)
+            if update_decoder:
+                reconstruction = self.policy.decoder(latent)  # type: ignore[misc]
+                ae_loss = F.mse_loss(reconstruction, reconstruction_target(obs))
+                latent_loss = (0.5 * latent.pow(2).sum(dim=1)).mean()
+                loss = ae_loss + self.decoder_latent_lambda * latent_loss
+                autoencoder_optimizers = (self.policy.encoder_optimizer, self.policy.decoder_optimizer)
+                for optimizer in autoencoder_optimizers:
+                    optimizer.zero_grad()  # type: ignore[union-attr]
+                loss.backward()
+                for optimizer in autoencoder_optimizers:
+                    optimizer.step()  # type: ignore[union-attr]
+                ae_losses.append(ae_loss.item())
+                latent_losses.append(latent_loss.item())
+
+        self._n_updates += gradient_steps
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", np.mean(ent_coefs))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
+        if actor_losses:
+            self.logger.record("train/actor_loss", np.mean(actor_losses))
+        if ent_coef_losses:
+            self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
+        if ae_losses:
+            self.logger.record("train/ae_loss", np.mean(ae_losses))
+            self.logger.record("train/latent_loss", np.mean(latent_losses))
+        if self._action_repeat is not None:
+            self.logger.record("train/env_frames", self.env_frames)
+
+    def learn(
+        self: SelfSACAE,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "SACAE",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfSACAE:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return super()._excluded_save_params() + ["_q_params", "_q_target_params"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()
+        if self.policy.decoder is not None:
+            state_dicts += ["policy.encoder_optimizer", "policy.decoder_optimizer"]
+        return state_dicts, variables
