@@ -1,0 +1,44 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+version = (here / "sb3_sacae" / "version.txt").read_text(encoding="utf-8").strip()
+
+# torch must be installed first and pinned by the user's set-up (see README): an unpinned torch pulls CUDA wheels
+install_requires = [
+    "stable-baselines3>=2.7,<3.0",
+    "sb3-contrib>=2.7,<3.0",
+    "torch>=2.3",
+    "gymnasium>=1.0",
+    "numpy>=1.24",
+    "pyyaml>=6.0",
+]
+extras = {
+    "envs": [
+        "gymnasium[box2d,mujoco,atari]>=1.0",
+        "shimmy[dm-control]>=2.0",
+        "mujoco==3.17.0",  # dm_control 1.0.50 breaks with mujoco 4.x (design notes section 6)
+    ],
+    "zoo": ["rl_zoo3>=2.7", "optuna>=4.0", "huggingface_hub>=0.20", "matplotlib>=3.7", "tqdm", "rich", "tensorboard"],
+    "tests": ["pytest>=8", "pytest-xdist>=3", "ruff", "black", "mypy"],
+}
+extras["all"] = sorted({req for reqs in (extras["envs"], extras["zoo"]) for req in reqs})
+
+setup(
+    name="sb3_sacae",
+    version=version,
+    description="SAC-AE (Soft Actor-Critic with a pixel autoencoder) for Stable-Baselines3",
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sb3_sacae", "sb3_sacae.*"]),
+    package_data={"sb3_sacae": ["version.txt", "py.typed"]},
+    install_requires=install_requires,
+    extras_require=extras,
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
