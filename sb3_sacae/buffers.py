@@ -1,0 +1,378 @@
+"""Replay memory that stores each frame of frame-stacked observations once.
+
+A stack of ``k`` frames shares ``k - 1`` frames with the stack before it, so SB3's
+``ReplayBuffer`` (which stores ``obs`` and ``next_obs`` whole) keeps every frame up to ``2k``
+times. ``FrameStackReplayBuffer`` keeps a ring of single frames and, per transition, the ring
+positions of the ``k`` frames of ``obs`` and of ``next_obs``; stacks are rebuilt at sampling time.
+"""
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
+
+try:
+    import psutil
+except ImportError:  # pragma: no cover - psutil comes with SB3's extras, not its core
+    psutil = None
+
+__all__ = ["FrameStackReplayBuffer", "available_memory", "check_memory_fits"]
+
+
+def available_memory() -> int | None:
+    """
+    :return: Bytes of memory available to this process without swapping (psutil, else
+        ``MemAvailable`` of ``/proc/meminfo``), or ``None`` when it cannot be measured.
+    """
+    if psutil is not None:
+        return int(psutil.virtual_memory().available)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory_fits(nbytes: int, bytes_per_transition: float, what: str, allow_oversize: bool = False) -> None:
+    """
+    Refuse a replay buffer that cannot fit in the memory available now.
+
+    :param nbytes: Bytes the buffer's arrays take once filled
+    :param bytes_per_transition: ``nbytes`` divided by the number of transitions it holds
+    :param what: How the error names the buffer, e.g. ``"ReplayBuffer(buffer_size=1_000_000)"``
+    :param allow_oversize: Only warn instead of raising (the arrays are allocated lazily, so the
+        failure, if any, comes when the buffer fills)
+    :raises MemoryError: When ``nbytes`` exceeds the available memory and ``allow_oversize`` is False
+    """
+    available = available_memory()
+    if available is None or nbytes <= available:
+        return
+    message = (
+        f"{what} needs {nbytes / 2**30:.2f} GiB ({nbytes:,} bytes, {bytes_per_transition:,.0f} bytes per transition) "
+        f"but only {available / 2**30:.2f} GiB ({available:,} bytes) are available. Options: a smaller buffer_size "
+        f"(about {int(available // bytes_per_transition):,} transitions fit now); for frame-stacked pixel observations "
+        "sb3_sacae.buffers.FrameStackReplayBuffer (each frame stored once); or allow_oversize=True to allocate anyway."
+    )
+    if not allow_oversize:
+        raise MemoryError(message)
+    warnings.warn(message, stacklevel=3)
+
+
+class FrameStackReplayBuffer(ReplayBuffer):
+    """
+    Replay buffer for frame-stacked observations that stores each frame once.
+
+    Same contract as SB3's ``ReplayBuffer``: same ``add()`` / ``sample()`` arguments and, for the
+    same transitions and the same numpy random state, the same ``ReplayBufferSamples``.
+    Memory: about one frame per transition (21,168 bytes for 84x84 RGB) plus
+    ``2 * frame_stack`` 4-byte frame indices, instead of ``2 * frame_stack`` frames.
+
+    How stacks are shared, and why the result is always exact:
+
+    - ``obs`` of an env is checked against that env's previous ``next_obs`` (the usual case
+      within an episode) and reuses its frames when equal; ``next_obs`` is checked against
+      ``obs`` shifted by one frame and then only adds its newest frame. Whatever fails a check
+      (episode starts, ``terminal_observation`` from infos, wrappers that do not stack) is
+      stored frame by frame, so a sampled stack is always bit-identical to the one added.
+    - All-zero frames (the padding of ``VecFrameStack`` after a reset) point to one permanent
+      zero frame; a frame equal to its predecessor in the stack is stored once.
+    - Frames live in one ring shared by all envs, written in order. Each row of transitions
+      records the oldest frame it references; rows whose frames were overwritten are never
+      sampled. Episode starts cost one frame more than steps, which ``frame_margin`` pays for:
+      with the default 1 %, episodes of 100 or more steps lose nothing; with shorter
+      episodes the oldest transitions are dropped before SB3's ring would drop them.
+
+    :param buffer_size: Max number of element in the buffer
+    :param observation_space: Observation space (``Box``): channel-first ``(k*C, H, W)`` or
+        channel-last ``(H, W, k*C)`` images (layout detected as SB3 does), or any ``Box`` stacked
+        along its first axis
+    :param action_space: Action space
+    :param device: PyTorch device
+    :param n_envs: Number of parallel environments
+    :param optimize_memory_usage: Must be False: frames are always stored once here, and SB3's
+        algorithms rewrite ``dones`` of a buffer that claims this option when training resumes
+    :param handle_timeout_termination: Handle timeout termination (due to timelimit)
+        separately and treat the task as infinite horizon task.
+        https://github.com/DLR-RM/stable-baselines3/issues/284
+    :param frame_stack: Number of frames ``k`` in each observation (``n_stack`` of
+        ``VecFrameStack``); ``None`` treats each observation as one frame (half of SB3's memory)
+    :param frame_margin: Frames stored beyond one per transition, as a fraction of the capacity
+        (default 0.01; 1/L for episodes of L steps keeps every transition SB3 would keep)
+    :param allow_oversize: Allocate even when the buffer cannot fit in the available memory
+        (warns instead of raising ``MemoryError``)
+    """
+
+    frames: np.ndarray
+    obs_frame_idx: np.ndarray
+    next_obs_frame_idx: np.ndarray
+    row_oldest_frame: np.ndarray
+    last_frame_idx: np.ndarray
+    last_frame_seq: np.ndarray
+    has_last: np.ndarray
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        frame_stack: int | None = None,
+        frame_margin: float = 0.01,
+        allow_oversize: bool = False,
+    ):
+        if not isinstance(observation_space, spaces.Box):
+            raise ValueError(
+                f"FrameStackReplayBuffer needs a Box observation space, got {observation_space}: "
+                "use stable_baselines3's ReplayBuffer or DictReplayBuffer"
+            )
+        if optimize_memory_usage:
+            raise ValueError(
+                "FrameStackReplayBuffer always stores each frame once: pass optimize_memory_usage=False "
+                "(with True, SB3's learn() rewrites the buffer's dones when training resumes)"
+            )
+        k = 1 if frame_stack is None else int(frame_stack)
+        if k < 1:
+            raise ValueError(f"frame_stack must be a positive number of frames or None, got {frame_stack}")
+        if frame_margin < 0:
+            raise ValueError(f"frame_margin must be >= 0, got {frame_margin}")
+        # Not ReplayBuffer.__init__: it would allocate obs and next_obs arrays of the full size
+        BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
+        self.buffer_size = max(buffer_size // n_envs, 1)
+        self.optimize_memory_usage = False
+        self.handle_timeout_termination = handle_timeout_termination
+        self.frame_stack = k
+
+        # Frames are stacked along channels: the first axis, or the last for channel-last images (as SB3 decides)
+        channels_last = is_image_space(observation_space) and not is_image_space_channels_first(observation_space)
+        self.stack_axis = len(self.obs_shape) - 1 if channels_last else 0
+        n_channels = self.obs_shape[self.stack_axis]
+        if n_channels % k != 0:
+            raise ValueError(
+                f"Observation shape {self.obs_shape} has {n_channels} channels on axis {self.stack_axis}, "
+                f"not a multiple of frame_stack={k}: pass the n_stack of VecFrameStack as frame_stack"
+            )
+        frame_shape = list(self.obs_shape)
+        frame_shape[self.stack_axis] = n_channels // k
+        self.frame_shape = tuple(frame_shape)
+
+        n_transitions = self.buffer_size * self.n_envs
+        # One call to add() writes at most 2k frames per env; a stack only reuses frames that survive it
+        self.max_frames_per_add = 2 * k * self.n_envs
+        self.n_frames = n_transitions + math.ceil(frame_margin * n_transitions) + 2 * self.max_frames_per_add
+        # Frames whose seq (order of writing) is older than this many frames are never newly referenced
+        self.reuse_horizon = self.n_frames - self.max_frames_per_add
+        self.zero_frame_idx = self.n_frames  # one extra, never written, all-zero frame
+        # Total frames written since the last reset; a frame's slot in the ring is seq % n_frames
+        self.frame_count = 0
+
+        index_dtype = np.int32 if self.n_frames < np.iinfo(np.int32).max else np.int64
+        action_dtype = self._maybe_cast_dtype(action_space.dtype)
+        shapes_and_dtypes = {
+            "frames": ((self.n_frames + 1, *self.frame_shape), observation_space.dtype),
+            "obs_frame_idx": ((self.buffer_size, self.n_envs, k), index_dtype),
+            "next_obs_frame_idx": ((self.buffer_size, self.n_envs, k), index_dtype),
+            # Smallest seq of any frame referenced by a row: the row is valid while that frame is in the ring
+            "row_oldest_frame": ((self.buffer_size,), np.int64),
+            "actions": ((self.buffer_size, self.n_envs, self.action_dim), action_dtype),
+            "rewards": ((self.buffer_size, self.n_envs), np.float32),
+            "dones": ((self.buffer_size, self.n_envs), np.float32),
+            "timeouts": ((self.buffer_size, self.n_envs), np.float32),
+            # Per env: frames of the last next_obs added, to share with the next obs
+            "last_frame_idx": ((self.n_envs, k), index_dtype),
+            "last_frame_seq": ((self.n_envs, k), np.int64),
+            "has_last": ((self.n_envs,), np.bool_),
+        }
+        nbytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in shapes_and_dtypes.values())
+        check_memory_fits(
+            nbytes,
+            nbytes / n_transitions,
+            f"FrameStackReplayBuffer(buffer_size={buffer_size:_}, n_envs={n_envs}, frame_stack={k})",
+            allow_oversize,
+        )
+        # np.zeros maps pages lazily: memory is used as the buffer fills
+        for name, (shape, dtype) in shapes_and_dtypes.items():
+            setattr(self, name, np.zeros(shape, dtype=dtype))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all arrays of the buffer, once filled."""
+        return sum(value.nbytes for value in vars(self).values() if isinstance(value, np.ndarray))
+
+    def reset(self) -> None:
+        super().reset()
+        self.frame_count = 0
+        self.has_last[:] = False
+
+    def _split_frames(self, stack: np.ndarray) -> np.ndarray:
+        """(n_envs, *obs_shape) -> (n_envs, k, *frame_shape), a view."""
+        n = stack.shape[0]
+        if self.stack_axis == 0:
+            return stack.reshape(n, self.frame_stack, *self.frame_shape)
+        split = stack.reshape(n, *self.obs_shape[:-1], self.frame_stack, self.frame_shape[-1])
+        return np.moveaxis(split, -2, 1)
+
+    def _join_frames(self, frame_idx: np.ndarray) -> np.ndarray:
+        """Frame indices (batch, k) -> stacks (batch, *obs_shape), one gather."""
+        frames = self.frames[frame_idx]
+        if self.stack_axis != 0:
+            frames = np.moveaxis(frames, 1, -2)
+        return frames.reshape(len(frame_idx), *self.obs_shape)
+
+    def _reusable(self, seq: np.ndarray | int) -> bool:
+        return bool(np.min(seq) >= self.frame_count - self.reuse_horizon)
+
+    def _store_frame(self, frame: np.ndarray, candidate_idx: int, candidate_seq: int) -> tuple[int, int]:
+        """Index and seq of ``frame``: the candidate when equal and recent, the zero frame, or a new slot."""
+        if candidate_idx >= 0 and self._reusable(candidate_seq) and np.array_equal(frame, self.frames[candidate_idx]):
+            return candidate_idx, candidate_seq
+        seq = self.frame_count
+        if not frame.any():
+            # Ages like a frame written now, so that the rows' oldest frames stay in writing order
+            return self.zero_frame_idx, seq
+        self.frames[seq % self.n_frames] = frame
+        self.frame_count += 1
+        return seq % self.n_frames, seq
+
+    def _store_stack(self, frames: np.ndarray, idx: np.ndarray, seq: np.ndarray) -> None:
+        """Store the k ``frames`` of one stack into ``idx`` / ``seq``, sharing equal neighbours."""
+        for i in range(self.frame_stack):
+            candidate_idx, candidate_seq = (int(idx[i - 1]), int(seq[i - 1])) if i > 0 else (-1, -1)
+            idx[i], seq[i] = self._store_frame(frames[i], candidate_idx, candidate_seq)
+
+    def add(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        dtype = self.frames.dtype
+        obs_frames = self._split_frames(np.asarray(obs).reshape(self.n_envs, *self.obs_shape).astype(dtype, copy=False))
+        next_frames = self._split_frames(
+            np.asarray(next_obs).reshape(self.n_envs, *self.obs_shape).astype(dtype, copy=False)
+        )
+        k = self.frame_stack
+        oldest = np.iinfo(np.int64).max
+        for env_idx in range(self.n_envs):
+            obs_idx = self.obs_frame_idx[self.pos, env_idx]
+            next_idx = self.next_obs_frame_idx[self.pos, env_idx]
+            obs_seq = np.empty(k, dtype=np.int64)
+            next_seq = np.empty(k, dtype=np.int64)
+            last_idx, last_seq = self.last_frame_idx[env_idx], self.last_frame_seq[env_idx]
+            # Within an episode obs is this env's last next_obs
+            if (
+                self.has_last[env_idx]
+                and self._reusable(last_seq)
+                and all(np.array_equal(obs_frames[env_idx, i], self.frames[last_idx[i]]) for i in range(k))
+            ):
+                obs_idx[:] = last_idx
+                obs_seq[:] = last_seq
+            else:
+                self._store_stack(obs_frames[env_idx], obs_idx, obs_seq)
+            # next_obs is obs shifted by one frame, unless a wrapper stacks differently
+            if np.array_equal(next_frames[env_idx, :-1], obs_frames[env_idx, 1:]):
+                next_idx[:-1] = obs_idx[1:]
+                next_seq[:-1] = obs_seq[1:]
+                next_idx[-1], next_seq[-1] = self._store_frame(next_frames[env_idx, -1], int(obs_idx[-1]), int(obs_seq[-1]))
+            else:
+                self._store_stack(next_frames[env_idx], next_idx, next_seq)
+            last_idx[:] = next_idx
+            last_seq[:] = next_seq
+            self.has_last[env_idx] = True
+            oldest = min(oldest, int(obs_seq.min()), int(next_seq.min()))
+        self.row_oldest_frame[self.pos] = oldest
+
+        # Same as SB3's ReplayBuffer from here on
+        action = action.reshape((self.n_envs, self.action_dim))
+        self.actions[self.pos] = np.array(action)
+        self.rewards[self.pos] = np.array(reward)
+        self.dones[self.pos] = np.array(done)
+        if self.handle_timeout_termination:
+            self.timeouts[self.pos] = np.array([info.get("TimeLimit.truncated", False) for info in infos])
+        self.pos += 1
+        if self.pos == self.buffer_size:
+            self.full = True
+            self.pos = 0
+
+    def _row_is_valid(self, rows: np.ndarray | int) -> np.ndarray | bool:
+        return self.row_oldest_frame[rows] >= self.frame_count - self.n_frames
+
+    def n_valid(self) -> int:
+        """
+        :return: Number of transitions rows (newest first) whose frames are all still stored.
+            Equals ``size()`` unless episode starts used up the ``frame_margin``.
+        """
+        size = self.size()
+        oldest = self.pos if self.full else 0
+        if size == 0 or self._row_is_valid(oldest):
+            return size
+        # Rows reference frames in writing order, so the valid rows are the newest ones:
+        # find the oldest valid row by bisection over age (the newest row is always valid)
+        low, high = 1, size - 1
+        while low < high:
+            middle = (low + high) // 2
+            if self._row_is_valid((oldest + middle) % self.buffer_size):
+                high = middle
+            else:
+                low = middle + 1
+        return size - low
+
+    def sample(self, batch_size: int, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        """
+        Sample elements from the replay buffer, uniformly over the transitions still stored
+        (the same draws as SB3's ``ReplayBuffer`` while no transition was dropped).
+
+        :param batch_size: Number of element to sample
+        :param env: associated gym VecEnv
+            to normalize the observations/rewards when sampling
+        :return:
+        """
+        n_valid = self.n_valid()
+        if n_valid == self.size():
+            return super().sample(batch_size=batch_size, env=env)
+        batch_inds = (self.pos - n_valid + np.random.randint(0, n_valid, size=batch_size)) % self.buffer_size
+        return self._get_samples(batch_inds, env=env)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        # Sample randomly the env idx
+        env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        if not np.all(self._row_is_valid(batch_inds)):
+            raise IndexError(
+                "FrameStackReplayBuffer: these rows reference frames that were overwritten; "
+                "draw indices with sample(), which only returns stored transitions"
+            )
+        # obs and next_obs stacks in one gather and one conversion to torch
+        frame_idx = np.concatenate((self.obs_frame_idx[batch_inds, env_indices], self.next_obs_frame_idx[batch_inds, env_indices]))
+        stacks = self._join_frames(frame_idx)
+        batch_size = len(batch_inds)
+        if env is None:
+            stacks_th = th.as_tensor(stacks, device=self.device)
+            observations, next_observations = stacks_th[:batch_size], stacks_th[batch_size:]
+        else:
+            observations = self.to_torch(self._normalize_obs(stacks[:batch_size], env))
+            next_observations = self.to_torch(self._normalize_obs(stacks[batch_size:], env))
+        return ReplayBufferSamples(
+            observations=observations,
+            actions=self.to_torch(self.actions[batch_inds, env_indices, :]),
+            next_observations=next_observations,
+            # Only use dones that are not due to timeouts
+            dones=self.to_torch(
+                (self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])).reshape(-1, 1)
+            ),
+            rewards=self.to_torch(self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
+        )
