@@ -198,6 +198,7 @@ class SACAE(SAC):
             super()._setup_model()
         finally:
             self.policy_kwargs = user_policy_kwargs
+        self.ent_coef_betas = tuple(self.ent_coef_betas)  # a JSON list after save/load
         if self.ent_coef_optimizer is not None:
             # SAC-AE's temperature has its own learning rate and Adam betas
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr, betas=self.ent_coef_betas)
@@ -261,12 +262,7 @@ class SACAE(SAC):
 
             # 2. Actor and entropy coefficient, on detached conv features: the actor never moves the convs
             if update_actor:
-                actor_features = self.actor.features_extractor.head(conv.detach())
-                actions_pi, log_prob = self.actor.action_log_prob_from_features(actor_features)
-                log_prob = log_prob.reshape(-1, 1)
-                q_input = th.cat([latent.detach(), actions_pi], dim=1)
-                min_q_pi = th.min(th.cat([q_net(q_input) for q_net in self.critic.q_networks], dim=1), dim=1, keepdim=True)
-                actor_loss = (ent_coef * log_prob - min_q_pi.values).mean()
+                actor_loss, log_prob = self._actor_loss(conv, latent, ent_coef)
                 self.actor.optimizer.zero_grad()
                 actor_loss.backward()
                 self.actor.optimizer.step()
@@ -318,6 +314,20 @@ class SACAE(SAC):
             self.logger.record("train/latent_loss", np.mean(latent_losses))
         if self._action_repeat is not None:
             self.logger.record("train/env_frames", self.env_frames)
+
+    def _actor_loss(self, conv: th.Tensor, latent: th.Tensor, ent_coef: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Actor loss from the shared conv features and the critic's latent, both read detached: only the actor's
+        projection head and MLP receive its gradient (the Q-heads get one too, but are not stepped by it).
+
+        :return: the loss and the log-probabilities of the sampled actions, shape (batch, 1)
+        """
+        # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
+        actions_pi, log_prob = self.actor.action_log_prob_from_features(self.actor.features_extractor.head(conv.detach()))
+        log_prob = log_prob.reshape(-1, 1)
+        q_input = th.cat([latent.detach(), actions_pi], dim=1)
+        min_q_pi = th.min(th.cat([q_net(q_input) for q_net in self.critic.q_networks], dim=1), dim=1, keepdim=True).values
+        return (ent_coef * log_prob - min_q_pi).mean(), log_prob
 
     def learn(
         self: SelfSACAE,

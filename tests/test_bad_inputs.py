@@ -1,0 +1,62 @@
+"""Bad input is refused before training starts, with an error that names the fix."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from sb3_sacae import SACAE
+from tests.conftest import TINY, TinyPixelEnv, tiny_model
+
+
+class _SpaceEnv(gym.Env):
+    def __init__(self, observation_space, action_space):
+        self.observation_space, self.action_space = observation_space, action_space
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+BOX_ACTION = spaces.Box(-1, 1, (2,), np.float32)
+
+
+def test_vector_observations_are_refused_with_cnn_policy():
+    with pytest.raises(ValueError, match="image observations"):
+        SACAE("CnnPolicy", _SpaceEnv(spaces.Box(-1, 1, (5,), np.float32), BOX_ACTION), **TINY)
+
+
+def test_too_small_images_name_the_minimum_and_the_fix():
+    with pytest.raises(ValueError, match=r"at least 15x15 pixels.*ResizeObservation"):
+        tiny_model(TinyPixelEnv((3, 12, 12)))
+
+
+def test_discrete_actions_are_refused():
+    env = _SpaceEnv(spaces.Box(0, 255, (3, 32, 32), np.uint8), spaces.Discrete(3))
+    with pytest.raises(ValueError, match="continuous"):
+        SACAE("CnnPolicy", env, **TINY)
+
+
+def test_float_images_outside_0_255_need_normalize_images_false():
+    env = _SpaceEnv(spaces.Box(-1.0, 1.0, (3, 32, 32), np.float32), BOX_ACTION)
+    with pytest.raises(ValueError, match="normalize_images=False"):
+        SACAE("CnnPolicy", env, **TINY)
+    model = SACAE("CnnPolicy", env, **{**TINY, "policy_kwargs": {**TINY["policy_kwargs"], "normalize_images": False}})
+    model.learn(20)
+
+
+def test_negative_intervals_are_refused():
+    with pytest.raises(ValueError, match="decoder_update_interval"):
+        tiny_model(decoder_update_interval=-1)
+    with pytest.raises(ValueError, match="actor_update_interval"):
+        tiny_model(actor_update_interval=0)
+
+
+def test_predict_refuses_prenormalised_floats(model, env):
+    obs, _ = env.reset(seed=0)
+    model.predict(obs)
+    with pytest.raises(ValueError, match="raw frames"):
+        model.predict(obs.astype(np.float32) / 255.0)
