@@ -14,6 +14,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from sb3_sacae.policies import CnnPolicy, SACAEPolicy
+from sb3_sacae.serialization import SafeSerializationMixin
 from sb3_sacae.torch_layers import reconstruction_target
 
 SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
@@ -28,7 +29,7 @@ def check_action_space(action_space: spaces.Space | None) -> None:
         )
 
 
-class SACAE(SAC):
+class SACAE(SafeSerializationMixin, SAC):
     """
     Soft Actor-Critic with a deterministic pixel autoencoder (SAC-AE).
 
