@@ -1,0 +1,221 @@
+"""SACAE in the RL Zoo (rl_zoo3), its Optuna searches and Hugging Face Hub sharing.
+
+After a normal ``pip install`` the start-up hook (``sb3_sacae_zoo.pth``, see :mod:`sb3_sacae.zoo._hook`)
+calls into this module as soon as rl_zoo3 is imported, so ``python -m rl_zoo3.train --algo sacae`` just works.
+Where the hook is absent (editable installs, ``python -S``), call :func:`register` yourself or use the
+launcher ``python -m sb3_sacae.zoo <train|enjoy|record_video|plots|push_to_hub|load_from_hub> ...``.
+
+:func:`register` is idempotent and does, with a comment linking each upstream bug:
+
+* ``rl_zoo3.utils.ALGOS["sacae"] = SACAE`` and the pixel environment ids (``import sb3_sacae.envs``);
+* ``HYPERPARAMS_SAMPLER["sacae"]`` / ``HYPERPARAMS_CONVERTER["sacae"]`` (:mod:`sb3_sacae.zoo.sampler`);
+* ``ExperimentManager``: the default config of ``--algo sacae`` is :data:`HYPERPARAMS_PATH` (shipped in the
+  wheel) instead of ``rl_zoo3/hyperparams/sacae.yml``; ``--trial-id 0`` is honoured; a SACAE trial that
+  raises ``RuntimeError`` (CUDA/CPU out of memory included) or ``MemoryError`` is marked failed with its
+  reason in ``trial.user_attrs["fail_reason"]`` while the study goes on; an RDB ``--storage`` URL gets
+  Optuna's heartbeat so that a killed worker's trial does not stay RUNNING forever.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from sb3_sacae.zoo import _hook
+
+ALGO_NAME = "sacae"
+#: The hyperparameter file shipped in the wheel; the repository's ``hyperparams/sacae.yml`` links to it
+HYPERPARAMS_PATH = Path(__file__).parent / "hyperparams" / "sacae.yml"
+
+# Optuna heartbeat for RDB storages (PostgreSQL, MySQL, SQLite URLs) used by `-optimize --storage URL`
+HEARTBEAT_ENV_VAR = "SB3_SACAE_OPTUNA_HEARTBEAT"  # seconds between heartbeats, 0 turns it off (default 60)
+GRACE_ENV_VAR = "SB3_SACAE_OPTUNA_GRACE"  # seconds without heartbeat before a RUNNING trial is failed (default 2x)
+RETRY_ENV_VAR = "SB3_SACAE_OPTUNA_RETRIES"  # how often a stale trial is re-queued with its parameters (default 0)
+
+_lock = threading.RLock()
+# policy_kwargs of the config being optimized: sampled policy_kwargs are merged into them (see sampler.py)
+_search_base: dict[str, Any] = {}
+
+
+def register() -> None:
+    """Register SACAE with rl_zoo3 (algorithm, Optuna sampler, default hyperparameters, upstream fixes).
+
+    Idempotent. Also installs the start-up hook for the current process, so that scripts run afterwards with
+    ``runpy`` (``python -m sb3_sacae.zoo enjoy``) get the source fixes of :data:`_hook.SOURCE_PATCHES`.
+    """
+    _hook.install()
+    import rl_zoo3.exp_manager
+    import rl_zoo3.hyperparams_opt
+    import rl_zoo3.utils
+
+    for module in (rl_zoo3.utils, rl_zoo3.hyperparams_opt, rl_zoo3.exp_manager):
+        _on_zoo_module_loaded(module.__name__, module)
+
+
+def _on_zoo_module_loaded(name: str, module: ModuleType) -> None:
+    """Called by the start-up hook when one of ``_hook.REGISTER_AFTER`` has finished loading."""
+    with _lock:
+        if name == "rl_zoo3.utils":
+            _register_algo(module)
+        elif name == "rl_zoo3.hyperparams_opt":
+            _register_sampler(module)
+        elif name == "rl_zoo3.exp_manager":
+            _patch_experiment_manager(module)
+
+
+def _register_algo(utils: ModuleType) -> None:
+    from sb3_sacae import SACAE
+
+    try:
+        import sb3_sacae.envs  # noqa: F401  (registers the pixel environment ids with Gymnasium)
+    except ImportError:
+        pass
+    utils.ALGOS[ALGO_NAME] = SACAE
+
+
+def _register_sampler(hyperparams_opt: ModuleType) -> None:
+    from sb3_sacae.zoo.sampler import convert_sacae_params
+
+    hyperparams_opt.HYPERPARAMS_SAMPLER[ALGO_NAME] = _zoo_sampler
+    hyperparams_opt.HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_sacae_params
+
+
+def _zoo_sampler(trial: Any, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
+    """The zoo's objective replaces ``policy_kwargs`` wholesale: pass the config's ones so the sample merges in."""
+    from sb3_sacae.zoo.sampler import sample_sacae_params
+
+    return sample_sacae_params(trial, n_actions, n_envs, {**additional_args, **_search_base})
+
+
+def _config_policy_kwargs(manager: Any) -> dict[str, Any]:
+    """policy_kwargs of the config entry the manager reads (env id, else ``default``), for ``--trial-id``."""
+    from sb3_sacae.zoo.sampler import load_yaml
+
+    try:
+        entries = load_yaml(manager.config) or {}
+    except (OSError, ValueError):
+        return {}
+    entry = entries.get(manager.env_name.gym_id, entries.get("default", {})) or {}
+    policy_kwargs = entry.get("policy_kwargs", {})
+    if isinstance(policy_kwargs, str):
+        from sb3_sacae.zoo.sampler import parse_policy_kwargs
+
+        policy_kwargs = parse_policy_kwargs(policy_kwargs)
+    return dict(policy_kwargs or {})
+
+
+class _TrialId(int):
+    """Trial number that is truthy even when 0.
+
+    Upstream: rl_zoo3 2.9.2 ``ExperimentManager.read_hyperparameters`` tests ``if ... and self.trial_id:``, so
+    ``--trial-id 0`` silently trains with the default hyperparameters instead of the first trial's.
+    https://github.com/DLR-RM/rl-baselines3-zoo/blob/v2.9.2/rl_zoo3/exp_manager.py (read_hyperparameters)
+    """
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _patch_experiment_manager(exp_manager: ModuleType) -> None:
+    manager_cls = exp_manager.ExperimentManager
+    if getattr(manager_cls, "_sb3_sacae_patched", False):
+        return
+
+    original_init = manager_cls.__init__
+    original_load_trial = manager_cls.load_trial
+    original_objective = manager_cls.objective
+    original_optimization = manager_cls.hyperparameters_optimization
+
+    @functools.wraps(original_init)
+    def __init__(self: Any, args: Any, algo: str, *rest: Any, **kwargs: Any) -> None:
+        original_init(self, args, algo, *rest, **kwargs)
+        if algo != ALGO_NAME:
+            return
+        # rl_zoo3 only looks for hyperparams/{algo}.yml inside its own package: use the file sb3-sacae ships
+        config = inspect.signature(original_init).bind(self, args, algo, *rest, **kwargs).arguments.get("config")
+        if config is None and not Path(self.config).is_file():
+            self.config = str(HYPERPARAMS_PATH)
+        if self.trial_id is not None:
+            self.trial_id = _TrialId(self.trial_id)
+
+    @functools.wraps(original_load_trial)
+    def load_trial(self: Any, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> Any:
+        params = original_load_trial(self, storage, study_name, trial_id, convert)
+        if self.algo == ALGO_NAME and convert and "policy_kwargs" in params:
+            # the trial's policy_kwargs were merged into the config's ones: do the same when replaying it
+            params["policy_kwargs"] = {**_config_policy_kwargs(self), **params["policy_kwargs"]}
+        return params
+
+    @functools.wraps(original_objective)
+    def objective(self: Any, trial: Any) -> float:
+        if self.algo != ALGO_NAME:
+            return original_objective(self, trial)
+        try:
+            return original_objective(self, trial)
+        except (RuntimeError, MemoryError) as error:  # torch.OutOfMemoryError is a RuntimeError
+            from sb3_sacae.zoo.sampler import record_failed_trial
+
+            # NaN makes Optuna mark the trial FAIL and go on; raising would stop this worker's whole study
+            return record_failed_trial(trial, error)
+
+    @functools.wraps(original_optimization)
+    def hyperparameters_optimization(self: Any) -> None:
+        if self.algo != ALGO_NAME:
+            return original_optimization(self)
+        with _lock:
+            _search_base.clear()
+            policy_kwargs = self._hyperparams.get("policy_kwargs")
+            if isinstance(policy_kwargs, dict):
+                _search_base["policy_kwargs"] = dict(policy_kwargs)
+        if not _is_rdb_url(self.storage) or _heartbeat_interval() == 0:
+            return original_optimization(self)
+        # rl_zoo3 hands the URL string to optuna.create_study, which builds an RDBStorage without heartbeat:
+        # give exp_manager (only it, only for this call) an optuna whose create_study builds one with heartbeat.
+        real_optuna = exp_manager.optuna
+        exp_manager.optuna = _OptunaWithHeartbeat(real_optuna)
+        try:
+            return original_optimization(self)
+        finally:
+            exp_manager.optuna = real_optuna
+
+    manager_cls.__init__ = __init__
+    manager_cls.load_trial = load_trial
+    manager_cls.objective = objective
+    manager_cls.hyperparameters_optimization = hyperparameters_optimization
+    manager_cls._sb3_sacae_patched = True
+
+
+def _is_rdb_url(storage: Any) -> bool:
+    return isinstance(storage, str) and "://" in storage and not storage.startswith(("redis://", "rediss://"))
+
+
+def _heartbeat_interval() -> int:
+    return int(os.environ.get(HEARTBEAT_ENV_VAR, "60"))
+
+
+class _OptunaWithHeartbeat:
+    """The ``optuna`` module as rl_zoo3's exp_manager sees it during a SACAE search with an RDB URL."""
+
+    def __init__(self, optuna: ModuleType) -> None:
+        self._optuna = optuna
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._optuna, name)
+
+    def create_study(self, *args: Any, storage: Any = None, **kwargs: Any) -> Any:
+        from sb3_sacae.zoo.sampler import make_storage
+
+        if _is_rdb_url(storage):
+            interval = _heartbeat_interval()
+            grace = int(os.environ.get(GRACE_ENV_VAR, str(2 * interval)))
+            retries = int(os.environ.get(RETRY_ENV_VAR, "0"))
+            storage = make_storage(storage, heartbeat_interval=interval, grace_period=grace, max_retry=retries)
+        return self._optuna.create_study(*args, storage=storage, **kwargs)
+
+
+__all__ = ["ALGO_NAME", "HYPERPARAMS_PATH", "register"]

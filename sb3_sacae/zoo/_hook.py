@@ -1,0 +1,203 @@
+"""Start-up hook that makes ``python -m rl_zoo3.<script> --algo sacae`` work (design notes, section 4).
+
+rl_zoo3 reads no entry points and imports ``--gym-packages`` only after parsing ``--algo``, so SACAE has to be
+in ``rl_zoo3.utils.ALGOS`` before any zoo script parses its arguments. ``sb3_sacae_zoo.pth`` (and, for
+Python >= 3.15, ``sb3_sacae_zoo.start``, PEP 829) call :func:`install` at interpreter start-up. It puts one
+finder at the front of ``sys.meta_path`` that only reacts to a handful of module names:
+
+* when ``rl_zoo3.utils``, ``rl_zoo3.hyperparams_opt`` or ``rl_zoo3.exp_manager`` finish loading, it calls
+  ``sb3_sacae.zoo._on_zoo_module_loaded`` (registers SACAE, its Optuna sampler and its hyperparameter file);
+* when ``huggingface_sb3.push_to_hub`` finishes loading, it restores the ``generate_metadata`` name that
+  rl_zoo3 2.9.2 imports (renamed ``_generate_metadata`` in huggingface_sb3 3.x);
+* when ``rl_zoo3.enjoy`` / ``record_video`` / ``push_to_hub`` / ``load_from_hub`` are compiled (imported, or
+  run with ``python -m``), it applies the one-line source fixes of :data:`SOURCE_PATCHES`. Those spots are
+  function locals or ``__main__`` code, which no runtime patch can reach.
+
+This file imports nothing outside the standard library, and nothing heavy runs until rl_zoo3 itself is
+imported. Every failure is turned into one warning: the hook never breaks rl_zoo3 or any other import.
+Set ``SB3_SACAE_NO_ZOO_HOOK=1`` to disable it.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+import threading
+import warnings
+from types import ModuleType
+from typing import Any
+
+DISABLE_ENV_VAR = "SB3_SACAE_NO_ZOO_HOOK"
+
+# Modules after whose loading sb3_sacae.zoo registers its part (see sb3_sacae/zoo/__init__.py)
+REGISTER_AFTER = ("rl_zoo3.utils", "rl_zoo3.hyperparams_opt", "rl_zoo3.exp_manager")
+
+_OFF_POLICY_LIST = 'off_policy_algos = ["qrdqn", "dqn", "ddpg", "sac", "her", "td3", "tqc"]'
+_OFF_POLICY_FIX = 'off_policy_algos = ["qrdqn", "dqn", "ddpg", "sac", "her", "td3", "tqc", "sacae"]'
+
+# module -> [(exact old text, new text, why)]. A patch whose old text is absent (upstream changed or fixed the
+# line) is skipped silently; tests/test_zoo_hook.py checks that every patch still applies to the installed rl_zoo3.
+# Replacements keep line numbers, so tracebacks still point at the right upstream line.
+SOURCE_PATCHES: dict[str, list[tuple[str, str, str]]] = {
+    # enjoy / record_video / push_to_hub pass buffer_size=1 only to a hard-coded list of off-policy algorithms:
+    # anything else re-allocates the full replay buffer just to watch the agent.
+    # Upstream: https://github.com/DLR-RM/rl-baselines3-zoo/blob/v2.9.2/rl_zoo3/enjoy.py (off_policy_algos)
+    "rl_zoo3.enjoy": [(_OFF_POLICY_LIST, _OFF_POLICY_FIX, "no full replay buffer when watching SACAE")],
+    "rl_zoo3.record_video": [(_OFF_POLICY_LIST, _OFF_POLICY_FIX, "no full replay buffer when recording SACAE")],
+    "rl_zoo3.push_to_hub": [(_OFF_POLICY_LIST, _OFF_POLICY_FIX, "no full replay buffer when pushing SACAE")],
+    # huggingface_sb3 downloads through huggingface_hub, whose missing-file error is EntryNotFoundError, not
+    # requests' HTTPError: every repo without vec_normalize.pkl (all SACAE repos) crashed the download.
+    # Upstream: https://github.com/DLR-RM/rl-baselines3-zoo/blob/v2.9.2/rl_zoo3/load_from_hub.py (except HTTPError)
+    "rl_zoo3.load_from_hub": [
+        (
+            "from requests.exceptions import HTTPError\n",
+            "from requests.exceptions import HTTPError; from huggingface_hub.errors import EntryNotFoundError\n",
+            "import the error huggingface_hub raises for a missing file",
+        ),
+        (
+            "    except HTTPError:\n",
+            "    except (HTTPError, EntryNotFoundError):\n",
+            "a repo without vec_normalize.pkl is normal",
+        ),
+    ],
+}
+
+
+def is_disabled() -> bool:
+    return os.environ.get(DISABLE_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def patch_source(fullname: str, source: str) -> str:
+    """Apply the :data:`SOURCE_PATCHES` of ``fullname`` to its source text."""
+    for old, new, _why in SOURCE_PATCHES.get(fullname, ()):
+        if old in source and new not in source:
+            source = source.replace(old, new, 1)
+    return source
+
+
+def _warn(what: str, error: BaseException) -> None:
+    warnings.warn(
+        f"sb3-sacae could not {what} ({type(error).__name__}: {error}); rl_zoo3 keeps working without SACAE. "
+        f"Run `python -m sb3_sacae.zoo ...` to see the full error, or set {DISABLE_ENV_VAR}=1 to silence this.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def _generate_metadata_compat(private: Any) -> Any:
+    """rl_zoo3 2.9.2 calls ``generate_metadata(...)`` and expects the dict that huggingface_sb3 2.x returned."""
+
+    def generate_metadata(model_name: str, env_id: str, mean_reward: float, std_reward: float) -> dict[str, Any]:
+        metadata = private(model_name, env_id, mean_reward, std_reward)
+        metadata = metadata.to_dict() if hasattr(metadata, "to_dict") else dict(metadata)
+        if model_name == "SACAE":
+            metadata["tags"] = [*metadata.get("tags", []), "sb3-sacae", "sac-ae"]
+        return metadata
+
+    return generate_metadata
+
+
+def _after_load(fullname: str, module: ModuleType) -> None:
+    if fullname == "huggingface_sb3.push_to_hub":
+        # Upstream: rl_zoo3 2.9.2 push_to_hub.py imports `generate_metadata`, renamed in huggingface_sb3 3.x
+        if not hasattr(module, "generate_metadata") and hasattr(module, "_generate_metadata"):
+            module.generate_metadata = _generate_metadata_compat(module._generate_metadata)  # type: ignore[attr-defined]
+        return
+    if fullname in REGISTER_AFTER:
+        try:
+            from sb3_sacae.zoo import _on_zoo_module_loaded
+
+            _on_zoo_module_loaded(fullname, module)
+        except Exception as error:  # never break rl_zoo3 because of SACAE
+            _warn(f"register SACAE with {fullname}", error)
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Wraps the real loader: patched source for :data:`SOURCE_PATCHES`, then :func:`_after_load`."""
+
+    def __init__(self, loader: Any, fullname: str) -> None:
+        self._loader = loader
+        self._fullname = fullname
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename, get_resource_reader, ...
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def get_code(self, fullname: str) -> Any:
+        # runpy (`python -m rl_zoo3.enjoy`) calls get_code() directly
+        code = self._patched_code(fullname)
+        return code if code is not None else self._loader.get_code(fullname)
+
+    def _patched_code(self, fullname: str) -> Any:
+        if fullname not in SOURCE_PATCHES:
+            return None
+        try:
+            source = self._loader.get_source(fullname)
+            patched = patch_source(fullname, source)
+            if patched == source:
+                return None
+            # compiled here and never written to __pycache__: the cached bytecode stays upstream's
+            return compile(patched, self._loader.get_filename(fullname), "exec", dont_inherit=True)
+        except Exception as error:
+            _warn(f"patch {fullname}", error)
+            return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        code = self._patched_code(self._fullname)
+        if code is None:
+            self._loader.exec_module(module)
+        else:
+            exec(code, module.__dict__)
+        _after_load(self._fullname, module)
+
+
+class ZooFinder(importlib.abc.MetaPathFinder):
+    """Meta-path finder that only wraps the loaders of the few modules named above."""
+
+    WATCHED = frozenset((*REGISTER_AFTER, *SOURCE_PATCHES, "huggingface_sb3.push_to_hub"))
+
+    def __init__(self) -> None:
+        self._busy = threading.local()
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self.WATCHED or getattr(self._busy, "active", False):
+            return None
+        self._busy.active = True
+        try:
+            spec = None
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    break
+        except Exception:
+            return None
+        finally:
+            self._busy.active = False
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return None
+        spec.loader = _PatchingLoader(spec.loader, fullname)
+        return spec
+
+
+def install() -> bool:
+    """Install the finder once; return whether it is installed. Safe to call at start-up and many times."""
+    try:
+        if is_disabled():
+            return False
+        if any(type(finder).__name__ == "ZooFinder" and hasattr(finder, "WATCHED") for finder in sys.meta_path):
+            return True
+        already = [name for name in (*REGISTER_AFTER, "huggingface_sb3.push_to_hub") if name in sys.modules]
+        sys.meta_path.insert(0, ZooFinder())
+        # Installed after rl_zoo3 was imported (explicit call): catch up on what already loaded
+        for name in already:
+            _after_load(name, sys.modules[name])
+        return True
+    except Exception as error:
+        _warn("install its rl_zoo3 start-up hook", error)
+        return False

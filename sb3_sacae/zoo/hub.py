@@ -1,0 +1,482 @@
+"""Share SACAE models on the Hugging Face Hub, independently of rl_zoo3's broken ``push_to_hub`` import.
+
+Push a model trained with the zoo (``logs/sacae/<env>_<id>/``)::
+
+    python -m sb3_sacae.zoo push_to_hub --algo sacae --env PendulumPixels-v1 -f logs/ -orga <user>
+
+The repository gets ``sacae-<env>.zip``, ``config.yml``, ``env_kwargs.yml``, ``args.yml``,
+``train_eval_metrics.zip`` (what ``rl_zoo3.load_from_hub`` expects), ``results.json`` (evaluation), a model
+card (``README.md``) that names sb3-sacae and shows how to load the model, and ``replay.mp4`` when an ffmpeg
+binary is found (on ``PATH`` or from ``imageio-ffmpeg``). ``--local-dir DIR --no-upload`` stops after staging.
+
+Load it back, ready to ``predict`` (no replay buffer allocated, nothing unpickled)::
+
+    from sb3_sacae.zoo.hub import load_from_hub
+    model = load_from_hub("<user>/sacae-PendulumPixels-v1")
+
+or into the zoo's folder layout for ``enjoy``: ``python -m sb3_sacae.zoo load_from_hub --algo sacae --env
+PendulumPixels-v1 -orga <user> -f logs/``. Only ``create_repo`` / ``upload_folder`` and the downloads touch the
+network; they need ``HF_TOKEN`` (or ``huggingface-cli login``) for uploads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from huggingface_hub import HfApi, snapshot_download
+
+from sb3_sacae.zoo.sampler import load_yaml
+
+ALGO = "sacae"
+# files the zoo's layout needs besides the model, and what load_from_hub() downloads
+HUB_FILES = ("config.yml", "env_kwargs.yml", "args.yml", "train_eval_metrics.zip", "results.json")
+
+
+def model_filename(env_id: str) -> str:
+    """``sacae-<env id>.zip``, the zoo's naming (``huggingface_sb3.ModelName``)."""
+    return f"{ALGO}-{env_id}.zip"
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+def load_model(
+    path: str | os.PathLike, *, trust_remote_code: bool = False, device: str = "auto", **kwargs: Any
+) -> Any:
+    """Load a SACAE zip to predict with: ``buffer_size=1`` (no replay memory), safe loader unless trusted.
+
+    :param trust_remote_code: allow SB3's unpickling loader (runs code stored in the file: trusted files only)
+    """
+    from sb3_sacae import SACAE
+
+    kwargs.setdefault("buffer_size", 1)
+    if "trust_remote_code" in inspect.signature(SACAE.load).parameters:
+        return SACAE.load(path, device=device, trust_remote_code=trust_remote_code, **kwargs)
+    if not trust_remote_code:
+        raise ValueError(
+            "This sb3-sacae has no safe loader (SACAE.load(..., trust_remote_code=False)), and SB3's loader unpickles "
+            "code stored in the model file: pass trust_remote_code=True only for a model you trust"
+        )
+    return SACAE.load(path, device=device, **kwargs)
+
+
+def download(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: str | None = None,
+) -> Path:
+    """The repository's model and zoo files in the local Hub cache (or ``repo_id`` itself if it is a folder)."""
+    if Path(repo_id).is_dir():
+        return Path(repo_id)
+    folder = snapshot_download(
+        repo_id,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        token=token,
+        allow_patterns=["*.zip", "*.yml", "*.json", "README.md"],
+        library_name="sb3-sacae",
+    )
+    return Path(folder)
+
+
+def find_model_file(folder: Path) -> Path:
+    candidates = sorted(path for path in folder.glob("*.zip") if path.name != "train_eval_metrics.zip")
+    preferred = [path for path in candidates if path.name.startswith(f"{ALGO}-")]
+    if not (preferred or candidates):
+        raise FileNotFoundError(f"No SACAE model zip in {folder} (expected {model_filename('<env id>')})")
+    return (preferred or candidates)[0]
+
+
+def load_from_hub(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: str | None = None,
+    trust_remote_code: bool = False,
+    device: str = "auto",
+    **load_kwargs: Any,
+) -> Any:
+    """Download ``repo_id`` (``"<user>/sacae-<env>"``, or a local folder) and return a ``SACAE`` ready to predict.
+
+    :param trust_remote_code: see :func:`load_model`; models from the Hub are untrusted input
+    :param load_kwargs: passed to ``SACAE.load`` (``env=...`` to evaluate or keep training)
+    """
+    folder = download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+    return load_model(find_model_file(folder), trust_remote_code=trust_remote_code, device=device, **load_kwargs)
+
+
+def download_to_zoo_folder(
+    repo_id: str, env_id: str, folder: str | os.PathLike, exp_id: int = 0, force: bool = False, **download_kwargs: Any
+) -> Path:
+    """Lay a Hub model out as ``<folder>/sacae/<env>_<id>/`` so that ``rl_zoo3.enjoy`` finds it."""
+    from rl_zoo3.utils import get_latest_run_id
+
+    source = download(repo_id, **download_kwargs)
+    if exp_id == 0:
+        exp_id = get_latest_run_id(os.path.join(folder, ALGO), env_id) + 1
+    log_path = Path(folder, ALGO, f"{env_id}_{exp_id}") if exp_id > 0 else Path(folder, ALGO)
+    if log_path.is_dir() and any(log_path.iterdir()):
+        if not force:
+            raise ValueError(f"{log_path} already exists: pass --force to overwrite it, or --exp-id 0 for a new folder")
+        shutil.rmtree(log_path)
+    config_folder = log_path / env_id
+    config_folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(find_model_file(source), log_path / f"{env_id}.zip")
+    for name in ("config.yml", "args.yml", "env_kwargs.yml"):
+        if (source / name).is_file():
+            shutil.copy(source / name, config_folder / name)
+    if (source / "train_eval_metrics.zip").is_file():
+        with zipfile.ZipFile(source / "train_eval_metrics.zip") as archive:
+            for member in archive.namelist():  # flat archive written by push: refuse paths that leave log_path
+                if Path(member).name == member:
+                    archive.extract(member, log_path)
+    print(f"Saved to {log_path}")
+    return log_path
+
+
+# ---------------------------------------------------------------------------------------------------- pushing
+def _plain(value: Any) -> Any:
+    """YAML-safe copy: dicts (OrderedDict too), lists, tuples as lists, scalars; anything else as its repr."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
+def _write_yaml(path: Path, data: Any) -> None:
+    path.write_text(yaml.safe_dump(_plain(data), sort_keys=True), encoding="utf-8")
+
+
+def evaluate(model: Any, env: Any, n_eval_episodes: int, deterministic: bool, folder: Path) -> tuple[float, float]:
+    """Evaluate and write ``results.json`` (the huggingface_sb3 format)."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    mean_reward, std_reward = evaluate_policy(model, env, n_eval_episodes=n_eval_episodes, deterministic=deterministic)
+    results = {
+        "mean_reward": float(mean_reward),
+        "std_reward": float(std_reward),
+        "is_deterministic": deterministic,
+        "n_eval_episodes": n_eval_episodes,
+        "eval_datetime": datetime.datetime.now().isoformat(),
+    }
+    (folder / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return float(mean_reward), float(std_reward)
+
+
+def find_ffmpeg() -> str | None:
+    """An ffmpeg binary: on ``PATH``, else the one bundled with ``imageio-ffmpeg``; None when there is none."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return None
+
+
+def _latest_frame(obs: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 image of the newest frame in a (channels-first or -last) stacked observation of env 0."""
+    frame = np.asarray(obs[0])
+    if frame.ndim == 3 and frame.shape[0] % 3 == 0 and frame.shape[0] <= 3 * 16 and frame.shape[0] < frame.shape[-1]:
+        frame = frame[-3:].transpose(1, 2, 0)
+    elif frame.ndim == 3 and frame.shape[-1] % 3 == 0:
+        frame = frame[..., -3:]
+    elif frame.ndim == 3 and frame.shape[0] == 1:  # grey, channels first
+        frame = np.repeat(frame.transpose(1, 2, 0), 3, axis=2)
+    return np.ascontiguousarray(frame.astype(np.uint8))
+
+
+def record_replay(model: Any, env: Any, path: Path, n_steps: int, deterministic: bool, fps: int = 30) -> bool:
+    """Write an mp4 of what the agent sees; False (and no file) when no ffmpeg binary is found or it fails."""
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is None:
+        print("No ffmpeg binary (install ffmpeg or imageio-ffmpeg): skipping replay.mp4")
+        return False
+    obs = env.reset()
+    frames = [_latest_frame(obs)]
+    for _ in range(n_steps):
+        action, _ = model.predict(obs, deterministic=deterministic)
+        obs, _, _, _ = env.step(action)
+        frames.append(_latest_frame(obs))
+    height, width = frames[0].shape[:2]
+    command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
+    command += ["-r", str(fps), "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-vcodec", "libx264"]
+    command += ["-pix_fmt", "yuv420p", str(path)]
+    try:
+        subprocess.run(command, input=b"".join(frame.tobytes() for frame in frames), check=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as error:
+        print(f"Could not encode replay.mp4 ({error}): skipping it")
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def model_card(
+    repo_id: str, env_id: str, mean_reward: float, std_reward: float, hyperparams: dict, env_kwargs: dict
+) -> str:
+    """README.md with Hub metadata (library, tags, evaluation) and how to load the model with sb3-sacae."""
+    from huggingface_hub.repocard import metadata_eval_result
+
+    metadata: dict[str, Any] = {
+        "library_name": "stable-baselines3",
+        "tags": [env_id, "deep-reinforcement-learning", "reinforcement-learning", "stable-baselines3", "sb3-sacae", "sac-ae"],
+    }
+    metadata.update(
+        metadata_eval_result(
+            model_pretty_name="SACAE",
+            task_pretty_name="reinforcement-learning",
+            task_id="reinforcement-learning",
+            metrics_pretty_name="mean_reward",
+            metrics_id="mean_reward",
+            metrics_value=f"{mean_reward:.2f} +/- {std_reward:.2f}",
+            dataset_pretty_name=env_id,
+            dataset_id=env_id,
+        )
+    )
+    organization = repo_id.split("/")[0]
+    front_matter = yaml.safe_dump(_plain(metadata), sort_keys=False)
+    return f"""---
+{front_matter}---
+
+# **SACAE** agent playing **{env_id}**
+
+A SAC-AE agent (Soft Actor-Critic with a pixel autoencoder, Yarats et al. 2019,
+[arXiv:1910.01741](https://arxiv.org/abs/1910.01741)) trained with
+[sb3-sacae](https://pypi.org/project/sb3-sacae/), the SAC-AE algorithm for
+[Stable-Baselines3](https://github.com/DLR-RM/stable-baselines3), and the
+[RL Zoo](https://github.com/DLR-RM/rl-baselines3-zoo).
+
+Mean reward: **{mean_reward:.2f} +/- {std_reward:.2f}** (see `results.json`).
+
+## Usage (with sb3-sacae)
+
+```bash
+pip install "sb3-sacae[envs,zoo]"
+```
+
+```python
+import gymnasium as gym
+import sb3_sacae  # registers SACAE and the pixel environments
+from sb3_sacae.zoo.hub import load_from_hub
+
+model = load_from_hub("{repo_id}")  # a SACAE, loaded without unpickling anything
+env = gym.make("{env_id}", **{_plain(env_kwargs)!r})
+obs, _ = env.reset()
+action, _ = model.predict(obs, deterministic=True)
+```
+
+With the RL Zoo:
+
+```bash
+python -m sb3_sacae.zoo load_from_hub --algo sacae --env {env_id} -orga {organization} -f logs/
+python -m rl_zoo3.enjoy --algo sacae --env {env_id} -f logs/
+```
+
+## Training (with the RL Zoo)
+
+```bash
+python -m rl_zoo3.train --algo sacae --env {env_id} -f logs/
+python -m sb3_sacae.zoo push_to_hub --algo sacae --env {env_id} -f logs/ -orga {organization}
+```
+
+## Hyperparameters
+
+```yaml
+{yaml.safe_dump(_plain(hyperparams), sort_keys=True)}```
+
+## Environment arguments
+
+```yaml
+{yaml.safe_dump(_plain(env_kwargs), sort_keys=True)}```
+"""
+
+
+def stage(
+    folder: str | os.PathLike,
+    env_id: str,
+    repo_id: str,
+    local_dir: str | os.PathLike,
+    *,
+    exp_id: int = 0,
+    load_best: bool = False,
+    load_checkpoint: int | None = None,
+    load_last_checkpoint: bool = False,
+    n_eval_episodes: int = 10,
+    deterministic: bool = True,
+    video_length: int = 1000,
+    video: bool = True,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    device: str = "auto",
+) -> Path:
+    """Write everything the Hub repository will hold into ``local_dir`` (no network)."""
+    from huggingface_sb3 import EnvironmentName
+    from rl_zoo3.utils import create_test_env, get_model_path
+
+    env_name = EnvironmentName(env_id)
+    _, model_path, log_path = get_model_path(exp_id, str(folder), ALGO, env_name, load_best, load_checkpoint, load_last_checkpoint)
+    stats_path = Path(log_path, env_name)
+    hyperparams = dict(load_yaml(stats_path / "config.yml") or {}) if (stats_path / "config.yml").is_file() else {}
+    saved_args: dict[str, Any] = {}
+    if (stats_path / "args.yml").is_file():
+        try:
+            saved_args = dict(load_yaml(stats_path / "args.yml") or {})
+        except Exception:  # args holding python objects: keep what the card needs
+            saved_args = {}
+    kwargs = dict(hyperparams.get("env_kwargs") or {})
+    kwargs.update(saved_args.get("env_kwargs") or {})
+    kwargs.update(env_kwargs or {})
+
+    out = Path(local_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model_path, out / model_filename(env_id))
+    _write_yaml(out / "config.yml", hyperparams)
+    _write_yaml(out / "env_kwargs.yml", kwargs)
+    _write_yaml(out / "args.yml", {**saved_args, "env_kwargs": kwargs})
+    with zipfile.ZipFile(out / "train_eval_metrics.zip", "w") as archive:
+        for path in [Path(log_path, "evaluations.npz"), *sorted(Path(log_path).glob("*.csv"))]:
+            if path.is_file():
+                archive.write(path, arcname=path.name)
+
+    test_hyperparams = {key: value for key, value in hyperparams.items() if key in ("env_wrapper", "vec_env_wrapper", "frame_stack")}
+    normalize = bool(hyperparams.get("normalize", False))
+    if normalize:
+        test_hyperparams.update(normalize=True, normalize_kwargs={"norm_obs": True, "norm_reward": False})
+        shutil.copy(stats_path / "vecnormalize.pkl", out / "vec_normalize.pkl")
+
+    def make_env() -> Any:
+        return create_test_env(
+            env_name.gym_id,
+            n_envs=1,
+            stats_path=str(stats_path) if normalize else None,
+            seed=seed,
+            log_dir=None,
+            should_render=False,
+            hyperparams=dict(test_hyperparams),
+            env_kwargs=kwargs,
+        )
+
+    eval_env = make_env()
+    # the zip is the user's own training output: SB3's loader is fine here (Hub downloads use load_model's safe path)
+    model = load_model(model_path, trust_remote_code=True, device=device, env=eval_env)
+    mean_reward, std_reward = evaluate(model, eval_env, n_eval_episodes, deterministic, out)
+    eval_env.close()
+    if video and video_length > 0:
+        video_env = make_env()
+        record_replay(model, video_env, out / "replay.mp4", video_length, deterministic)
+        video_env.close()
+    (out / "README.md").write_text(model_card(repo_id, env_id, mean_reward, std_reward, hyperparams, kwargs), encoding="utf-8")
+    (out / ".gitattributes").write_text("*.zip filter=lfs diff=lfs merge=lfs -text\n*.mp4 filter=lfs diff=lfs merge=lfs -text\n")
+    print(f"Staged {repo_id} in {out}: mean reward {mean_reward:.2f} +/- {std_reward:.2f}")
+    return out
+
+
+def upload(local_dir: str | os.PathLike, repo_id: str, commit_message: str = "Upload SACAE agent", token: str | None = None, private: bool = False) -> str:
+    """Create the model repository if needed and upload ``local_dir``: the only network calls of a push."""
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=str(local_dir), repo_type="model", commit_message=commit_message)
+    print(f"Pushed to {url}")
+    return str(url)
+
+
+def push_to_hub(folder: str | os.PathLike, env_id: str, repo_id: str, *, commit_message: str = "Upload SACAE agent", token: str | None = None, private: bool = False, local_dir: str | os.PathLike | None = None, **stage_kwargs: Any) -> str:
+    """Stage a zoo-trained SACAE (:func:`stage`) and upload it (:func:`upload`)."""
+    with tempfile.TemporaryDirectory(prefix="sacae-hub-") as tmp:
+        staged = stage(folder, env_id, repo_id, local_dir or tmp, **stage_kwargs)
+        return upload(staged, repo_id, commit_message=commit_message, token=token, private=private)
+
+
+# ---------------------------------------------------------------------------------------------------- command line
+def _parser() -> argparse.ArgumentParser:
+    from rl_zoo3.utils import StoreDict
+
+    parser = argparse.ArgumentParser(prog="python -m sb3_sacae.zoo", description="SACAE <-> Hugging Face Hub")
+    commands = parser.add_subparsers(dest="command", required=True)
+    push = commands.add_parser("push_to_hub", help="evaluate, stage and upload a zoo-trained SACAE")
+    push.add_argument("--env", required=True)
+    push.add_argument("-f", "--folder", required=True)
+    push.add_argument("--algo", default=ALGO, choices=[ALGO])
+    push.add_argument("-orga", "--organization", required=True)
+    push.add_argument("-name", "--repo-name", help="repository name (default sacae-<env>)")
+    push.add_argument("-m", "--commit-message", default="Upload SACAE agent")
+    push.add_argument("-n", "--n-timesteps", type=int, default=1000, help="length of replay.mp4 in steps")
+    push.add_argument("--n-eval-episodes", type=int, default=10)
+    push.add_argument("--exp-id", type=int, default=0)
+    push.add_argument("--load-best", action="store_true")
+    push.add_argument("--load-checkpoint", type=int)
+    push.add_argument("--load-last-checkpoint", action="store_true")
+    push.add_argument("--stochastic", action="store_true")
+    push.add_argument("--deterministic", action="store_true", help="(default; kept for rl_zoo3 compatibility)")
+    push.add_argument("--no-render", action="store_true", help="no replay.mp4")
+    push.add_argument("--seed", type=int, default=0)
+    push.add_argument("--device", default="auto")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--env-kwargs", type=str, nargs="+", action=StoreDict)
+    push.add_argument("--local-dir", help="stage here (kept) instead of a temporary folder")
+    push.add_argument("--no-upload", action="store_true", help="stage only (with --local-dir): no network")
+    load = commands.add_parser("load_from_hub", help="download a SACAE repository into the zoo's log folder")
+    load.add_argument("--env", required=True)
+    load.add_argument("-f", "--folder", required=True)
+    load.add_argument("--algo", default=ALGO, choices=[ALGO])
+    load.add_argument("-orga", "--organization", default="sb3")
+    load.add_argument("-name", "--repo-name", help="repository name (default sacae-<env>)")
+    load.add_argument("--exp-id", type=int, default=0)
+    load.add_argument("--force", action="store_true")
+    load.add_argument("--revision")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    repo_id = f"{args.organization}/{args.repo_name or model_filename(args.env)[: -len('.zip')]}"
+    if args.command == "load_from_hub":
+        download_to_zoo_folder(repo_id, args.env, args.folder, exp_id=args.exp_id, force=args.force, revision=args.revision)
+        return
+    stage_kwargs = dict(
+        exp_id=args.exp_id,
+        load_best=args.load_best,
+        load_checkpoint=args.load_checkpoint,
+        load_last_checkpoint=args.load_last_checkpoint,
+        n_eval_episodes=args.n_eval_episodes,
+        deterministic=not args.stochastic,
+        video_length=args.n_timesteps,
+        video=not args.no_render,
+        seed=args.seed,
+        env_kwargs=args.env_kwargs,
+        device=args.device,
+    )
+    if args.no_upload:
+        if not args.local_dir:
+            raise SystemExit("--no-upload needs --local-dir")
+        stage(args.folder, args.env, repo_id, args.local_dir, **stage_kwargs)
+        return
+    push_to_hub(args.folder, args.env, repo_id, commit_message=args.commit_message, private=args.private, local_dir=args.local_dir, **stage_kwargs)
+
+
+if __name__ == "__main__":
+    main()
