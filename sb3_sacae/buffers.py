@@ -23,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover - psutil comes with SB3's extras, not its core
     psutil = None
 
-__all__ = ["FrameStackReplayBuffer", "available_memory", "check_memory_fits"]
+__all__ = ["FRAME_SHARING_OPTION", "FrameStackReplayBuffer", "available_memory", "check_memory_fits"]
 
 
 def available_memory() -> int | None:
@@ -43,29 +43,43 @@ def available_memory() -> int | None:
     return None
 
 
-def check_memory_fits(nbytes: int, bytes_per_transition: float, what: str, allow_oversize: bool = False) -> None:
+def check_memory_fits(
+    nbytes: int, n_transitions: int, what: str, allow_oversize: bool = False, other_options: tuple[str, ...] = ()
+) -> None:
     """
     Refuse a replay buffer that cannot fit in the memory available now.
 
     :param nbytes: Bytes the buffer's arrays take once filled
-    :param bytes_per_transition: ``nbytes`` divided by the number of transitions it holds
+    :param n_transitions: Transitions the buffer holds once filled
     :param what: How the error names the buffer, e.g. ``"ReplayBuffer(buffer_size=1_000_000)"``
     :param allow_oversize: Only warn instead of raising (the arrays are allocated lazily, so the
         failure, if any, comes when the buffer fills)
+    :param other_options: Further ways out, listed in the message after a smaller ``buffer_size``,
+        e.g. ``FRAME_SHARING_OPTION`` for SB3's buffer on frame-stacked pixels
     :raises MemoryError: When ``nbytes`` exceeds the available memory and ``allow_oversize`` is False
     """
     available = available_memory()
     if available is None or nbytes <= available:
         return
+    bytes_per_transition = nbytes / n_transitions
+    options = [
+        f"a smaller buffer_size (about {int(available // bytes_per_transition):,} transitions fit now)",
+        *other_options,
+        "allow_oversize=True to allocate anyway",
+    ]
     message = (
         f"{what} needs {nbytes / 2**30:.2f} GiB ({nbytes:,} bytes, {bytes_per_transition:,.0f} bytes per transition) "
-        f"but only {available / 2**30:.2f} GiB ({available:,} bytes) are available. Options: a smaller buffer_size "
-        f"(about {int(available // bytes_per_transition):,} transitions fit now); for frame-stacked pixel observations "
-        "sb3_sacae.buffers.FrameStackReplayBuffer (each frame stored once); or allow_oversize=True to allocate anyway."
+        f"but only {available / 2**30:.2f} GiB ({available:,} bytes) are available. Options: {'; '.join(options)}."
     )
     if not allow_oversize:
         raise MemoryError(message)
     warnings.warn(message, stacklevel=3)
+
+
+FRAME_SHARING_OPTION = (
+    "for frame-stacked pixel observations sb3_sacae.buffers.FrameStackReplayBuffer(frame_stack=k), "
+    "which stores each frame once (about 21.5 kB per transition for 3 stacked 84x84 RGB frames)"
+)
 
 
 class FrameStackReplayBuffer(ReplayBuffer):
@@ -198,7 +212,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
         nbytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in shapes_and_dtypes.values())
         check_memory_fits(
             nbytes,
-            nbytes / n_transitions,
+            n_transitions,
             f"FrameStackReplayBuffer(buffer_size={buffer_size:_}, n_envs={n_envs}, frame_stack={k})",
             allow_oversize,
         )
@@ -263,9 +277,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
     ) -> None:
         dtype = self.frames.dtype
         obs_frames = self._split_frames(np.asarray(obs).reshape(self.n_envs, *self.obs_shape).astype(dtype, copy=False))
-        next_frames = self._split_frames(
-            np.asarray(next_obs).reshape(self.n_envs, *self.obs_shape).astype(dtype, copy=False)
-        )
+        next_frames = self._split_frames(np.asarray(next_obs).reshape(self.n_envs, *self.obs_shape).astype(dtype, copy=False))
         k = self.frame_stack
         oldest = np.iinfo(np.int64).max
         for env_idx in range(self.n_envs):
@@ -357,7 +369,9 @@ class FrameStackReplayBuffer(ReplayBuffer):
                 "draw indices with sample(), which only returns stored transitions"
             )
         # obs and next_obs stacks in one gather and one conversion to torch
-        frame_idx = np.concatenate((self.obs_frame_idx[batch_inds, env_indices], self.next_obs_frame_idx[batch_inds, env_indices]))
+        frame_idx = np.concatenate(
+            (self.obs_frame_idx[batch_inds, env_indices], self.next_obs_frame_idx[batch_inds, env_indices])
+        )
         stacks = self._join_frames(frame_idx)
         batch_size = len(batch_inds)
         if env is None:

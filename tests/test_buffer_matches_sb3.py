@@ -45,4 +45,3 @@ def test_samples_equal_sb3_replay_buffer(n_envs, p_irregular):
         assert_same_samples(buffer, reference, seed=step)
     # Frames are shared: far fewer frames written than the 2 * 3 per transition SB3 stores
     assert buffer.frame_count < 150 * n_envs * (4 if p_irregular else 1.3)
-
