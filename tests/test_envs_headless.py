@@ -7,7 +7,6 @@ import sys
 import gymnasium as gym
 import pytest
 
-import sb3_sacae  # noqa: F401  (registers the ids)
 from sb3_sacae.envs import headless
 from sb3_sacae.envs.headless import HeadlessRenderingError
 
@@ -93,7 +92,7 @@ def _make_dmc_in_subprocess(mujoco_gl: str | None) -> subprocess.CompletedProces
     if mujoco_gl is not None:
         env["MUJOCO_GL"] = mujoco_gl
     code = (
-        "import os, gymnasium as gym, sb3_sacae; "
+        "import os, gymnasium as gym, sb3_sacae.envs; "
         "e = gym.make('DMC-cartpole-swingup-v0', image_size=64, fast_render=True); "
         "o, _ = e.reset(seed=0); e.step(e.action_space.sample()); e.close(); "
         "print(os.environ['MUJOCO_GL'], o.shape, o.max() > 0)"
@@ -107,7 +106,7 @@ def test_dmc_renders_headless_with_each_backend(mujoco_gl):
         pytest.skip(f"MUJOCO_GL={mujoco_gl}: missing {headless.missing_libraries(mujoco_gl)}")
     result = _make_dmc_in_subprocess(mujoco_gl)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split("\n")[-2] == f"{mujoco_gl or 'egl'} (6, 64, 64) True"
+    assert result.stdout.split("\n")[-2] == f"{mujoco_gl or 'egl'} (9, 64, 64) True"
 
 
 def test_unusable_backend_fails_with_the_fix_in_a_fresh_process():
