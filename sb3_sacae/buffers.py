@@ -43,25 +43,34 @@ def available_memory() -> int | None:
     return None
 
 
+FRAME_SHARING_OPTION = (
+    "for frame-stacked pixel observations sb3_sacae.buffers.FrameStackReplayBuffer(frame_stack=k), "
+    "which stores each frame once (about 21.5 kB per transition for 3 stacked 84x84 RGB frames)"
+)
+
+
 def check_memory_fits(
-    nbytes: int, n_transitions: int, what: str, allow_oversize: bool = False, other_options: tuple[str, ...] = ()
+    nbytes: int,
+    bytes_per_transition: float,
+    what: str,
+    allow_oversize: bool = False,
+    other_options: tuple[str, ...] = (FRAME_SHARING_OPTION,),
 ) -> None:
     """
     Refuse a replay buffer that cannot fit in the memory available now.
 
     :param nbytes: Bytes the buffer's arrays take once filled
-    :param n_transitions: Transitions the buffer holds once filled
+    :param bytes_per_transition: ``nbytes`` divided by the number of transitions it holds
     :param what: How the error names the buffer, e.g. ``"ReplayBuffer(buffer_size=1_000_000)"``
     :param allow_oversize: Only warn instead of raising (the arrays are allocated lazily, so the
         failure, if any, comes when the buffer fills)
-    :param other_options: Further ways out, listed in the message after a smaller ``buffer_size``,
-        e.g. ``FRAME_SHARING_OPTION`` for SB3's buffer on frame-stacked pixels
+    :param other_options: Ways out listed between "a smaller buffer_size" and ``allow_oversize``
+        (default: the frame-sharing buffer)
     :raises MemoryError: When ``nbytes`` exceeds the available memory and ``allow_oversize`` is False
     """
     available = available_memory()
     if available is None or nbytes <= available:
         return
-    bytes_per_transition = nbytes / n_transitions
     options = [
         f"a smaller buffer_size (about {int(available // bytes_per_transition):,} transitions fit now)",
         *other_options,
@@ -74,12 +83,6 @@ def check_memory_fits(
     if not allow_oversize:
         raise MemoryError(message)
     warnings.warn(message, stacklevel=3)
-
-
-FRAME_SHARING_OPTION = (
-    "for frame-stacked pixel observations sb3_sacae.buffers.FrameStackReplayBuffer(frame_stack=k), "
-    "which stores each frame once (about 21.5 kB per transition for 3 stacked 84x84 RGB frames)"
-)
 
 
 class FrameStackReplayBuffer(ReplayBuffer):
@@ -212,9 +215,10 @@ class FrameStackReplayBuffer(ReplayBuffer):
         nbytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in shapes_and_dtypes.values())
         check_memory_fits(
             nbytes,
-            n_transitions,
+            nbytes / n_transitions,
             f"FrameStackReplayBuffer(buffer_size={buffer_size:_}, n_envs={n_envs}, frame_stack={k})",
             allow_oversize,
+            other_options=(),
         )
         # np.zeros maps pages lazily: memory is used as the buffer fills
         for name, (shape, dtype) in shapes_and_dtypes.items():

@@ -27,6 +27,7 @@ def test_oversize_buffer_is_refused_with_bytes_and_options(one_gib_available):
     assert "smaller buffer_size" in message
     assert "about 50," in message  # transitions that would fit
     assert "allow_oversize=True" in message
+    assert "FrameStackReplayBuffer(frame_stack=k)" not in message  # already this buffer
 
 
 def test_oversize_buffer_is_allocated_lazily_when_allowed(one_gib_available):
@@ -45,9 +46,7 @@ def test_available_memory_is_measured():
     assert available is None or available > 0
 
 
-def test_sb3_sized_buffers_are_offered_frame_sharing(one_gib_available):
-    # How another buffer (SB3's, for SACAE) reuses the check: the frame-sharing buffer is one option
-    with pytest.raises(MemoryError, match=r"buffer_size \(about .*FrameStackReplayBuffer\(frame_stack=k\).*allow_oversize"):
-        sb3_sacae.buffers.check_memory_fits(
-            2**31, 16_000, "ReplayBuffer(buffer_size=16_000)", other_options=(sb3_sacae.buffers.FRAME_SHARING_OPTION,)
-        )
+def test_other_buffers_are_offered_frame_sharing(one_gib_available):
+    # How SB3's buffer is checked (by SACAE): the frame-sharing buffer is one of the options
+    with pytest.raises(MemoryError, match=r"buffer_size \(about 8,4.*FrameStackReplayBuffer\(frame_stack=k\).*allow_oversize"):
+        sb3_sacae.buffers.check_memory_fits(2**31, 127_044, "ReplayBuffer(buffer_size=16_000)")
