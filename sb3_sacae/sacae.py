@@ -11,13 +11,29 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, unwrap_vec_wrapper
 from torch.nn import functional as F
 
+from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits
 from sb3_sacae.policies import CnnPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
 from sb3_sacae.torch_layers import reconstruction_target
 
 SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
+
+
+def detect_frame_stack(env: VecEnv | None) -> int | None:
+    """Frames stacked per observation: VecFrameStack's n_stack, else the envs' ``frame_stack`` attribute."""
+    if env is None:
+        return None
+    vec_stack = unwrap_vec_wrapper(env, VecFrameStack)
+    if vec_stack is not None:
+        return int(vec_stack.stacked_obs.n_stack)
+    try:
+        stacks = set(env.get_attr("frame_stack"))
+    except AttributeError:
+        return None
+    return int(stacks.pop()) if len(stacks) == 1 else None
 
 
 def check_action_space(action_space: spaces.Space | None) -> None:
@@ -180,6 +196,9 @@ class SACAE(SafeSerializationMixin, SAC):
         self.decoder_weight_lambda = decoder_weight_lambda
         self.ent_coef_lr = ent_coef_lr
         self.ent_coef_betas = tuple(ent_coef_betas)
+        self._env_frames = 0
+        # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
+        self._check_buffer_memory = _init_setup_model
         if _init_setup_model:
             self._setup_model()
 
@@ -187,7 +206,13 @@ class SACAE(SafeSerializationMixin, SAC):
         check_action_space(self.action_space)
         # The policy owns the autoencoder optimizers; their settings are the algorithm's arguments,
         # not user policy_kwargs, so they are passed for construction only.
-        user_policy_kwargs = self.policy_kwargs
+        self._select_replay_buffer()
+        user_policy_kwargs, user_buffer_kwargs = self.policy_kwargs, self.replay_buffer_kwargs
+        allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or not getattr(self, "_check_buffer_memory", False)
+        if self.replay_buffer_class is FrameStackReplayBuffer:
+            self.replay_buffer_kwargs = {**user_buffer_kwargs, "allow_oversize": allow_oversize}
+        else:  # SB3's buffers take no such argument: SACAE checks their size below
+            self.replay_buffer_kwargs = {k: v for k, v in user_buffer_kwargs.items() if k != "allow_oversize"}
         self.policy_kwargs = {
             **user_policy_kwargs,
             "encoder_lr": self.encoder_lr,
@@ -198,7 +223,13 @@ class SACAE(SafeSerializationMixin, SAC):
         try:
             super()._setup_model()
         finally:
-            self.policy_kwargs = user_policy_kwargs
+            self.policy_kwargs, self.replay_buffer_kwargs = user_policy_kwargs, user_buffer_kwargs
+        if not isinstance(self.replay_buffer, FrameStackReplayBuffer) and self.replay_buffer is not None:
+            arrays = [v for v in vars(self.replay_buffer).values() if isinstance(v, np.ndarray)]
+            nbytes = sum(array.nbytes for array in arrays)  # np.zeros is lazy: nothing is touched yet
+            n_transitions = self.replay_buffer.buffer_size * self.replay_buffer.n_envs
+            what = f"{type(self.replay_buffer).__name__}(buffer_size={self.buffer_size:_})"
+            check_memory_fits(nbytes, nbytes / n_transitions, what, allow_oversize=allow_oversize)
         self.ent_coef_betas = tuple(self.ent_coef_betas)  # a JSON list after save/load
         if self.ent_coef_optimizer is not None:
             # SAC-AE's temperature has its own learning rate and Adam betas
@@ -208,6 +239,15 @@ class SACAE(SafeSerializationMixin, SAC):
             p for name, p in self.critic_target.named_parameters() if not name.startswith("features_extractor.")
         ]
         self._action_repeat = self._read_action_repeat()
+
+    def _select_replay_buffer(self) -> None:
+        """Frame-stacked image observations default to the buffer that stores each frame once."""
+        if self.replay_buffer_class is not None or self.optimize_memory_usage or self.n_steps > 1:
+            return
+        frame_stack = detect_frame_stack(self.env)
+        if frame_stack is not None and frame_stack > 1 and isinstance(self.observation_space, spaces.Box):
+            self.replay_buffer_class = FrameStackReplayBuffer
+            self.replay_buffer_kwargs = {"frame_stack": frame_stack, **self.replay_buffer_kwargs}
 
     def _read_action_repeat(self) -> float | None:
         """Mean action repeat of the envs (None without an action-repeat wrapper), to count environment frames."""
@@ -221,8 +261,22 @@ class SACAE(SafeSerializationMixin, SAC):
 
     @property
     def env_frames(self) -> int:
-        """Environment frames seen so far: agent steps times the action repeat (papers on DMC count these)."""
-        return int(self.num_timesteps * (self._action_repeat or 1))
+        """
+        Environment frames simulated so far (papers on DeepMind Control count these): the sum of
+        ``info["step_env_frames"]`` reported by :class:`sb3_sacae.envs.ActionRepeat`, else agent steps
+        times the envs' ``action_repeat`` attribute, else agent steps.
+        """
+        return self._env_frames or int(self.num_timesteps * (self._action_repeat or 1))
+
+    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
+        super()._update_info_buffer(infos, dones)
+        self._env_frames += sum(int(info.get("step_env_frames", 0)) for info in infos)
+
+    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
+                     tb_log_name: str = "run", progress_bar: bool = False):
+        if reset_num_timesteps:
+            self._env_frames = 0
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
@@ -349,7 +403,7 @@ class SACAE(SafeSerializationMixin, SAC):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return super()._excluded_save_params() + ["_q_params", "_q_target_params"]
+        return super()._excluded_save_params() + ["_q_params", "_q_target_params", "_check_buffer_memory"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()

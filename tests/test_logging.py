@@ -1,14 +1,7 @@
 """train/ logs the losses, the temperature and, with an action-repeat wrapper, environment frames."""
 
-import gymnasium as gym
-
+from sb3_sacae.envs import ActionRepeat
 from tests.conftest import TinyPixelEnv, tiny_model
-
-
-class _Repeat(gym.Wrapper):
-    """Minimal stand-in exposing the attribute action-repeat wrappers expose."""
-
-    action_repeat = 4
 
 
 def test_train_logs_losses_and_temperature():
@@ -21,7 +14,8 @@ def test_train_logs_losses_and_temperature():
 
 
 def test_env_frames_count_the_action_repeat():
-    model = tiny_model(_Repeat(TinyPixelEnv()))
+    # 20-frame episodes are 5 agent steps of 4 frames: no episode ends inside a repeat
+    model = tiny_model(ActionRepeat(TinyPixelEnv(episode_length=20), 4))
     model.learn(40)
     assert model.env_frames == 4 * model.num_timesteps
     assert model.logger.name_to_value["train/env_frames"] == model.env_frames
