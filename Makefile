@@ -1,10 +1,17 @@
 PYTHON ?= python
 
-.PHONY: install test test-all lint format type check-codestyle bench
+.PHONY: install demo test test-all lint format type check-codestyle bench
 
+# torch first and pinned: an unpinned torch pulls several GB of CUDA wheels. A real (non-editable) install, so the
+# rl_zoo3 start-up hook (.pth) is installed too.
 install:
+	bash scripts/install_system_deps.sh
 	$(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install ".[all,tests]"
+
+# The main job: a short pixel Pendulum run with a progress bar; saves the model and a learning-curve plot
+demo:
+	$(PYTHON) examples/train_pendulum_pixels.py --output runs/demo
 
 test:
 	$(PYTHON) -m pytest -m "not slow" -n 2 tests
