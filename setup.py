@@ -1,6 +1,23 @@
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+# rl_zoo3 start-up hook (sb3_sacae/zoo/_hook.py, design notes section 4): these files must sit at the root of
+# site-packages, next to the packages, where site.py reads .pth (and, from Python 3.15, PEP 829 .start) files.
+STARTUP_FILES = ("sb3_sacae_zoo.pth", "sb3_sacae_zoo.start")
+
+
+class BuildPyWithStartupFiles(build_py):
+    """Copy the start-up files to the wheel's root (``pip install -e .`` does not install them: use the launcher)."""
+
+    def run(self) -> None:
+        super().run()
+        for name in STARTUP_FILES:
+            self.copy_file(str(here / name), str(Path(self.build_lib) / name), preserve_mode=False)
+
+    def get_outputs(self, include_bytecode: bool = True) -> list[str]:
+        return [*super().get_outputs(include_bytecode), *(str(Path(self.build_lib) / name) for name in STARTUP_FILES)]
 
 here = Path(__file__).parent
 version = (here / "sb3_sacae" / "version.txt").read_text(encoding="utf-8").strip()
@@ -34,7 +51,9 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["sb3_sacae", "sb3_sacae.*"]),
-    package_data={"sb3_sacae": ["version.txt", "py.typed"]},
+    py_modules=["_sb3_sacae_zoo_hook"],  # stdlib-only shim the start-up files call (loads sb3_sacae/zoo/_hook.py)
+    package_data={"sb3_sacae": ["version.txt", "py.typed"], "sb3_sacae.zoo": ["hyperparams/*.yml"]},
+    cmdclass={"build_py": BuildPyWithStartupFiles},
     install_requires=install_requires,
     extras_require=extras,
     classifiers=[

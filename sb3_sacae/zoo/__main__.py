@@ -14,6 +14,7 @@ zoo's, a model card for sb3-sacae, safe loading); ``zoo_push_to_hub`` / ``zoo_lo
 
 from __future__ import annotations
 
+import importlib
 import runpy
 import sys
 
@@ -23,10 +24,11 @@ SCRIPTS: dict[str, str] = {
     "enjoy": "rl_zoo3.enjoy",
     "record_video": "rl_zoo3.record_video",
     "record_training": "rl_zoo3.record_training",
-    "plots": "rl_zoo3.plots.plot_train",
-    "plot_train": "rl_zoo3.plots.plot_train",
-    "plot_from_file": "rl_zoo3.plots.plot_from_file",
-    "all_plots": "rl_zoo3.plots.all_plots",
+    # rl_zoo3.plots imports its scripts itself: call them as rl_zoo3's own CLI does (seaborn needed)
+    "plots": "rl_zoo3.plots:plot_train",
+    "plot_train": "rl_zoo3.plots:plot_train",
+    "plot_from_file": "rl_zoo3.plots:plot_from_file",
+    "all_plots": "rl_zoo3.plots:all_plots",
     "push_to_hub": "sb3_sacae.zoo.hub",
     "load_from_hub": "sb3_sacae.zoo.hub",
     "zoo_push_to_hub": "rl_zoo3.push_to_hub",
@@ -53,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
         hub_main([script, *rest])
         return
     sys.argv = [module, *rest]
+    if ":" in module:
+        module, function = module.split(":")
+        getattr(importlib.import_module(module), function)()
+        return
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
