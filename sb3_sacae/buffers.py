@@ -172,15 +172,20 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self.handle_timeout_termination = handle_timeout_termination
         self.frame_stack = k
 
-        # Frames are stacked along channels: the first axis, or the last for channel-last images (as SB3 decides)
+        # Frames are stacked along channels: the last axis for channel-last images (as SB3 decides), else the
+        # first. The axis only decides how much is shared (stacks are checked frame by frame), so an
+        # ambiguous shape falls back to the first axis when only that one splits into k frames.
+        last_axis = len(self.obs_shape) - 1
         channels_last = is_image_space(observation_space) and not is_image_space_channels_first(observation_space)
-        self.stack_axis = len(self.obs_shape) - 1 if channels_last else 0
-        n_channels = self.obs_shape[self.stack_axis]
-        if n_channels % k != 0:
+        axes = (last_axis, 0) if channels_last else (0,)
+        divisible = [axis for axis in axes if self.obs_shape[axis] % k == 0]
+        if not divisible:
             raise ValueError(
-                f"Observation shape {self.obs_shape} has {n_channels} channels on axis {self.stack_axis}, "
+                f"Observation shape {self.obs_shape} has {self.obs_shape[axes[0]]} channels on axis {axes[0]}, "
                 f"not a multiple of frame_stack={k}: pass the n_stack of VecFrameStack as frame_stack"
             )
+        self.stack_axis = divisible[0]
+        n_channels = self.obs_shape[self.stack_axis]
         frame_shape = list(self.obs_shape)
         frame_shape[self.stack_axis] = n_channels // k
         self.frame_shape = tuple(frame_shape)

@@ -18,21 +18,25 @@ ACTION_DIM = 2
 class RandomFramesEnv(gym.Env):
     """Random uint8 frames, some all-zero or repeated; episodes end at random or at a time limit."""
 
-    def __init__(self, frame_shape: tuple[int, ...], max_steps: int, p_terminate: float = 0.15, seed: int = 0):
+    def __init__(
+        self, frame_shape: tuple[int, ...], max_steps: int, p_terminate: float, p_zero: float, p_still: float, seed: int
+    ):
         self.observation_space = gym.spaces.Box(0, 255, frame_shape, dtype=np.uint8)
         self.action_space = gym.spaces.Box(-1, 1, (ACTION_DIM,), dtype=np.float32)
         self.max_steps = max_steps
         self.p_terminate = p_terminate
+        self.p_zero = p_zero
+        self.p_still = p_still
         self.rng = np.random.default_rng(seed)
         self.frame = np.zeros(frame_shape, dtype=np.uint8)
         self.t = 0
 
     def _next_frame(self) -> np.ndarray:
         u = self.rng.random()
-        if u < 0.05:
+        if u < self.p_zero:
             self.frame = np.zeros_like(self.frame)
-        elif u > 0.1:  # otherwise the scene did not change
-            self.frame = self.rng.integers(0, 256, self.frame.shape, dtype=np.uint8)
+        elif u >= self.p_zero + self.p_still:  # otherwise the scene did not change
+            self.frame = self.rng.integers(1, 256, self.frame.shape, dtype=np.uint8)
         return self.frame.copy()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -54,19 +58,25 @@ def transitions(
     max_steps: int = 7,
     p_terminate: float = 0.15,
     p_irregular: float = 0.0,
+    p_zero: float = 0.05,
+    p_still: float = 0.05,
     seed: int = 0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]]:
     """
     ``(obs, next_obs, action, reward, done, infos)`` for ``ReplayBuffer.add``, built like SB3's
     ``_store_transition``: ``VecFrameStack`` of 3x10x10 frames, ``next_obs`` replaced by
-    ``terminal_observation`` at episode ends, ``TimeLimit.truncated`` in infos. With probability
-    ``p_irregular`` an env's ``obs`` or ``next_obs`` is replaced by unrelated random stacks (a
-    wrapper that does not stack frames). Actions carry a unique transition id in component 0.
+    ``terminal_observation`` at episode ends, ``TimeLimit.truncated`` in infos. Frames are all-zero
+    with probability ``p_zero``, unchanged with ``p_still``. With probability ``p_irregular`` an env's
+    ``obs`` or ``next_obs`` is replaced by unrelated random stacks (a wrapper that does not stack
+    frames). Actions carry a unique transition id in component 0.
     """
     frame_shape = (10, 10, 3) if channels_last else (3, 10, 10)
     env = VecFrameStack(
         DummyVecEnv(
-            [lambda i=i: RandomFramesEnv(frame_shape, max_steps, p_terminate, seed=seed * 100 + i) for i in range(n_envs)]
+            [
+                lambda i=i: RandomFramesEnv(frame_shape, max_steps, p_terminate, p_zero, p_still, seed=seed * 100 + i)
+                for i in range(n_envs)
+            ]
         ),
         FRAME_STACK,
         channels_order="last" if channels_last else "first",
