@@ -1,19 +1,16 @@
 """Channel-last stacks (H, W, k*C) are split into frames along the last axis and rebuilt exactly."""
 
-import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from sb3_sacae.buffers import FrameStackReplayBuffer
 from tests.test_buffer_matches_sb3 import assert_same_samples
-from tests.test_buffer_streams import ACTION_DIM, FRAME_STACK, transitions
+from tests.test_buffer_streams import FRAME_STACK, stream_spaces, transitions
 
 
 def test_channel_last_samples_equal_sb3_replay_buffer():
     kwargs = dict(
         buffer_size=40,
-        observation_space=spaces.Box(0, 255, (10, 10, 3 * FRAME_STACK), dtype=np.uint8),
-        action_space=spaces.Box(-np.inf, np.inf, (ACTION_DIM,), dtype=np.float32),
+        **stream_spaces(channels_last=True),
         device="cpu",
         n_envs=2,
     )

@@ -1,11 +1,9 @@
 """The default frame_margin keeps every transition SB3 would keep for episodes of 100 steps or more."""
 
-import numpy as np
 import pytest
-from gymnasium import spaces
 
 from sb3_sacae.buffers import FrameStackReplayBuffer
-from tests.test_buffer_streams import ACTION_DIM, FRAME_STACK, transitions
+from tests.test_buffer_streams import FRAME_STACK, stream_spaces, transitions
 
 
 @pytest.mark.parametrize(
@@ -15,8 +13,7 @@ from tests.test_buffer_streams import ACTION_DIM, FRAME_STACK, transitions
 def test_no_transition_is_dropped_when_the_margin_covers_episode_starts(episode_length, frame_margin):
     buffer = FrameStackReplayBuffer(
         buffer_size=3_000,
-        observation_space=spaces.Box(0, 255, (3 * FRAME_STACK, 10, 10), dtype=np.uint8),
-        action_space=spaces.Box(-np.inf, np.inf, (ACTION_DIM,), dtype=np.float32),
+        **stream_spaces(),
         device="cpu",
         frame_stack=FRAME_STACK,
         frame_margin=frame_margin,

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from sb3_sacae.buffers import FrameStackReplayBuffer
-from tests.test_buffer_streams import ACTION_DIM, FRAME_STACK, transitions
+from tests.test_buffer_streams import FRAME_STACK, stream_spaces, transitions
 
 
 def assert_same_samples(buffer, reference, seed):
@@ -30,8 +29,7 @@ def test_samples_equal_sb3_replay_buffer(n_envs, p_irregular):
     stream = transitions(n_envs=n_envs, n_steps=150, p_irregular=p_irregular, seed=n_envs)
     kwargs = dict(
         buffer_size=30 * n_envs,
-        observation_space=spaces.Box(0, 255, (3 * FRAME_STACK, 10, 10), dtype=np.uint8),
-        action_space=spaces.Box(-np.inf, np.inf, (ACTION_DIM,), dtype=np.float32),
+        **stream_spaces(),
         device="cpu",
         n_envs=n_envs,
     )

@@ -5,17 +5,15 @@ import json
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 
 from sb3_sacae.buffers import FrameStackReplayBuffer
-from tests.test_buffer_streams import ACTION_DIM, FRAME_STACK, transitions
+from tests.test_buffer_streams import FRAME_STACK, stream_spaces, transitions
 
 
 def make_buffer():
     return FrameStackReplayBuffer(
         buffer_size=40,
-        observation_space=spaces.Box(0, 255, (3 * FRAME_STACK, 10, 10), dtype=np.uint8),
-        action_space=spaces.Box(-np.inf, np.inf, (ACTION_DIM,), dtype=np.float32),
+        **stream_spaces(),
         device="cpu",
         n_envs=2,
         frame_stack=FRAME_STACK,

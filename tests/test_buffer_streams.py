@@ -51,6 +51,15 @@ class RandomFramesEnv(gym.Env):
         return self._next_frame(), float(self.rng.normal()), terminated, truncated, {}
 
 
+def stream_spaces(channels_last: bool = False) -> dict[str, gym.spaces.Box]:
+    """``observation_space`` and ``action_space`` of the stacks ``transitions()`` yields, as buffer kwargs."""
+    shape = (10, 10, 3 * FRAME_STACK) if channels_last else (3 * FRAME_STACK, 10, 10)
+    return dict(
+        observation_space=gym.spaces.Box(0, 255, shape, dtype=np.uint8),
+        action_space=gym.spaces.Box(-np.inf, np.inf, (ACTION_DIM,), dtype=np.float32),
+    )
+
+
 def transitions(
     n_envs: int,
     n_steps: int,

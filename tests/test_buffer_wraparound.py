@@ -2,18 +2,16 @@
 
 import numpy as np
 import pytest
-from gymnasium import spaces
 
 from sb3_sacae.buffers import FrameStackReplayBuffer
-from tests.test_buffer_streams import ACTION_DIM, FRAME_STACK, transitions
+from tests.test_buffer_streams import FRAME_STACK, stream_spaces, transitions
 
 
 @pytest.mark.parametrize("n_envs", [1, 3])
 def test_sampled_transitions_are_added_ones_after_frames_are_evicted(n_envs):
     buffer = FrameStackReplayBuffer(
         buffer_size=20 * n_envs,
-        observation_space=spaces.Box(0, 255, (3 * FRAME_STACK, 10, 10), dtype=np.uint8),
-        action_space=spaces.Box(-np.inf, np.inf, (ACTION_DIM,), dtype=np.float32),
+        **stream_spaces(),
         device="cpu",
         n_envs=n_envs,
         frame_stack=FRAME_STACK,
@@ -46,8 +44,7 @@ def test_sampled_transitions_are_added_ones_after_frames_are_evicted(n_envs):
 def test_rows_with_evicted_frames_are_refused():
     buffer = FrameStackReplayBuffer(
         buffer_size=20,
-        observation_space=spaces.Box(0, 255, (3 * FRAME_STACK, 10, 10), dtype=np.uint8),
-        action_space=spaces.Box(-np.inf, np.inf, (ACTION_DIM,), dtype=np.float32),
+        **stream_spaces(),
         device="cpu",
         frame_stack=FRAME_STACK,
         frame_margin=0.0,
@@ -66,8 +63,7 @@ def test_frame_repeated_for_longer_than_the_ring_is_stored_again():
     rng = np.random.default_rng(0)
     buffer = FrameStackReplayBuffer(
         buffer_size=20,
-        observation_space=spaces.Box(0, 255, (3 * FRAME_STACK, 10, 10), dtype=np.uint8),
-        action_space=spaces.Box(-np.inf, np.inf, (ACTION_DIM,), dtype=np.float32),
+        **stream_spaces(),
         device="cpu",
         n_envs=2,
         frame_stack=FRAME_STACK,
