@@ -11,8 +11,8 @@ Distributed search (every worker runs the same command)::
     # one machine, several processes: a journal file
     python -m rl_zoo3.train --algo sacae --env PendulumPixels-v1 -optimize --storage logs/sacae.log \
         --study-name sacae-pendulum --n-trials 20
-    # several machines: a PostgreSQL URL (pip install psycopg2-binary)
-    ... --storage postgresql://user:password@host:5432/optuna --study-name sacae-pendulum
+    # several machines: a PostgreSQL URL (pip install psycopg2-binary; plain postgresql:// needs psycopg 3)
+    ... --storage postgresql+psycopg2://user:password@host:5432/optuna --study-name sacae-pendulum
 
 With an RDB URL, :mod:`sb3_sacae.zoo` builds the storage with Optuna's heartbeat (``SB3_SACAE_OPTUNA_HEARTBEAT``
 seconds, default 60; ``SB3_SACAE_OPTUNA_GRACE``; ``SB3_SACAE_OPTUNA_RETRIES``), so the trial of a killed worker

@@ -1,0 +1,106 @@
+"""SACAE's Optuna search space, its inverse conversion (--trial-id) and failed trials that do not stop a study."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import optuna
+import pytest
+
+from sb3_sacae.zoo.sampler import convert_sacae_params, parse_policy_kwargs, sample_sacae_params
+
+SACAE_KNOBS = {
+    "encoder_lr",
+    "decoder_lr",
+    "encoder_tau",
+    "decoder_latent_lambda",
+    "decoder_weight_lambda",
+    "actor_update_interval",
+    "target_update_interval",
+    "decoder_update_interval",
+}
+
+
+def sample(seed: int = 0, **additional_args):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    trial = study.ask()
+    return trial, sample_sacae_params(trial, 1, 1, {"using_her_replay_buffer": False, "her_kwargs": {}, **additional_args})
+
+
+def test_sampler_searches_sac_and_sac_ae_knobs():
+    trial, hyperparams = sample()
+    assert SACAE_KNOBS <= set(hyperparams)
+    assert {"gamma", "learning_rate", "batch_size", "tau", "train_freq", "gradient_steps", "ent_coef"} <= set(hyperparams)
+    assert hyperparams["ent_coef"].startswith("auto_")
+    assert {"features_dim", "net_arch"} <= set(hyperparams["policy_kwargs"])
+    assert trial.user_attrs["batch_size"] == hyperparams["batch_size"]
+
+
+def test_sampled_policy_kwargs_merge_into_the_configs():
+    _, hyperparams = sample(policy_kwargs={"n_filters": 4, "features_dim": 999})
+    assert hyperparams["policy_kwargs"]["n_filters"] == 4
+    assert hyperparams["policy_kwargs"]["features_dim"] != 999  # the sample wins over the config
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_trial_params_convert_back_to_the_sampled_hyperparameters(seed):
+    trial, hyperparams = sample(seed)
+    assert convert_sacae_params(trial.params) == hyperparams
+
+
+def test_sampled_hyperparameters_build_a_sacae():
+    import gymnasium as gym
+    import numpy as np
+
+    from sb3_sacae import SACAE
+
+    class TinyPixels(gym.Env):
+        observation_space = gym.spaces.Box(0, 255, (3, 16, 16), np.uint8)
+        action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, False, False, {}
+
+    _, hyperparams = sample(3, policy_kwargs={"n_filters": 4, "n_conv_layers": 2})
+    model = SACAE("CnnPolicy", TinyPixels(), buffer_size=10, **hyperparams)
+    assert model.encoder_tau == hyperparams["encoder_tau"]
+
+
+def test_parse_policy_kwargs_accepts_literals_only():
+    assert parse_policy_kwargs("dict(features_dim=50, net_arch=[1024, 1024])") == {"features_dim": 50, "net_arch": [1024, 1024]}
+    with pytest.raises(ValueError):
+        parse_policy_kwargs("dict(activation_fn=__import__('os').system('true'))")
+
+
+def test_runtime_error_fails_the_trial_with_its_reason_and_the_study_goes_on(tmp_path, monkeypatch):
+    """OOM (a RuntimeError) in one trial: that trial is FAIL with the reason, the next trials still run."""
+    from rl_zoo3.train import train
+
+    from sb3_sacae import SACAE
+    from sb3_sacae.zoo import register
+
+    register()
+
+    def out_of_memory(self, *args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(SACAE, "learn", out_of_memory)
+    monkeypatch.chdir(tmp_path)
+    storage = tmp_path / "study.log"
+    argv = ["train", "--algo", "sacae", "--env", "PendulumPixels-v1", "-n", "20", "-optimize", "--n-trials", "3"]
+    argv += ["--sampler", "random", "--pruner", "none", "--storage", str(storage), "--study-name", "oom", "--no-optim-plots"]
+    argv += ["--n-evaluations", "1", "--eval-episodes", "1", "-f", "logs", "--env-kwargs", "image_size:32", "frame_stack:2"]
+    argv += ["--hyperparams", "buffer_size:50", "policy_kwargs:dict(n_filters=4, n_conv_layers=2)"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(ValueError, match="No trials are completed"):  # rl_zoo3 then asks for the best trial
+        train()
+    study = optuna.load_study(
+        study_name="oom", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+    )
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.FAIL] * 3
+    assert all("CUDA out of memory" in trial.user_attrs["fail_reason"] for trial in study.trials)
+    assert all(trial.value is None or math.isnan(trial.value) for trial in study.trials)
