@@ -114,3 +114,15 @@ def test_unusable_backend_fails_with_the_fix_in_a_fresh_process():
     assert result.returncode != 0
     assert "HeadlessRenderingError" in result.stderr
     assert "apt-get install" in result.stderr
+
+
+def test_pixel_observations_sets_the_backend_for_your_own_mujoco_env():
+    env = {key: value for key, value in os.environ.items() if key != "MUJOCO_GL"}
+    code = (
+        "import os, gymnasium as gym; from sb3_sacae.envs import pixel_observations; "
+        "e = pixel_observations(gym.make('InvertedPendulum-v5', render_mode='rgb_array', width=64, height=64), 64, 2, 1); "
+        "print(os.environ['MUJOCO_GL'], e.reset(seed=0)[0].shape); e.close()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[-2] == "egl (6, 64, 64)"

@@ -163,6 +163,7 @@ def pixel_observations(
     (only when the frames are not ``image_size`` already) -> ``ChannelFrameStack``.
 
     The action repeat sits below the renderer so that only the last of the repeated frames is rendered.
+    For Gymnasium MuJoCo environments, ``MUJOCO_GL`` defaults to ``egl`` (see :mod:`sb3_sacae.envs.headless`).
 
     :param env: Environment whose observations are images, or with ``render_mode="rgb_array"``
     :param image_size: Side of the square output images, or ``(height, width)``
@@ -172,11 +173,17 @@ def pixel_observations(
     """
     from gymnasium.wrappers import AddRenderObservation, ResizeObservation
 
+    from sb3_sacae.envs.headless import configure_mujoco_gl, explain_rendering_errors
+
     env = ActionRepeat(env, action_repeat)
     space = env.observation_space
     already_pixels = isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
     if not already_pixels:
-        env = AddRenderObservation(env, render_only=True)
+        if hasattr(env.unwrapped, "mujoco_renderer"):
+            # a Gymnasium MuJoCo env reads MUJOCO_GL when its renderer is created, on the first render below
+            configure_mujoco_gl()
+        with explain_rendering_errors():
+            env = AddRenderObservation(env, render_only=True)
     height, width = image_hw(image_size)
     if env.observation_space.shape[:2] != (height, width):  # type: ignore[index]
         env = ResizeObservation(env, (height, width))
