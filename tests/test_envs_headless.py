@@ -126,3 +126,11 @@ def test_pixel_observations_sets_the_backend_for_your_own_mujoco_env():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split("\n")[-2] == "egl (6, 64, 64)"
+
+
+def test_dm_control_imported_too_early_is_explained():
+    env = {key: value for key, value in os.environ.items() if key not in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY")}
+    code = "import shimmy, gymnasium as gym, sb3_sacae.envs; gym.make('DMC-cheetah-run-v0')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode != 0
+    assert "set MUJOCO_GL in the environment before Python starts" in result.stderr
