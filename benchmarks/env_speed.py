@@ -45,7 +45,7 @@ def measure(env_id: str, steps: int, image_size: int, fast_render: bool, seed: i
         "env_id": env_id,
         "action_repeat": env.get_wrapper_attr("action_repeat"),
         "frame_stack": env.get_wrapper_attr("frame_stack"),
-        "shape": "x".join(map(str, env.observation_space.shape)),
+        "shape": "x".join(str(side) for side in env.observation_space.shape or ()),
         "agent_steps_per_s": steps / elapsed,
         "env_frames_per_s": frames / elapsed,
     }
