@@ -43,6 +43,8 @@ BUFFER_FORMAT_VERSION = 1
 _META_KEY = "__meta__"
 
 _NUMPY_CORE = {"_reconstruct", "scalar", "_frombuffer"}
+# Scalar types such as numpy.float32 (e.g. the dtype argument of SB3's action noise)
+_NUMPY_SCALAR_TYPES = {t.__name__ for t in set(np.sctypeDict.values()) if vars(np).get(t.__name__) is t} - {"object_"}
 _BIT_GENERATORS = {
     "numpy.random._pcg64": {"PCG64", "PCG64DXSM"},
     "numpy.random._mt19937": {"MT19937"},
@@ -55,7 +57,7 @@ _BIT_GENERATORS = {
 ALLOWED_GLOBALS: dict[str, set[str]] = {
     "builtins": {"slice", "set", "frozenset", "complex", "range", "bytearray"},
     "collections": {"deque", "OrderedDict"},
-    "numpy": {"dtype", "ndarray"},
+    "numpy": {"dtype", "ndarray"} | _NUMPY_SCALAR_TYPES,
     "numpy._core.multiarray": _NUMPY_CORE,
     "numpy.core.multiarray": _NUMPY_CORE,
     "numpy._core.numeric": _NUMPY_CORE,
