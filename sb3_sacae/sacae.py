@@ -149,7 +149,10 @@ class SACAE(SafeSerializationMixin, SAC):
         ent_coef_betas: tuple[float, float] = (0.5, 0.999),
         _init_setup_model: bool = True,
     ):
-        for name, interval in (("target_update_interval", target_update_interval), ("actor_update_interval", actor_update_interval)):
+        for name, interval in (
+            ("target_update_interval", target_update_interval),
+            ("actor_update_interval", actor_update_interval),
+        ):
             if int(interval) < 1:
                 raise ValueError(f"{name} must be a positive number of gradient steps, got {interval}")
         check_action_space(getattr(env, "action_space", None))
@@ -208,11 +211,16 @@ class SACAE(SafeSerializationMixin, SAC):
         # not user policy_kwargs, so they are passed for construction only.
         self._select_replay_buffer()
         user_policy_kwargs, user_buffer_kwargs = self.policy_kwargs, self.replay_buffer_kwargs
-        allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or not getattr(self, "_check_buffer_memory", False)
+        allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or not getattr(
+            self, "_check_buffer_memory", False
+        )
         if self.replay_buffer_class is FrameStackReplayBuffer:
             self.replay_buffer_kwargs = {**user_buffer_kwargs, "allow_oversize": allow_oversize}
-        else:  # SB3's buffers take no such argument: SACAE checks their size below
+        else:  # SB3's buffers take no such argument: check their size here, before numpy allocates them
             self.replay_buffer_kwargs = {k: v for k, v in user_buffer_kwargs.items() if k != "allow_oversize"}
+            per_transition = self._sb3_bytes_per_transition()
+            what = f"SB3's replay buffer (buffer_size={self.buffer_size:_})"
+            check_memory_fits(per_transition * self.buffer_size, per_transition, what, allow_oversize=allow_oversize)
         self.policy_kwargs = {
             **user_policy_kwargs,
             "encoder_lr": self.encoder_lr,
@@ -224,12 +232,6 @@ class SACAE(SafeSerializationMixin, SAC):
             super()._setup_model()
         finally:
             self.policy_kwargs, self.replay_buffer_kwargs = user_policy_kwargs, user_buffer_kwargs
-        if not isinstance(self.replay_buffer, FrameStackReplayBuffer) and self.replay_buffer is not None:
-            arrays = [v for v in vars(self.replay_buffer).values() if isinstance(v, np.ndarray)]
-            nbytes = sum(array.nbytes for array in arrays)  # np.zeros is lazy: nothing is touched yet
-            n_transitions = self.replay_buffer.buffer_size * self.replay_buffer.n_envs
-            what = f"{type(self.replay_buffer).__name__}(buffer_size={self.buffer_size:_})"
-            check_memory_fits(nbytes, nbytes / n_transitions, what, allow_oversize=allow_oversize)
         self.ent_coef_betas = tuple(self.ent_coef_betas)  # a JSON list after save/load
         if self.ent_coef_optimizer is not None:
             # SAC-AE's temperature has its own learning rate and Adam betas
@@ -248,6 +250,17 @@ class SACAE(SafeSerializationMixin, SAC):
         if frame_stack is not None and frame_stack > 1 and isinstance(self.observation_space, spaces.Box):
             self.replay_buffer_class = FrameStackReplayBuffer
             self.replay_buffer_kwargs = {"frame_stack": frame_stack, **self.replay_buffer_kwargs}
+
+    def _sb3_bytes_per_transition(self) -> int:
+        """Bytes SB3's ReplayBuffer/DictReplayBuffer use per transition: obs (twice unless optimized), action, 3 floats."""
+        obs_spaces = (
+            self.observation_space.spaces.values()
+            if isinstance(self.observation_space, spaces.Dict)
+            else [self.observation_space]
+        )
+        obs_bytes = sum(int(np.prod(space.shape)) * space.dtype.itemsize for space in obs_spaces)  # type: ignore[misc]
+        action_bytes = int(np.prod(self.action_space.shape)) * 4  # float32
+        return obs_bytes * (1 if self.optimize_memory_usage else 2) + action_bytes + 3 * 4
 
     def _read_action_repeat(self) -> float | None:
         """Mean action repeat of the envs (None without an action-repeat wrapper), to count environment frames."""
@@ -272,8 +285,14 @@ class SACAE(SafeSerializationMixin, SAC):
         super()._update_info_buffer(infos, dones)
         self._env_frames += sum(int(info.get("step_env_frames", 0)) for info in infos)
 
-    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
-                     tb_log_name: str = "run", progress_bar: bool = False):
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ):
         if reset_num_timesteps:
             self._env_frames = 0
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
