@@ -137,15 +137,17 @@ def save_bundle(
         episode-boundary reset exactly (see :func:`resume_from_bundle`)
     :param interrupted_by: name of the signal that stopped the run, recorded in ``state.json``
     """
-    if model.replay_buffer is None:
+    buffer = model.replay_buffer
+    if buffer is None:
         raise ValueError("Cannot checkpoint a model without a replay buffer")
     bundle_path = Path(bundle_path)
     bundle_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(dir=bundle_path.parent, prefix=f".{bundle_path.name}.tmp-{os.getpid()}-"))
     try:
         model.save(tmp_dir / MODEL_FILE)
-        write_replay_buffer(model.replay_buffer, tmp_dir / BUFFER_FILE)
-        episode_starts = model._last_episode_starts
+        write_replay_buffer(buffer, tmp_dir / BUFFER_FILE)
+        # SB3's off-policy loop does not track episode starts: the last stored transition's done flags tell
+        last_dones = buffer.dones[(buffer.pos - 1) % buffer.buffer_size] if buffer.pos > 0 or buffer.full else True
         state = {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_FORMAT_VERSION,
@@ -153,7 +155,7 @@ def save_bundle(
             "num_timesteps": int(model.num_timesteps),
             "n_updates": int(model._n_updates),
             "episode_num": int(model._episode_num),
-            "at_episode_boundary": bool(episode_starts is not None and np.all(episode_starts)),
+            "at_episode_boundary": bool(np.all(last_dones)),
             "interrupted_by": interrupted_by,
             "rng": {
                 **global_rng_states(),
