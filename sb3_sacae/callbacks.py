@@ -51,7 +51,7 @@ class TrainingInterrupted(SystemExit):
 
 
 def _generator_state(generator: np.random.Generator) -> dict[str, Any]:
-    return generator.bit_generator.state
+    return dict(generator.bit_generator.state)
 
 
 def _generator_from_state(state: dict[str, Any]) -> np.random.Generator:

@@ -283,10 +283,10 @@ def write_replay_buffer(buffer: BaseBuffer, path: str | os.PathLike | io.Buffere
     }
     entries = {_META_KEY: np.array(json.dumps(meta)), **arrays}
     if isinstance(path, io.BufferedIOBase):
-        np.savez(path, **entries)
+        np.savez(path, allow_pickle=False, **entries)
         return
     with atomic_write(path) as file:
-        np.savez(file, **entries)
+        np.savez(file, allow_pickle=False, **entries)
 
 
 def _buffer_mismatch(what: str, saved: Any, expected: Any, source: str) -> ValueError:
@@ -449,7 +449,7 @@ class SafeSerializationMixin:
         """Resume from a checkpoint bundle: see :func:`sb3_sacae.callbacks.resume_from_bundle`."""
         from sb3_sacae.callbacks import resume_from_bundle
 
-        return resume_from_bundle(path, env, algorithm_class=cls, **kwargs)  # type: ignore[return-value]
+        return resume_from_bundle(path, env, algorithm_class=cls, **kwargs)  # type: ignore[arg-type, return-value]
 
 
 def _looks_like_npz(path: Path | io.BufferedIOBase) -> bool:
