@@ -136,9 +136,15 @@ def postgres_url():
     if as_user:
         os.chown(base, owner.pw_uid, owner.pw_gid)
     data, port = base / "data", _free_port()
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True
+    )
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(base / "log"), "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(base / "log"), "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3: name the psycopg2 driver explicitly
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"

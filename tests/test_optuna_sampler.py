@@ -71,7 +71,10 @@ def test_sampled_hyperparameters_build_a_sacae():
 
 
 def test_parse_policy_kwargs_accepts_literals_only():
-    assert parse_policy_kwargs("dict(features_dim=50, net_arch=[1024, 1024])") == {"features_dim": 50, "net_arch": [1024, 1024]}
+    assert parse_policy_kwargs("dict(features_dim=50, net_arch=[1024, 1024])") == {
+        "features_dim": 50,
+        "net_arch": [1024, 1024],
+    }
     with pytest.raises(ValueError):
         parse_policy_kwargs("dict(activation_fn=__import__('os').system('true'))")
 

@@ -46,7 +46,24 @@ def check(result: subprocess.CompletedProcess) -> str:
 def trained(tmp_path_factory) -> Path:
     """logs/ of a 64-step SACAE run on 32x32 Pendulum pixels."""
     workdir = tmp_path_factory.mktemp("zoo")
-    out = check(zoo("train", "--algo", "sacae", "--env", ENV_ID, "-n", "64", "-f", "logs", "--seed", "1", *TINY_ENV, *TINY_MODEL, cwd=workdir))
+    out = check(
+        zoo(
+            "train",
+            "--algo",
+            "sacae",
+            "--env",
+            ENV_ID,
+            "-n",
+            "64",
+            "-f",
+            "logs",
+            "--seed",
+            "1",
+            *TINY_ENV,
+            *TINY_MODEL,
+            cwd=workdir,
+        )
+    )
     assert "sb3_sacae/zoo/hyperparams/sacae.yml" in out  # the packaged file, not rl_zoo3/hyperparams/sacae.yml
     return workdir
 
@@ -74,7 +91,22 @@ def test_enjoy_loads_without_allocating_the_replay_buffer(trained, tmp_path):
 
 
 def test_record_video(trained, tmp_path):
-    check(zoo("record_video", "--algo", "sacae", "--env", ENV_ID, "-f", str(trained / "logs"), "-n", "10", "-o", "videos", cwd=tmp_path))
+    check(
+        zoo(
+            "record_video",
+            "--algo",
+            "sacae",
+            "--env",
+            ENV_ID,
+            "-f",
+            str(trained / "logs"),
+            "-n",
+            "10",
+            "-o",
+            "videos",
+            cwd=tmp_path,
+        )
+    )
     assert list((tmp_path / "videos").glob("*.mp4"))
 
 

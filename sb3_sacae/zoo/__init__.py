@@ -176,12 +176,12 @@ def _patch_experiment_manager(exp_manager: ModuleType) -> None:
             return original_optimization(self)
         # rl_zoo3 hands the URL string to optuna.create_study, which builds an RDBStorage without heartbeat:
         # give exp_manager (only it, only for this call) an optuna whose create_study builds one with heartbeat.
-        real_optuna = exp_manager.optuna
-        exp_manager.optuna = _OptunaWithHeartbeat(real_optuna)
+        real_optuna = exp_manager.optuna  # type: ignore[attr-defined]
+        exp_manager.optuna = _OptunaWithHeartbeat(real_optuna)  # type: ignore[attr-defined]
         try:
             return original_optimization(self)
         finally:
-            exp_manager.optuna = real_optuna
+            exp_manager.optuna = real_optuna  # type: ignore[attr-defined]
 
     manager_cls.__init__ = __init__
     manager_cls.load_trial = load_trial

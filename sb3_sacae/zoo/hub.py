@@ -51,9 +51,7 @@ def model_filename(env_id: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- loading
-def load_model(
-    path: str | os.PathLike, *, trust_remote_code: bool = False, device: str = "auto", **kwargs: Any
-) -> Any:
+def load_model(path: str | os.PathLike, *, trust_remote_code: bool = False, device: str = "auto", **kwargs: Any) -> Any:
     """Load a SACAE zip to predict with: ``buffer_size=1`` (no replay memory), safe loader unless trusted.
 
     :param trust_remote_code: allow SB3's unpickling loader (runs code stored in the file: trusted files only)
@@ -85,7 +83,7 @@ def download(
     folder = snapshot_download(
         repo_id,
         revision=revision,
-        cache_dir=cache_dir,
+        cache_dir=None if cache_dir is None else str(cache_dir),
         local_files_only=local_files_only,
         token=token,
         allow_patterns=["*.zip", "*.yml", "*.json", "README.md"],
@@ -173,16 +171,17 @@ def evaluate(model: Any, env: Any, n_eval_episodes: int, deterministic: bool, fo
     """Evaluate and write ``results.json`` (the huggingface_sb3 format)."""
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    mean_reward, std_reward = evaluate_policy(model, env, n_eval_episodes=n_eval_episodes, deterministic=deterministic)
+    mean, std = evaluate_policy(model, env, n_eval_episodes=n_eval_episodes, deterministic=deterministic)
+    mean_reward, std_reward = float(mean), float(std)  # type: ignore[arg-type]
     results = {
-        "mean_reward": float(mean_reward),
-        "std_reward": float(std_reward),
+        "mean_reward": mean_reward,
+        "std_reward": std_reward,
         "is_deterministic": deterministic,
         "n_eval_episodes": n_eval_episodes,
         "eval_datetime": datetime.datetime.now().isoformat(),
     }
     (folder / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    return float(mean_reward), float(std_reward)
+    return mean_reward, std_reward
 
 
 def find_ffmpeg() -> str | None:
@@ -235,9 +234,7 @@ def record_replay(model: Any, env: Any, path: Path, n_steps: int, deterministic:
     return True
 
 
-def model_card(
-    repo_id: str, env_id: str, mean_reward: float, std_reward: float, hyperparams: dict, env_kwargs: dict
-) -> str:
+def model_card(repo_id: str, env_id: str, mean_reward: float, std_reward: float, hyperparams: dict, env_kwargs: dict) -> str:
     """README.md with Hub metadata (library, tags, evaluation) and how to load the model with sb3-sacae."""
     from huggingface_hub.repocard import metadata_eval_result
 
@@ -338,7 +335,8 @@ def stage(
     from rl_zoo3.utils import create_test_env, get_model_path
 
     env_name = EnvironmentName(env_id)
-    _, model_path, log_path = get_model_path(exp_id, str(folder), ALGO, env_name, load_best, load_checkpoint, load_last_checkpoint)
+    checkpoint = None if load_checkpoint is None else str(load_checkpoint)
+    _, model_path, log_path = get_model_path(exp_id, str(folder), ALGO, env_name, load_best, checkpoint, load_last_checkpoint)
     stats_path = Path(log_path, env_name)
     hyperparams = dict(load_yaml(stats_path / "config.yml") or {}) if (stats_path / "config.yml").is_file() else {}
     saved_args: dict[str, Any] = {}
@@ -362,7 +360,9 @@ def stage(
             if path.is_file():
                 archive.write(path, arcname=path.name)
 
-    test_hyperparams = {key: value for key, value in hyperparams.items() if key in ("env_wrapper", "vec_env_wrapper", "frame_stack")}
+    test_hyperparams = {
+        key: value for key, value in hyperparams.items() if key in ("env_wrapper", "vec_env_wrapper", "frame_stack")
+    }
     normalize = bool(hyperparams.get("normalize", False))
     if normalize:
         test_hyperparams.update(normalize=True, normalize_kwargs={"norm_obs": True, "norm_reward": False})
@@ -390,12 +390,20 @@ def stage(
         record_replay(model, video_env, out / "replay.mp4", video_length, deterministic)
         video_env.close()
     (out / "README.md").write_text(model_card(repo_id, env_id, mean_reward, std_reward, hyperparams, kwargs), encoding="utf-8")
-    (out / ".gitattributes").write_text("*.zip filter=lfs diff=lfs merge=lfs -text\n*.mp4 filter=lfs diff=lfs merge=lfs -text\n")
+    (out / ".gitattributes").write_text(
+        "*.zip filter=lfs diff=lfs merge=lfs -text\n*.mp4 filter=lfs diff=lfs merge=lfs -text\n"
+    )
     print(f"Staged {repo_id} in {out}: mean reward {mean_reward:.2f} +/- {std_reward:.2f}")
     return out
 
 
-def upload(local_dir: str | os.PathLike, repo_id: str, commit_message: str = "Upload SACAE agent", token: str | None = None, private: bool = False) -> str:
+def upload(
+    local_dir: str | os.PathLike,
+    repo_id: str,
+    commit_message: str = "Upload SACAE agent",
+    token: str | None = None,
+    private: bool = False,
+) -> str:
     """Create the model repository if needed and upload ``local_dir``: the only network calls of a push."""
     api = HfApi(token=token)
     url = api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
@@ -404,7 +412,17 @@ def upload(local_dir: str | os.PathLike, repo_id: str, commit_message: str = "Up
     return str(url)
 
 
-def push_to_hub(folder: str | os.PathLike, env_id: str, repo_id: str, *, commit_message: str = "Upload SACAE agent", token: str | None = None, private: bool = False, local_dir: str | os.PathLike | None = None, **stage_kwargs: Any) -> str:
+def push_to_hub(
+    folder: str | os.PathLike,
+    env_id: str,
+    repo_id: str,
+    *,
+    commit_message: str = "Upload SACAE agent",
+    token: str | None = None,
+    private: bool = False,
+    local_dir: str | os.PathLike | None = None,
+    **stage_kwargs: Any,
+) -> str:
     """Stage a zoo-trained SACAE (:func:`stage`) and upload it (:func:`upload`)."""
     with tempfile.TemporaryDirectory(prefix="sacae-hub-") as tmp:
         staged = stage(folder, env_id, repo_id, local_dir or tmp, **stage_kwargs)
@@ -475,7 +493,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit("--no-upload needs --local-dir")
         stage(args.folder, args.env, repo_id, args.local_dir, **stage_kwargs)
         return
-    push_to_hub(args.folder, args.env, repo_id, commit_message=args.commit_message, private=args.private, local_dir=args.local_dir, **stage_kwargs)
+    push_to_hub(
+        args.folder,
+        args.env,
+        repo_id,
+        commit_message=args.commit_message,
+        private=args.private,
+        local_dir=args.local_dir,
+        **stage_kwargs,
+    )
 
 
 if __name__ == "__main__":

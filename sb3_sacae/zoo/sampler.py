@@ -119,27 +119,23 @@ def make_storage(
     worker to start a trial marks it FAIL (and re-queues it up to ``max_retry`` times).
     """
     if url.endswith(".log"):
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))  # type: ignore[attr-defined]
     if not heartbeat_interval:
         return optuna.storages.RDBStorage(url)
     # optuna >= 4.9 names it RetryHeartbeatStaleTrialCallback (RetryFailedTrialCallback before)
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
     callback = retry_cls(max_retry=max_retry) if max_retry > 0 else None
-    return optuna.storages.RDBStorage(
-        url,
-        heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period,
-        **({_stale_callback_argument(): callback} if callback is not None else {}),
-    )
+    callback_kwargs: dict[str, Any] = {_stale_callback_argument(): callback} if callback is not None else {}
+    return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, **callback_kwargs)
 
 
 def load_yaml(path: str | Path) -> Any:
     """Read a hyperparameter/config YAML without executing anything (sb3_sacae's safe loader when present)."""
     try:
-        from sb3_sacae.serialization import safe_load_config  # type: ignore[import-not-found]
-    except ImportError:
-        safe_load_config = None
-    if safe_load_config is not None:
+        from sb3_sacae.serialization import safe_load_config
+    except ImportError:  # older sb3_sacae without the safe loaders
+        pass
+    else:
         return safe_load_config(path)
     import yaml
 
@@ -154,7 +150,7 @@ def load_yaml(path: str | Path) -> Any:
         lambda loader, node: dict(loader.construct_sequence(node, deep=True)[0]),
     )
     with open(path, encoding="utf-8") as file:
-        return yaml.load(file, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(file, Loader=_Loader)
 
 
 def parse_policy_kwargs(text: str) -> dict[str, Any]:
