@@ -248,7 +248,8 @@ def resume_from_bundle(
 def _reset_env_as_checkpointed(model: OffPolicyAlgorithm, state: dict[str, Any]) -> None:
     """Reset the env the way SB3's ``_setup_learn`` does, replaying the checkpointed run's episode-boundary reset."""
     env = model.env
-    assert env is not None  # load() was given one
+    if env is None:
+        raise ValueError("resume_from_bundle needs the environment to continue training on: pass env=...")
     # load() re-seeded the env (when the model has a seed): a seeded reset would restart the env's RNG stream
     env.unwrapped._reset_seeds()  # type: ignore[attr-defined]
     rng = state["rng"]
