@@ -1,0 +1,137 @@
+"""Plot the learning curves written by ``benchmarks/learning.py``: mean +/- std over seeds, one PNG per environment.
+
+Reads ``<results>/<env>/<seed>.csv`` (every environment folder found, or those given with ``--env``), draws the
+mean evaluation return over seeds with a +/- one standard deviation band against agent steps (or environment
+frames with ``--x env_frames``), adds horizontal reference lines, saves ``<results>/<env>/learning_curve.png``
+(or ``--out`` for a single environment) and prints a summary table of the final returns.
+
+    python benchmarks/plot_learning.py --env PendulumPixels-v1 --reference "target=-200"
+    python benchmarks/plot_learning.py --env DMC-cartpole-swingup-v0 --x env_frames \\
+        --reference "SAC+AE (paper)=311+-11" --reference "DrQ=759+-92"
+
+A reference is ``label=value`` or ``label=value+-std`` (the std is drawn as a light band).
+The final return of a seed is its last evaluation; the summary gives their mean and std over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REFERENCE = re.compile(r"^(?P<label>.+)=(?P<value>[-+0-9.eE]+?)(?:\s*(?:\+-|\+/-|±)\s*(?P<std>[0-9.eE]+))?$")
+
+
+def parse_reference(text: str) -> tuple[str, float, float | None]:
+    match = REFERENCE.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"reference {text!r} is not 'label=value' or 'label=value+-std', e.g. 'DrQ=759+-92'")
+    std = match.group("std")
+    return match.group("label").strip(), float(match.group("value")), float(std) if std is not None else None
+
+
+def read_seeds(env_dir: Path) -> dict[int, list[dict[str, float]]]:
+    """Rows of every ``<seed>.csv`` in ``env_dir``, as floats, keyed by seed."""
+    seeds = {}
+    for path in sorted(env_dir.glob("*.csv")):
+        if not path.stem.lstrip("-").isdigit():
+            continue
+        with path.open(newline="") as handle:
+            rows = [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+        if rows:
+            seeds[int(path.stem)] = rows
+    return seeds
+
+
+def curve(seeds: dict[int, list[dict[str, float]]], x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x values, mean and std of the evaluation return over the seeds evaluated at each x, and their count."""
+    by_x: dict[float, list[float]] = {}
+    for rows in seeds.values():
+        for row in rows:
+            by_x.setdefault(row[x], []).append(row["eval_mean_return"])
+    xs = np.array(sorted(by_x))
+    means = np.array([np.mean(by_x[value]) for value in xs])
+    stds = np.array([np.std(by_x[value]) for value in xs])
+    counts = np.array([len(by_x[value]) for value in xs])
+    return xs, means, stds, counts
+
+
+def summary(env: str, seeds: dict[int, list[dict[str, float]]]) -> dict[str, str]:
+    finals = [rows[-1] for rows in seeds.values()]
+    returns = np.array([row["eval_mean_return"] for row in finals])
+    hours = np.array([row["wall_time_s"] for row in finals]) / 3600
+    return {
+        "env": env,
+        "seeds": ", ".join(str(seed) for seed in seeds),
+        "agent steps": ", ".join(sorted({f"{row['agent_steps']:.0f}" for row in finals})),
+        "env frames": ", ".join(sorted({f"{row['env_frames']:.0f}" for row in finals})),
+        "final return": f"{returns.mean():.1f} +/- {returns.std():.1f}",
+        "best seed-mean return": f"{max(curve(seeds, 'agent_steps')[1]):.1f}",
+        "wall time (h)": f"{hours.mean():.2f}",
+    }
+
+
+def plot(env: str, seeds: dict, x: str, references: list, out: Path) -> None:
+    xs, means, stds, _ = curve(seeds, x)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(xs, means, marker="o", markersize=3, label=f"SACAE (mean +/- std, {len(seeds)} seeds)")
+    ax.fill_between(xs, means - stds, means + stds, alpha=0.25)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]
+    for (label, value, std), color in zip(references, colors * (1 + len(references) // len(colors)), strict=False):
+        ax.axhline(value, linestyle="--", color=color, label=label)
+        if std is not None:
+            ax.axhspan(value - std, value + std, color=color, alpha=0.1)
+    ax.set_xlabel("environment frames" if x == "env_frames" else "agent steps")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(env)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, str]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
+    parser.add_argument("--env", nargs="+", default=None, help="environment folders to plot (default: all found)")
+    parser.add_argument("--x", choices=["agent_steps", "env_frames"], default="agent_steps")
+    parser.add_argument("--reference", type=parse_reference, action="append", default=[], help="'label=value[+-std]'")
+    parser.add_argument("--out", type=Path, default=None, help="PNG path (one environment only)")
+    args = parser.parse_args(argv)
+
+    env_dirs = (
+        [args.results / env for env in args.env] if args.env else sorted(p for p in args.results.iterdir() if p.is_dir())
+    )
+    found = {env_dir.name: read_seeds(env_dir) for env_dir in env_dirs}
+    found = {env: seeds for env, seeds in found.items() if seeds}
+    if not found:
+        raise SystemExit(f"no <seed>.csv files under {[str(d) for d in env_dirs]}: run benchmarks/learning.py first")
+    if args.out is not None and len(found) > 1:
+        parser.error("--out names one PNG: give one --env")
+
+    rows = []
+    for env, seeds in found.items():
+        out = args.out or args.results / env / "learning_curve.png"
+        plot(env, seeds, args.x, args.reference, out)
+        rows.append(summary(env, seeds))
+        print(f"saved {out}")
+    print()
+    print("| " + " | ".join(rows[0]) + " |")
+    print("|" + "---|" * len(rows[0]))
+    for row in rows:
+        print("| " + " | ".join(row.values()) + " |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""Update throughput: gradient steps per second of SACAE and of plain SB3 SAC (CnnPolicy), same synthetic pixels.
+
+One process builds both models on the same observation and action spaces (paper settings: 9x84x84 uint8
+observations, 6-dim actions, batch 128; SACAE with 50 features, 32 filters, 4 conv layers, [1024, 1024] MLPs and
+the decoder; SAC with SB3's defaults, its NatureCNN, but batch 128), fills each replay buffer with the same random
+transitions through ``replay_buffer.add()``, then times ``model.train(1, batch_size)`` after a warm-up. It also
+counts the FLOPs of a gradient step (``torch.utils.flop_counter.FlopCounterMode``, averaged over two steps since
+SACAE updates the actor every other step), measures the machine's matmul peak (a large float32 and bfloat16
+matmul) and reports the fraction of that peak each model reaches. Prints a table; ``--csv`` appends a row.
+
+    python benchmarks/throughput.py                                   # paper settings, 3 warm-up + 10 timed steps
+    python benchmarks/throughput.py --steps 30 --threads 2 --csv benchmarks/results/throughput.csv
+    python benchmarks/throughput.py --sacae-kwargs '{"decoder_update_interval": 0}'   # extra SACAE arguments
+    python benchmarks/throughput.py --device cuda --steps 200 --warmup 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import SAC
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from torch.utils.flop_counter import FlopCounterMode
+
+from sb3_sacae import SACAE
+
+PAPER_POLICY_KWARGS: dict[str, Any] = dict(features_dim=50, n_filters=32, n_conv_layers=4, net_arch=[1024, 1024])
+
+CSV_FIELDS = [
+    "date",
+    "cpu",
+    "nproc",
+    "gpu",
+    "torch",
+    "device",
+    "threads",
+    "image_size",
+    "batch_size",
+    "steps",
+    "warmup",
+    "sacae_kwargs",
+    "policy_kwargs",
+    "sac_policy_kwargs",
+    "sacae_steps_per_s",
+    "sac_steps_per_s",
+    "ratio",
+    "sacae_gflop_per_step",
+    "sac_gflop_per_step",
+    "peak_fp32_gflops",
+    "peak_bf16_gflops",
+    "sacae_fraction_fp32_peak",
+    "sac_fraction_fp32_peak",
+    "loadavg_before",
+    "loadavg_after",
+]
+
+
+class SyntheticPixelEnv(gym.Env):
+    """Spaces only: the models are built on it, the replay buffers are filled directly, it is never stepped."""
+
+    def __init__(self, channels: int, image_size: int, action_dim: int):
+        self.observation_space = spaces.Box(0, 255, (channels, image_size, image_size), np.uint8)
+        self.action_space = spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_name(device: th.device) -> str:
+    return th.cuda.get_device_name(device) if device.type == "cuda" else ""
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return ""
+
+
+def synchronize(device: th.device) -> None:
+    if device.type == "cuda":
+        th.cuda.synchronize(device)
+
+
+def fill_buffer(model: OffPolicyAlgorithm, transitions: int, seed: int) -> None:
+    """Add ``transitions`` random transitions (episodes of 100 steps) straight into the model's replay buffer."""
+    if model.replay_buffer is None:
+        raise ValueError("the model has no replay buffer: build it with _init_setup_model=True (the default)")
+    rng = np.random.default_rng(seed)
+    obs_shape = tuple(model.observation_space.shape or ())
+    action_dim = int(np.prod(model.action_space.shape or ()))
+    # a pool of random frames: drawing 64 kB of random bytes per transition would dominate the set-up time
+    pool = rng.integers(0, 256, (64, *obs_shape)).astype(np.uint8)
+    for t in range(transitions):
+        obs = pool[rng.integers(len(pool))][None]
+        next_obs = pool[rng.integers(len(pool))][None]
+        action = rng.uniform(-1, 1, (1, action_dim)).astype(np.float32)
+        done = np.array([(t + 1) % 100 == 0])
+        infos = [{"TimeLimit.truncated": bool(done[0])}]
+        model.replay_buffer.add(obs, next_obs, action, rng.normal(size=1).astype(np.float32), done, infos)
+
+
+def prepare(model: OffPolicyAlgorithm, transitions: int, seed: int) -> OffPolicyAlgorithm:
+    """Give the model what ``learn()`` would have set up for ``train()``: a silent logger and a full buffer."""
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    model._current_progress_remaining = 1.0
+    fill_buffer(model, transitions, seed)
+    return model
+
+
+def time_train(model: OffPolicyAlgorithm, steps: int, warmup: int, batch_size: int, device: th.device) -> dict[str, float]:
+    """Wall time of ``steps`` gradient steps after ``warmup`` untimed ones, one ``train(1)`` call each."""
+    model.train(gradient_steps=warmup, batch_size=batch_size)
+    synchronize(device)
+    step_times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.train(gradient_steps=1, batch_size=batch_size)
+        synchronize(device)
+        step_times.append(time.perf_counter() - start)
+    total = float(np.sum(step_times))
+    return {
+        "steps_per_s": steps / total,
+        "ms_min": 1e3 * float(np.min(step_times)),
+        "ms_median": 1e3 * float(np.median(step_times)),
+        "ms_max": 1e3 * float(np.max(step_times)),
+    }
+
+
+def count_flops(model: OffPolicyAlgorithm, batch_size: int) -> float:
+    """FLOPs of one gradient step (forward and backward of every network), the mean of two consecutive steps."""
+    with FlopCounterMode(display=False) as counter:
+        model.train(gradient_steps=2, batch_size=batch_size)
+    return counter.get_total_flops() / 2
+
+
+def matmul_peak(dtype: th.dtype, size: int, device: th.device, repeats: int = 5) -> float:
+    """Best FLOP/s of a ``size`` x ``size`` matmul in ``dtype`` over ``repeats`` timed runs (after one warm-up)."""
+    generator = th.Generator(device="cpu").manual_seed(0)
+    a = th.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+    b = th.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+    th.matmul(a, b)
+    synchronize(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        th.matmul(a, b)
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def build_models(args: argparse.Namespace, device: th.device) -> dict[str, OffPolicyAlgorithm]:
+    env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
+    common = dict(buffer_size=args.transitions, learning_starts=0, batch_size=args.batch_size, seed=args.seed, device=device)
+    sacae_policy = {**PAPER_POLICY_KWARGS, **args.policy_kwargs}
+    models: dict[str, OffPolicyAlgorithm] = {
+        "SACAE": SACAE("CnnPolicy", env, policy_kwargs=sacae_policy, **common, **args.sacae_kwargs)  # type: ignore[arg-type]
+    }
+    if not args.skip_sac:
+        models["SAC (SB3 CnnPolicy)"] = SAC(
+            "CnnPolicy", env, policy_kwargs=dict(args.sac_policy_kwargs) or None, **common  # type: ignore[arg-type]
+        )
+    return models
+
+
+def json_arg(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"key\": 1}}', got {text!r}")
+    return value
+
+
+def append_csv(path: Path, row: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.stat().st_size > 0:
+        with path.open(newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if header != CSV_FIELDS:
+            raise ValueError(f"{path} has other columns than this script writes ({header[:4]}...): pass a new --csv file name")
+        mode = "a"
+    else:
+        mode = "w"
+    with path.open(mode, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        if mode == "w":
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=10, help="timed gradient steps per model (default 10)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed gradient steps before timing (default 3)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--image-size", type=int, default=84)
+    parser.add_argument("--channels", type=int, default=9, help="3 stacked RGB frames (default 9)")
+    parser.add_argument("--action-dim", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--transitions", type=int, default=1000, help="random transitions in each replay buffer")
+    parser.add_argument("--sacae-kwargs", type=json_arg, default={}, help="extra SACAE constructor arguments (JSON)")
+    parser.add_argument(
+        "--policy-kwargs", type=json_arg, default={}, help="SACAE policy_kwargs, merged over the paper's (JSON)"
+    )
+    parser.add_argument("--sac-policy-kwargs", type=json_arg, default={}, help="SB3 SAC policy_kwargs (JSON; default: SB3's)")
+    parser.add_argument("--skip-sac", action="store_true", help="time SACAE only (no ratio)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--peak-size", type=int, default=None, help="matmul side for the peak (default 4096, 8192 on GPU)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--csv", type=Path, default=None, help="append one row of settings and results to this CSV")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be >= 1 and --warmup >= 0")
+    if args.transitions < args.batch_size:
+        parser.error(f"--transitions ({args.transitions}) must be at least --batch-size ({args.batch_size})")
+
+    if args.threads is not None:
+        th.set_num_threads(args.threads)
+    device = th.device(args.device)
+    if device.type == "cuda" and not th.cuda.is_available():
+        parser.error("--device cuda given but torch sees no CUDA device: use --device cpu")
+    load_before = loadavg()
+
+    models = build_models(args, device)
+    results: dict[str, dict[str, float]] = {}
+    for name, model in models.items():
+        prepare(model, args.transitions, args.seed)
+        flops = count_flops(model, args.batch_size)
+        results[name] = {**time_train(model, args.steps, args.warmup, args.batch_size, device), "flops": flops}
+
+    peak_size = args.peak_size or (8192 if device.type == "cuda" else 4096)
+    peak_fp32 = matmul_peak(th.float32, peak_size, device)
+    peak_bf16 = matmul_peak(th.bfloat16, peak_size, device)
+    load_after = loadavg()
+
+    for result in results.values():
+        achieved = result["flops"] * result["steps_per_s"]
+        result["fraction_fp32"] = achieved / peak_fp32
+        result["fraction_bf16"] = achieved / peak_bf16
+
+    print(
+        f"\n{datetime.date.today()}  {cpu_model()} x{os.cpu_count()}  {gpu_name(device)}  torch {th.__version__}  "
+        f"device {device}  threads {th.get_num_threads()}  load average {load_before} -> {load_after}"
+    )
+    print(
+        f"{args.channels}x{args.image_size}x{args.image_size} uint8, batch {args.batch_size}, {args.warmup} warm-up + "
+        f"{args.steps} timed steps; SACAE kwargs {args.sacae_kwargs}, policy kwargs {args.policy_kwargs}"
+    )
+    print(
+        f"matmul peak ({peak_size}x{peak_size}): float32 {peak_fp32 / 1e9:,.0f} GFLOP/s, "
+        f"bfloat16 {peak_bf16 / 1e9:,.0f} GFLOP/s\n"
+    )
+    print("| model | steps/s | ms/step min / median / max | GFLOP/step | GFLOP/s | % fp32 peak | % bf16 peak |")
+    print("|---|---|---|---|---|---|---|")
+    for name, result in results.items():
+        print(
+            f"| {name} | {result['steps_per_s']:.2f} | {result['ms_min']:.0f} / {result['ms_median']:.0f} / "
+            f"{result['ms_max']:.0f} | {result['flops'] / 1e9:.1f} | {result['flops'] * result['steps_per_s'] / 1e9:,.0f} | "
+            f"{100 * result['fraction_fp32']:.1f} | {100 * result['fraction_bf16']:.1f} |"
+        )
+    sacae = results["SACAE"]
+    sac = results.get("SAC (SB3 CnnPolicy)")
+    ratio = sacae["steps_per_s"] / sac["steps_per_s"] if sac else float("nan")
+    if sac:
+        print(f"\nSACAE / SAC steps per second: {ratio:.2f}")
+
+    row = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "nproc": os.cpu_count(),
+        "gpu": gpu_name(device),
+        "torch": th.__version__,
+        "device": str(device),
+        "threads": th.get_num_threads(),
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "sacae_kwargs": json.dumps(args.sacae_kwargs, sort_keys=True),
+        "policy_kwargs": json.dumps(args.policy_kwargs, sort_keys=True),
+        "sac_policy_kwargs": json.dumps(args.sac_policy_kwargs, sort_keys=True),
+        "sacae_steps_per_s": f"{sacae['steps_per_s']:.4f}",
+        "sac_steps_per_s": f"{sac['steps_per_s']:.4f}" if sac else "",
+        "ratio": f"{ratio:.4f}" if sac else "",
+        "sacae_gflop_per_step": f"{sacae['flops'] / 1e9:.3f}",
+        "sac_gflop_per_step": f"{sac['flops'] / 1e9:.3f}" if sac else "",
+        "peak_fp32_gflops": f"{peak_fp32 / 1e9:.1f}",
+        "peak_bf16_gflops": f"{peak_bf16 / 1e9:.1f}",
+        "sacae_fraction_fp32_peak": f"{sacae['fraction_fp32']:.4g}",
+        "sac_fraction_fp32_peak": f"{sac['fraction_fp32']:.4g}" if sac else "",
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+    }
+    if args.csv is not None:
+        append_csv(args.csv, row)
+        print(f"appended to {args.csv}")
+    return row
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The benchmark scripts run end to end at tiny scale (tiny images and nets, a handful of steps) and write their outputs."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_SACAE_POLICY = json.dumps(dict(features_dim=8, n_filters=8, net_arch=[16, 16]))
+
+
+def run_script(script: str, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert completed.returncode == 0, f"{script} failed:\n{completed.stdout}\n{completed.stderr}"
+    return completed.stdout
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_throughput_times_both_models_and_appends_a_csv_row(tmp_path):
+    out = tmp_path / "throughput.csv"
+    tiny = [
+        "--image-size", "40", "--batch-size", "8", "--transitions", "16", "--steps", "2", "--warmup", "1",
+        "--threads", "1", "--peak-size", "128", "--policy-kwargs", TINY_SACAE_POLICY,
+        "--sac-policy-kwargs", json.dumps(dict(net_arch=[16], features_extractor_kwargs=dict(features_dim=16))),
+    ]  # fmt: skip
+    out.write_text("")  # an empty file gets the header
+    stdout = run_script("throughput.py", *tiny, "--csv", str(out))
+
+    assert "SACAE / SAC steps per second" in stdout and "matmul peak" in stdout
+    (row,) = read_csv(out)
+    assert float(row["sacae_steps_per_s"]) > 0 and float(row["sac_steps_per_s"]) > 0
+    assert float(row["ratio"]) == pytest.approx(float(row["sacae_steps_per_s"]) / float(row["sac_steps_per_s"]), rel=1e-3)
+    assert float(row["sacae_gflop_per_step"]) > 0 and float(row["sac_gflop_per_step"]) > 0
+    assert float(row["peak_fp32_gflops"]) > 0 and float(row["peak_bf16_gflops"]) > 0
+    assert 0 < float(row["sacae_fraction_fp32_peak"])
+    assert row["image_size"] == "40" and row["batch_size"] == "8" and row["threads"] == "1"
+    assert json.loads(row["policy_kwargs"]) == json.loads(TINY_SACAE_POLICY)
+
+
+def test_learning_writes_one_csv_per_seed_and_the_plot_summarises_them(tmp_path):
+    hyperparams = {"batch_size": 8, "learning_starts": 10, "policy_kwargs": json.loads(TINY_SACAE_POLICY)}
+    stdout = run_script(
+        "learning.py",
+        "--env", "PendulumPixels-v1", "--env-kwargs", json.dumps({"image_size": 32, "max_episode_steps": 10}),
+        "--steps", "20", "--seeds", "0", "1", "--eval-freq", "10", "--eval-episodes", "1",
+        "--hyperparams", json.dumps(hyperparams), "--threads", "1", "--out", str(tmp_path),
+    )  # fmt: skip
+    env_dir = tmp_path / "PendulumPixels-v1"
+    assert "final evaluation return" in stdout
+    for seed in (0, 1):
+        rows = read_csv(env_dir / f"{seed}.csv")
+        assert [int(row["agent_steps"]) for row in rows] == [0, 10, 20]
+        assert int(rows[0]["env_frames"]) == 0 and int(rows[-1]["env_frames"]) > int(rows[-1]["agent_steps"])
+        assert all(float(row["eval_std_return"]) >= 0 and float(row["wall_time_s"]) > 0 for row in rows)
+        assert (env_dir / "evaluations" / str(seed) / "evaluations.npz").exists()
+    settings = json.loads((env_dir / "settings.json").read_text())
+    assert settings["steps"] == 20 and settings["seeds"] == [0, 1] and settings["hyperparams"]["batch_size"] == 8
+
+    png = tmp_path / "curve.png"
+    stdout = run_script(
+        "plot_learning.py", "--results", str(tmp_path), "--env", "PendulumPixels-v1", "--x", "env_frames",
+        "--reference", "target=-200", "--reference", "DrQ=759+-92", "--out", str(png),
+    )  # fmt: skip
+    assert png.stat().st_size > 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = next(line for line in stdout.splitlines() if line.startswith("| PendulumPixels-v1"))
+    final = [float(read_csv(env_dir / f"{seed}.csv")[-1]["eval_mean_return"]) for seed in (0, 1)]
+    assert f"{sum(final) / 2:.1f} +/-" in summary and "| 0, 1 |" in summary
