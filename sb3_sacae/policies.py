@@ -87,6 +87,7 @@ class SACAEPolicy(BasePolicy):
     :param n_filters: filters per conv layer (paper: 32)
     :param n_conv_layers: conv layers of the encoder (paper: 4)
     :param normalize_images: divide pixels by 255 (True for uint8 images)
+    :param channels_last: run convs and transposed convs in NHWC memory layout (see the README's speed table)
     :param use_sde: Whether to use State Dependent Exploration or not
     :param log_std_init: Initial value for the log standard deviation (gSDE only)
     :param optimizer_class: optimizer of actor, critic, encoder and decoder (paper: Adam)
@@ -113,6 +114,7 @@ class SACAEPolicy(BasePolicy):
         n_filters: int = 32,
         n_conv_layers: int = 4,
         normalize_images: bool = True,
+        channels_last: bool = False,
         use_sde: bool = False,
         log_std_init: float = -3,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
@@ -142,6 +144,7 @@ class SACAEPolicy(BasePolicy):
         self.features_dim = features_dim
         self.n_filters = n_filters
         self.n_conv_layers = n_conv_layers
+        self.channels_last = channels_last
         self.use_sde = use_sde
         self.log_std_init = log_std_init
         self.n_critics = n_critics
@@ -153,7 +156,9 @@ class SACAEPolicy(BasePolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         obs_space = self.observation_space
-        self.encoder = ConvTrunk(obs_space, self.n_filters, self.n_conv_layers, self.normalize_images)  # type: ignore[arg-type]
+        self.encoder = ConvTrunk(
+            obs_space, self.n_filters, self.n_conv_layers, self.normalize_images, self.channels_last  # type: ignore[arg-type]
+        )
         # SB3's own preprocessing must not divide by 255 a second time: the trunk does it
         net_kwargs = dict(observation_space=obs_space, action_space=self.action_space, normalize_images=False)
         self.critic = ContinuousCritic(
@@ -180,6 +185,8 @@ class SACAEPolicy(BasePolicy):
             else None
         )
         self.apply(weight_init)
+        if self.channels_last:
+            self.to(memory_format=th.channels_last)  # conv weights only; Linear weights are 2D
         self.critic_target = copy.deepcopy(self.critic)
         self.critic_target.set_training_mode(False)
         self.to(self.device)
@@ -211,6 +218,7 @@ class SACAEPolicy(BasePolicy):
                 features_dim=self.features_dim,
                 n_filters=self.n_filters,
                 n_conv_layers=self.n_conv_layers,
+                channels_last=self.channels_last,
                 use_sde=self.use_sde,
                 log_std_init=self.log_std_init,
                 n_critics=self.n_critics,

@@ -8,7 +8,7 @@ from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
-from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, unwrap_vec_wrapper
@@ -103,6 +103,8 @@ class SACAE(SafeSerializationMixin, SAC):
     :param decoder_weight_lambda: L2 weight decay of the decoder (paper: 1e-7)
     :param ent_coef_lr: learning rate of the entropy coefficient (paper: 1e-4)
     :param ent_coef_betas: Adam betas of the entropy coefficient (paper: (0.5, 0.999))
+    :param bf16_autocast: run the forward passes of ``train()`` under bfloat16 autocast (losses, optimizer
+        states and Polyak updates stay float32); see the README's speed table
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -147,6 +149,7 @@ class SACAE(SafeSerializationMixin, SAC):
         decoder_weight_lambda: float = 1e-7,
         ent_coef_lr: float = 1e-4,
         ent_coef_betas: tuple[float, float] = (0.5, 0.999),
+        bf16_autocast: bool = False,
         _init_setup_model: bool = True,
     ):
         for name, interval in (
@@ -199,6 +202,7 @@ class SACAE(SafeSerializationMixin, SAC):
         self.decoder_weight_lambda = decoder_weight_lambda
         self.ent_coef_lr = ent_coef_lr
         self.ent_coef_betas = tuple(ent_coef_betas)
+        self.bf16_autocast = bf16_autocast
         self._env_frames = 0
         # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
         self._check_buffer_memory = _init_setup_model
@@ -304,23 +308,32 @@ class SACAE(SafeSerializationMixin, SAC):
         critic_losses, actor_losses, ent_coef_losses, ent_coefs = [], [], [], []
         ae_losses, latent_losses = [], []
 
+        encoder, critic_head = self.policy.encoder, self.critic.features_extractor.head
+        target_encoder = self.critic_target.features_extractor
+        compute_dtype = th.bfloat16 if self.bf16_autocast else th.float32
         for gradient_step in range(gradient_steps):
             step = self._n_updates + gradient_step
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
-            obs, next_obs = data.observations, data.next_observations
             ent_coef = th.exp(self.log_ent_coef.detach()) if self.log_ent_coef is not None else self.ent_coef_tensor
             ent_coefs.append(ent_coef.item())
+            # Each batch is converted and normalised once; every encoder forward below reuses it
+            pixels, next_pixels = encoder.preprocess(data.observations, compute_dtype), encoder.preprocess(
+                data.next_observations, compute_dtype
+            )
 
             # 1. Critic: soft Bellman target from the target critic and the current actor
-            with th.no_grad():
-                next_actions, next_log_prob = self.actor.action_log_prob(next_obs)
-                next_q = th.min(th.cat(self.critic_target(next_obs, next_actions), dim=1), dim=1, keepdim=True).values
-                next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
+            with th.no_grad(), self._autocast():
+                next_features = self.actor.features_extractor.head(encoder.conv_features(next_pixels))
+                next_actions, next_log_prob = self.actor.action_log_prob_from_features(next_features)
+                next_latent = target_encoder.head(target_encoder.trunk.conv_features(next_pixels))
+                next_q = self._q_values(self.critic_target, next_latent, next_actions).min(dim=1, keepdim=True).values
+                next_q = next_q.float() - ent_coef * next_log_prob.reshape(-1, 1).float()
                 target_q = data.rewards + (1 - data.dones) * discounts * next_q
-            current_q = self.critic(obs, data.actions)
+            with self._autocast():
+                current_q = self._q_values(self.critic, critic_head(encoder.conv_features(pixels)), data.actions)
             # Sum over the twin Q-heads, as in the reference code
-            critic_loss = sum(F.mse_loss(q, target_q) for q in current_q)
+            critic_loss = sum(F.mse_loss(q.float(), target_q) for q in current_q.split(1, dim=1))
             self.critic.optimizer.zero_grad()
             critic_loss.backward()  # type: ignore[union-attr]
             self.critic.optimizer.step()
@@ -330,13 +343,14 @@ class SACAE(SafeSerializationMixin, SAC):
             update_decoder = self.policy.decoder is not None and step % self.decoder_update_interval == 0
             if update_actor or update_decoder:
                 # Conv features after the critic step, with a graph only if the decoder will train them
-                with th.set_grad_enabled(update_decoder):
-                    conv = self.policy.encoder(obs)
-                    latent = self.critic.features_extractor.head(conv)
+                with th.set_grad_enabled(update_decoder), self._autocast():
+                    conv = encoder.conv_features(pixels)
+                    latent = critic_head(conv)
 
             # 2. Actor and entropy coefficient, on detached conv features: the actor never moves the convs
             if update_actor:
-                actor_loss, log_prob = self._actor_loss(conv, latent, ent_coef)
+                with self._autocast():
+                    actor_loss, log_prob = self._actor_loss(conv, latent, ent_coef)
                 self.actor.optimizer.zero_grad()
                 actor_loss.backward()
                 self.actor.optimizer.step()
@@ -353,17 +367,14 @@ class SACAE(SafeSerializationMixin, SAC):
             # 3. Targets: Q-heads slowly (tau), the target encoder faster (encoder_tau)
             if step % self.target_update_interval == 0:
                 polyak_update(self._q_params, self._q_target_params, self.tau)
-                polyak_update(
-                    self.critic.features_extractor.parameters(),
-                    self.critic_target.features_extractor.parameters(),
-                    self.encoder_tau,
-                )
+                polyak_update(self.critic.features_extractor.parameters(), target_encoder.parameters(), self.encoder_tau)
 
             # 4. Autoencoder: reconstruct the 5-bit dequantised frames from the critic's latent (paper section 6)
             if update_decoder:
-                reconstruction = self.policy.decoder(latent)  # type: ignore[misc]
-                ae_loss = F.mse_loss(reconstruction, reconstruction_target(obs))
-                latent_loss = (0.5 * latent.pow(2).sum(dim=1)).mean()
+                with self._autocast():
+                    reconstruction = self.policy.decoder(latent)  # type: ignore[misc]
+                ae_loss = F.mse_loss(reconstruction.float(), reconstruction_target(data.observations))
+                latent_loss = (0.5 * latent.float().pow(2).sum(dim=1)).mean()
                 loss = ae_loss + self.decoder_latent_lambda * latent_loss
                 autoencoder_optimizers = (self.policy.encoder_optimizer, self.policy.decoder_optimizer)
                 for optimizer in autoencoder_optimizers:
@@ -389,6 +400,16 @@ class SACAE(SafeSerializationMixin, SAC):
         if self._action_repeat is not None:
             self.logger.record("train/env_frames", self.env_frames)
 
+    def _autocast(self) -> th.autocast:
+        """bfloat16 autocast for forward passes when ``bf16_autocast`` is on, a no-op otherwise."""
+        return th.autocast(device_type=self.device.type, dtype=th.bfloat16, enabled=self.bf16_autocast)
+
+    @staticmethod
+    def _q_values(critic: ContinuousCritic, latent: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """Q-values of every head for encoder latents (what ``critic(obs, actions)`` computes), shape (batch, n)."""
+        q_input = th.cat([latent, actions.to(latent.dtype)], dim=1)
+        return th.cat([q_net(q_input) for q_net in critic.q_networks], dim=1)
+
     def _actor_loss(self, conv: th.Tensor, latent: th.Tensor, ent_coef: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """
         Actor loss from the shared conv features and the critic's latent, both read detached: only the actor's
@@ -399,9 +420,9 @@ class SACAE(SafeSerializationMixin, SAC):
         # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
         actions_pi, log_prob = self.actor.action_log_prob_from_features(self.actor.features_extractor.head(conv.detach()))
         log_prob = log_prob.reshape(-1, 1)
-        q_input = th.cat([latent.detach(), actions_pi], dim=1)
-        min_q_pi = th.min(th.cat([q_net(q_input) for q_net in self.critic.q_networks], dim=1), dim=1, keepdim=True).values
-        return (ent_coef * log_prob - min_q_pi).mean(), log_prob
+        min_q_pi = self._q_values(self.critic, latent.detach(), actions_pi).min(dim=1, keepdim=True).values
+        log_prob = log_prob.float()
+        return (ent_coef * log_prob - min_q_pi.float()).mean(), log_prob
 
     def learn(
         self: SelfSACAE,

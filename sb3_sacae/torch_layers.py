@@ -46,9 +46,17 @@ class ConvTrunk(nn.Module):
     :param n_filters: filters per conv layer (paper: 32)
     :param n_conv_layers: number of conv layers (paper: 4)
     :param normalize_images: divide the input by 255 (uint8 pixels)
+    :param channels_last: run the convs in NHWC memory layout (faster with oneDNN on some CPUs)
     """
 
-    def __init__(self, observation_space: spaces.Box, n_filters: int = 32, n_conv_layers: int = 4, normalize_images: bool = True):
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        n_filters: int = 32,
+        n_conv_layers: int = 4,
+        normalize_images: bool = True,
+        channels_last: bool = False,
+    ):
         super().__init__()
         n_channels, height, width = observation_space.shape
         min_side = min_image_side(n_conv_layers)
@@ -65,12 +73,19 @@ class ConvTrunk(nn.Module):
         with th.no_grad():
             self.output_shape: tuple[int, ...] = tuple(self.convs(th.zeros(1, n_channels, height, width)).shape[1:])
         self.n_flatten = int(np.prod(self.output_shape))
+        self.memory_format = th.channels_last if channels_last else th.contiguous_format
+
+    def preprocess(self, observations: th.Tensor, dtype: th.dtype = th.float32) -> th.Tensor:
+        """Raw observations -> conv input: one copy into ``dtype`` and the trunk's memory layout, then / 255."""
+        pixels = observations.to(dtype=dtype, memory_format=self.memory_format)
+        return pixels.mul_(1.0 / 255.0) if self.normalize_images else pixels
+
+    def conv_features(self, pixels: th.Tensor) -> th.Tensor:
+        """Flat conv features of preprocessed pixels, in (C, H, W) order whatever the memory layout."""
+        return self.convs(pixels).contiguous().flatten(start_dim=1)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
-        observations = observations.float()
-        if self.normalize_images:
-            observations = observations / 255.0
-        return self.convs(observations).flatten(start_dim=1)
+        return self.conv_features(self.preprocess(observations))
 
 
 class ProjectionHead(nn.Module):
@@ -126,6 +141,7 @@ class PixelDecoder(nn.Module):
     def __init__(self, trunk: ConvTrunk, n_channels: int, image_shape: tuple[int, int], features_dim: int, n_filters: int):
         super().__init__()
         self.conv_shape = trunk.output_shape
+        self.memory_format = trunk.memory_format
         self.linear = nn.Linear(features_dim, trunk.n_flatten)
         n_conv_layers = sum(isinstance(layer, nn.Conv2d) for layer in trunk.convs)
         layers: list[nn.Module] = []
@@ -141,7 +157,7 @@ class PixelDecoder(nn.Module):
 
     def forward(self, latent: th.Tensor) -> th.Tensor:
         hidden = th.relu(self.linear(latent))
-        return self.deconvs(hidden.view(-1, *self.conv_shape))
+        return self.deconvs(hidden.view(-1, *self.conv_shape).contiguous(memory_format=self.memory_format))
 
 
 def reconstruction_target(observations: th.Tensor, bits: int = 5) -> th.Tensor:
@@ -152,5 +168,10 @@ def reconstruction_target(observations: th.Tensor, bits: int = 5) -> th.Tensor:
     :param observations: raw pixels in [0, 255]
     """
     bins = 2**bits
-    quantised = th.floor(observations.float() / 2 ** (8 - bits))
-    return (quantised + th.rand_like(quantised)) / bins - 0.5
+    if observations.dtype == th.uint8:
+        quantised = observations >> (8 - bits)  # floor(x / 2^(8 - bits)) in one byte per pixel
+    else:
+        quantised = th.floor(observations.float() / 2 ** (8 - bits))
+    noise = th.rand(observations.shape, device=observations.device)
+    # float32 rounding can carry the top bin up to exactly 0.5: keep the interval half-open
+    return noise.add_(quantised).mul_(1.0 / bins).sub_(0.5).clamp_(max=0.5 - 2**-25)
