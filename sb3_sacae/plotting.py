@@ -1,0 +1,314 @@
+"""
+Learning curves of several seeds: load SB3 monitor logs and EvalCallback ``evaluations.npz`` files, align the
+seeds on a common x grid, aggregate them into a mean with a confidence band, and draw the groups on one axes.
+
+Loading, aligning and aggregating are pure functions on numpy arrays; only :func:`plot_learning_curves` draws
+(with matplotlib's Agg canvas, no pyplot state and no display needed). The command line is ``python -m
+sb3_sacae.plot`` (see :mod:`sb3_sacae.plot`).
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas
+from stable_baselines3.common.monitor import Monitor, get_monitor_files, load_results
+
+EVALUATIONS_FILE = "evaluations.npz"
+SOURCES = ("auto", "eval", "monitor")
+BANDS = ("ci", "std")
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One run: returns ``y`` at steps ``x`` (increasing)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class GroupCurve:
+    """Seeds of one group aligned on ``x``: their mean and band, and the per-seed values (``seeds``, one row each)."""
+
+    label: str
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    seeds: np.ndarray
+    band: str
+
+    @property
+    def n_seeds(self) -> int:
+        return int(self.seeds.shape[0])
+
+
+def load_monitor(path: str | Path) -> Curve:
+    """
+    Training episodes of a run: ``x`` = agent steps at the end of each episode (cumulative episode lengths),
+    ``y`` = episode return.
+
+    :param path: one ``monitor.csv`` file (SB3 ``Monitor``), or a folder whose ``*monitor.csv`` files (one per env
+        of a VecEnv) are merged in the order the episodes ended, as ``stable_baselines3.common.monitor.load_results``
+    """
+    path = Path(path)
+    if path.is_dir():
+        frame = load_results(str(path))  # raises LoadMonitorResultsError when the folder has no monitor file
+    elif path.name.endswith(Monitor.EXT):
+        frame = pandas.read_csv(path, comment="#")  # the first line is Monitor's JSON header
+    else:
+        raise ValueError(f"{path} is neither a folder nor a monitor file (*{Monitor.EXT})")
+    if len(frame) == 0:
+        raise ValueError(f"no finished episode in the monitor log(s) of {path}")
+    return Curve(x=np.cumsum(frame["l"].to_numpy(dtype=np.float64)), y=frame["r"].to_numpy(dtype=np.float64))
+
+
+def load_evaluations(path: str | Path) -> Curve:
+    """
+    Evaluations of a run written by SB3's ``EvalCallback(log_path=...)``: ``x`` = ``timesteps``, ``y`` = mean
+    return over the evaluation episodes.
+
+    :param path: ``evaluations.npz`` or the folder holding it
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / EVALUATIONS_FILE
+    with np.load(path, allow_pickle=False) as data:
+        if "timesteps" not in data or "results" not in data:
+            raise ValueError(f"{path} is not an EvalCallback file: it needs the arrays 'timesteps' and 'results'")
+        timesteps, results = data["timesteps"].astype(np.float64), data["results"].astype(np.float64)
+    if len(timesteps) == 0:
+        raise ValueError(f"{path} holds no evaluation")
+    return Curve(x=timesteps, y=results.reshape(len(timesteps), -1).mean(axis=1))
+
+
+def has_evaluations(path: str | Path) -> bool:
+    """Whether ``path`` is an ``evaluations.npz`` or a folder holding one."""
+    path = Path(path)
+    return path.name == EVALUATIONS_FILE or (path.is_dir() and (path / EVALUATIONS_FILE).is_file())
+
+
+def has_monitor(path: str | Path) -> bool:
+    """Whether ``path`` is a monitor file or a folder holding some."""
+    path = Path(path)
+    return path.name.endswith(Monitor.EXT) or (path.is_dir() and bool(get_monitor_files(str(path))))
+
+
+def resolve_source(paths: Sequence[str | Path], source: str = "auto") -> str:
+    """
+    The log type to read for a group of runs: ``source`` itself, or with ``"auto"`` evaluations when every run has
+    an ``evaluations.npz``, else monitor logs when every run has them.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if source != "auto":
+        return source
+    if all(has_evaluations(path) for path in paths):
+        return "eval"
+    if all(has_monitor(path) for path in paths):
+        return "monitor"
+    missing = [str(path) for path in paths if not has_evaluations(path) and not has_monitor(path)]
+    raise ValueError(
+        f"cannot tell which logs to plot: {missing or 'some runs have only evaluations.npz, others only monitor.csv'}; "
+        "give run folders holding evaluations.npz (EvalCallback log_path) or monitor.csv (Monitor) files, "
+        "or choose with --source eval / --source monitor"
+    )
+
+
+def load_curve(path: str | Path, source: str = "eval", x_scale: float = 1.0, smoothing: int = 1) -> Curve:
+    """
+    One run's curve from its ``source`` (``"eval"`` or ``"monitor"``), with x multiplied by ``x_scale`` (the action
+    repeat turns agent steps into environment frames) and, for monitor logs, returns averaged over a trailing
+    window of ``smoothing`` episodes.
+    """
+    if source == "eval":
+        curve = load_evaluations(path)
+    elif source == "monitor":
+        curve = load_monitor(path)
+        curve = Curve(curve.x, smooth(curve.y, smoothing))
+    else:
+        raise ValueError(f"source must be 'eval' or 'monitor', got {source!r}")
+    return Curve(curve.x * float(x_scale), curve.y)
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """
+    Trailing moving average: each value is the mean of itself and up to ``window - 1`` values before it (fewer at
+    the start, so the output keeps the input's length). ``window=1`` returns the values unchanged.
+    """
+    if int(window) < 1:
+        raise ValueError(f"the smoothing window must be at least 1 episode, got {window}")
+    values = np.asarray(values, dtype=np.float64)
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - int(window), 0)
+    return (cumulative[ends] - cumulative[starts]) / (ends - starts)
+
+
+def align(curves: Sequence[Curve], n_points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Put the curves on one x grid by linear interpolation: ``n_points`` evenly spaced steps over the range every
+    curve covers (from the largest first x to the smallest last x; never extrapolated). When all curves share the
+    same x values (evaluations at the same steps), those are the grid and nothing is interpolated.
+
+    :return: the grid ``(n_points,)`` and the values ``(n_curves, n_points)``
+    """
+    if not curves:
+        raise ValueError("no curve to align")
+    for curve in curves:
+        if len(curve.x) == 0 or len(curve.x) != len(curve.y):
+            raise ValueError(
+                f"a curve needs as many y as x values and at least one point, got {len(curve.x)} and {len(curve.y)}"
+            )
+        if np.any(np.diff(curve.x) < 0):
+            raise ValueError("curve x values must be non-decreasing (agent steps)")
+    first = curves[0].x
+    if all(len(curve.x) == len(first) and np.array_equal(curve.x, first) for curve in curves):
+        return first.astype(np.float64), np.stack([curve.y for curve in curves]).astype(np.float64)
+    low, high = max(curve.x[0] for curve in curves), min(curve.x[-1] for curve in curves)
+    if low > high:
+        raise ValueError(
+            f"the curves do not overlap: one starts at x={low:g} after another ends at x={high:g}; "
+            "plot runs of comparable length, or put them in separate groups"
+        )
+    grid = np.linspace(low, high, int(n_points)) if high > low else np.array([low])
+    return grid, np.stack([np.interp(grid, curve.x, curve.y) for curve in curves])
+
+
+def bootstrap_ci(
+    values: np.ndarray, confidence: float = 0.95, n_bootstrap: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Percentile bootstrap confidence interval of the mean over seeds (axis 0), at every x: the seeds are resampled
+    with replacement ``n_bootstrap`` times. One seed gives a zero-width interval.
+
+    :param values: ``(n_seeds, n_points)``
+    :return: lower and upper bounds ``(n_points,)``
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence}")
+    values = np.asarray(values, dtype=np.float64)
+    n_seeds = values.shape[0]
+    indices = np.random.default_rng(seed).integers(0, n_seeds, size=(int(n_bootstrap), n_seeds))
+    means = values[indices].mean(axis=1)  # (n_bootstrap, n_points)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    return np.percentile(means, tail, axis=0), np.percentile(means, 100.0 - tail, axis=0)
+
+
+def aggregate(
+    values: np.ndarray, band: str = "ci", confidence: float = 0.95, n_bootstrap: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Mean over seeds (axis 0) and its band: ``"ci"``, the bootstrap confidence interval of the mean
+    (:func:`bootstrap_ci`), or ``"std"``, mean +/- the standard deviation over seeds (population, ``ddof=0``).
+
+    :return: mean, lower and upper band ``(n_points,)``
+    """
+    values = np.asarray(values, dtype=np.float64)
+    mean = values.mean(axis=0)
+    if band == "ci":
+        low, high = bootstrap_ci(values, confidence, n_bootstrap, seed)
+    elif band == "std":
+        std = values.std(axis=0)
+        low, high = mean - std, mean + std
+    else:
+        raise ValueError(f"band must be one of {BANDS}, got {band!r}")
+    return mean, low, high
+
+
+def expand_runs(patterns: Sequence[str | Path]) -> list[Path]:
+    """Run folders or log files from paths and glob patterns (``**`` recursive), sorted; a pattern matching nothing raises."""
+    runs: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(str(pattern), recursive=True))
+        if not matches:
+            raise FileNotFoundError(f"no run matches {str(pattern)!r}: give run folders, log files or a quoted glob")
+        runs += [Path(match) for match in matches if Path(match) not in runs]
+    return runs
+
+
+def learning_curves(
+    groups: Mapping[str, Sequence[str | Path]],
+    source: str = "auto",
+    x_scale: float = 1.0,
+    smoothing: int = 1,
+    band: str = "ci",
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    n_points: int = 200,
+) -> list[GroupCurve]:
+    """
+    Load, align and aggregate every group of runs (label -> run folders, log files or globs); see :func:`load_curve`,
+    :func:`align` and :func:`aggregate` for the arguments.
+    """
+    curves = []
+    for label, patterns in groups.items():
+        runs = expand_runs(patterns)
+        group_source = resolve_source(runs, source)
+        x, values = align([load_curve(run, group_source, x_scale, smoothing) for run in runs], n_points)
+        mean, low, high = aggregate(values, band, confidence, n_bootstrap)
+        curves.append(GroupCurve(label, x, mean, low, high, values, band))
+    return curves
+
+
+def summary_table(curves: Sequence[GroupCurve], confidence: float = 0.95) -> str:
+    """A plain-text table of each group's last aligned point: seeds, x, mean and band."""
+    band_name = {"ci": f"{round(100 * confidence)}% CI", "std": "mean +/- std"}
+    header = ("group", "seeds", "final x", "final mean", "band", "low", "high")
+    rows = [
+        (
+            c.label,
+            str(c.n_seeds),
+            f"{c.x[-1]:,.0f}",
+            f"{c.mean[-1]:.2f}",
+            band_name.get(c.band, c.band),
+            f"{c.low[-1]:.2f}",
+            f"{c.high[-1]:.2f}",
+        )
+        for c in curves
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    return "\n".join([lines[0], "  ".join("-" * width for width in widths), *lines[1:]])
+
+
+def plot_learning_curves(
+    curves: Sequence[GroupCurve],
+    path: str | Path | None = None,
+    title: str | None = None,
+    xlabel: str = "agent steps",
+    ylabel: str = "episode return",
+    figsize: tuple[float, float] = (6.4, 4.0),
+    dpi: int = 120,
+):
+    """
+    Draw each group's mean and band on one axes and save the figure to ``path`` (the extension picks the format:
+    .png, .pdf, .svg) when given. Uses matplotlib's Agg canvas: no display, no global pyplot state.
+
+    :return: the matplotlib ``Figure``
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for curve in curves:
+        (line,) = axes.plot(curve.x, curve.mean, label=f"{curve.label} ({curve.n_seeds} seed{'s' * (curve.n_seeds != 1)})")
+        axes.fill_between(curve.x, curve.low, curve.high, color=line.get_color(), alpha=0.2, linewidth=0)
+    axes.set(xlabel=xlabel, ylabel=ylabel)
+    if title:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    if curves:
+        axes.legend(loc="best")
+    figure.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path)
+    return figure
