@@ -57,7 +57,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
-from stable_baselines3.common.logger import HumanOutputFormat, Logger
+from stable_baselines3.common.logger import HumanOutputFormat, KVWriter, Logger
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
@@ -104,7 +104,10 @@ def _check_transitions(data: Mapping[str, Any], source: str) -> int:
     n = len(observations)
     for key in ("actions", "rewards", "next_observations", *_FLAGS):
         if len(data[key]) != n:
-            raise ValueError(f"{source}: '{key}' has {len(data[key])} rows but 'observations' has {n}: every array needs one row per transition")
+            raise ValueError(
+                f"{source}: '{key}' has {len(data[key])} rows but 'observations' has {n}: "
+                "every array needs one row per transition"
+            )
     for key, array in data.items():
         if isinstance(array, np.ndarray) and array.dtype.hasobject:
             raise TypeError(f"{source}: '{key}' is an object array; demonstrations hold numeric arrays only")
@@ -134,7 +137,9 @@ def _check_transitions(data: Mapping[str, Any], source: str) -> int:
 
 
 def _space_mismatch(source: str, what: str, found: str, expected: str, fix: str) -> ValueError:
-    return ValueError(f"The demonstrations in {source} do not fit this model: {what} {found}, but the model expects {expected}; {fix}")
+    return ValueError(
+        f"The demonstrations in {source} do not fit this model: {what} {found}, but the model expects {expected}; {fix}"
+    )
 
 
 def _fit_to_model(data: Demonstrations, model: OffPolicyAlgorithm, source: str) -> Demonstrations:
@@ -171,24 +176,37 @@ def _fit_to_model(data: Demonstrations, model: OffPolicyAlgorithm, source: str) 
     if isinstance(action_space, spaces.Box):
         if actions.shape[1:] != action_space.shape:
             raise _space_mismatch(
-                source, "actions have shape", str(actions.shape[1:]), f"{action_space.shape} ({action_space})", "record them with the same environment"
+                source,
+                "actions have shape",
+                str(actions.shape[1:]),
+                f"{action_space.shape} ({action_space})",
+                "record them with the same environment",
             )
         outside = (actions < action_space.low) | (actions > action_space.high)
         if np.any(outside):
-            raise _space_mismatch(
-                source,
-                f"{int(np.any(outside.reshape(len(actions), -1), axis=1).sum())} actions lie outside",
-                f"[{action_space.low.min()}, {action_space.high.max()}]",
-                str(action_space),
-                "clip them to the action space (np.clip(actions, low, high)), as SB3's predict() does, and save again",
+            n_outside = int(np.any(outside.reshape(len(actions), -1), axis=1).sum())
+            raise ValueError(
+                f"The demonstrations in {source} do not fit this model: {n_outside} of {len(actions)} actions lie outside "
+                f"the action space {action_space}; clip them (np.clip(actions, low, high)), as SB3's predict() does, "
+                "and save again"
             )
         buffer_actions = model.policy.scale_action(actions).astype(np.float32)
     elif isinstance(action_space, spaces.Discrete):
         if actions.shape[1:] not in ((), (1,)):
-            raise _space_mismatch(source, "actions have shape", str(actions.shape[1:]), f"() ({action_space})", "record them with the same environment")
+            raise _space_mismatch(
+                source,
+                "actions have shape",
+                str(actions.shape[1:]),
+                f"() ({action_space})",
+                "record them with the same environment",
+            )
         flat = actions.reshape(len(actions))
         if np.any((flat != np.round(flat)) | (flat < action_space.start) | (flat >= action_space.start + action_space.n)):
-            raise _space_mismatch(source, "actions are not all integers in", f"[{action_space.start}, {action_space.start + action_space.n})", str(action_space), "record them with the same environment")
+            raise ValueError(
+                f"The demonstrations in {source} do not fit this model: its actions must be integers in "
+                f"[{action_space.start}, {action_space.start + action_space.n}) ({action_space}); "
+                "record them with the same environment"
+            )
         buffer_actions = flat.reshape(len(flat), 1)
     else:
         raise ValueError(f"add_demonstrations supports Box and Discrete action spaces, the model has {action_space}")
@@ -202,7 +220,9 @@ def _json_value(value: Any, key: str) -> Any:
     try:
         json.dumps(value)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"metadata['{key}'] is not JSON-serializable ({error}): demonstrations metadata is plain JSON") from error
+        raise TypeError(
+            f"metadata['{key}'] is not JSON-serializable ({error}): demonstrations metadata is plain JSON"
+        ) from error
     return value
 
 
@@ -293,7 +313,10 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
     source = str(path)
     with open(path, "rb") as file:
         if file.read(2) != b"PK":
-            raise UnsafeFileError(f"Refusing to load {source}: it is not an .npz archive (a pickle?); demonstrations are .npz files of plain arrays")
+            raise UnsafeFileError(
+                f"Refusing to load {source}: it is not an .npz archive (a pickle?); "
+                "demonstrations are .npz files of plain arrays"
+            )
     try:
         with np.load(path, allow_pickle=False) as npz:
             entries = {key: npz[key] for key in npz.files}
@@ -303,12 +326,17 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
         raise ValueError(f"{source} is an .npz file but not sb3_sacae demonstrations (no JSON 'metadata' entry)")
     meta = json.loads(str(entries.pop("metadata")))
     if not isinstance(meta, dict) or meta.get("format") != DEMONSTRATIONS_FORMAT:
-        raise ValueError(f"{source} is not sb3_sacae demonstrations (format {meta.get('format') if isinstance(meta, dict) else meta!r})")
+        raise ValueError(
+            f"{source} is not sb3_sacae demonstrations (format {meta.get('format') if isinstance(meta, dict) else meta!r})"
+        )
     if meta.get("version") != DEMONSTRATIONS_VERSION:
-        raise ValueError(f"{source} has demonstrations format version {meta.get('version')}; this sb3_sacae reads version {DEMONSTRATIONS_VERSION}: upgrade sb3_sacae")
+        raise ValueError(
+            f"{source} has demonstrations format version {meta.get('version')}; this sb3_sacae reads version "
+            f"{DEMONSTRATIONS_VERSION}: upgrade sb3_sacae"
+        )
 
     layout = meta.get("next_observations")
-    next_key = {"shifted": "final_observations", "stored": "next_observations"}.get(layout)
+    next_key = {"shifted": "final_observations", "stored": "next_observations"}.get(str(layout))
     if next_key is None:
         raise ValueError(f"{source}: metadata 'next_observations' is {layout!r}, expected 'shifted' or 'stored'")
     expected_keys = (_FILE_KEYS - {"metadata"}) | {next_key}
@@ -397,6 +425,8 @@ def record_demonstrations(
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
     venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
+    if not isinstance(venv.observation_space, spaces.Box):
+        raise ValueError(f"record_demonstrations records Box observations, the env has {venv.observation_space}")
     if unwrap_vec_wrapper(venv, VecNormalize) is not None:
         raise ValueError(
             "record_demonstrations got a VecNormalize-wrapped env: record from the env without VecNormalize "
@@ -415,18 +445,21 @@ def record_demonstrations(
         elif callable(policy):
             actions = np.stack([np.asarray(policy(single_obs)) for single_obs in obs])
         else:
-            raise TypeError(f"policy must be an SB3 model or policy, a callable obs -> action, or None; got {type(policy).__name__}")
-        actions = np.asarray(actions).reshape(venv.num_envs, *action_space.shape)
+            raise TypeError(
+                f"policy must be an SB3 model or policy, a callable obs -> action, or None; got {type(policy).__name__}"
+            )
+        actions = np.asarray(actions).reshape(venv.num_envs, *(action_space.shape or ()))
         if isinstance(action_space, spaces.Box):
             actions = np.clip(actions, action_space.low, action_space.high)
         return actions
 
     running: list[list[tuple]] = [[] for _ in range(venv.num_envs)]
     episodes: list[list[tuple]] = []
-    obs = venv.reset()
+    obs = np.asarray(venv.reset())
     while len(episodes) < n_episodes:
         actions = act(obs)
-        next_obs, rewards, dones, infos = venv.step(actions)
+        step_obs, rewards, dones, infos = venv.step(actions)
+        next_obs = np.asarray(step_obs)
         for i in range(venv.num_envs):
             truncated = bool(dones[i] and infos[i].get("TimeLimit.truncated", False))
             terminated = bool(dones[i]) and not truncated
@@ -498,10 +531,9 @@ def add_demonstrations(
         raise TypeError(
             f"add_demonstrations fills a ReplayBuffer or FrameStackReplayBuffer, the model has {type(buffer).__name__}"
         )
-    if isinstance(demonstrations, (str, os.PathLike, Mapping)):
-        demonstrations = [demonstrations]
+    items = [demonstrations] if isinstance(demonstrations, (str, os.PathLike, Mapping)) else list(demonstrations)
     parts = []
-    for item in demonstrations:
+    for item in items:
         if isinstance(item, Mapping):
             data, source = dict(item), "the given demonstrations"
             _check_transitions(data, source)
@@ -572,7 +604,7 @@ def pretrain(
         raise ValueError("pretrain needs transitions in model.replay_buffer: call add_demonstrations(model, paths) first")
     if not hasattr(model, "_logger"):
         # Not set_logger(): that marks the logger as the user's, and learn() would then skip tensorboard_log
-        outputs = [HumanOutputFormat(sys.stdout)] if model.verbose >= 1 else []
+        outputs: list[KVWriter] = [HumanOutputFormat(sys.stdout)] if model.verbose >= 1 else []
         model._logger = Logger(folder=None, output_formats=outputs)
     batch_size = model.batch_size if batch_size is None else batch_size
     done = 0
