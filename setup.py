@@ -38,7 +38,17 @@ extras = {
         "mujoco==3.17.0",  # dm_control 1.0.50 breaks with mujoco 4.x (design notes section 6)
         "opencv-python-headless>=4.8",  # gymnasium's ResizeObservation
     ],
-    "zoo": ["rl_zoo3>=2.7", "optuna>=4.0", "huggingface_hub>=0.20", "matplotlib>=3.7", "tqdm", "rich", "tensorboard"],
+    "zoo": [
+        "rl_zoo3>=2.7",
+        "optuna>=4.0",
+        "huggingface_hub>=0.20",
+        "matplotlib>=3.7",
+        "seaborn",  # rl_zoo3.plots
+        "psycopg2-binary",  # Optuna studies on PostgreSQL
+        "tqdm",
+        "rich",
+        "tensorboard",
+    ],
     "tests": ["pytest>=8", "pytest-xdist>=3", "ruff", "black", "mypy"],
 }
 extras["all"] = sorted({req for reqs in (extras["envs"], extras["zoo"]) for req in reqs})

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits
 from sb3_sacae.policies import CnnPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
-from sb3_sacae.torch_layers import reconstruction_target
+from sb3_sacae.torch_layers import random_shift, reconstruction_target
 
 SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
 
@@ -103,6 +103,11 @@ class SACAE(SafeSerializationMixin, SAC):
     :param decoder_weight_lambda: L2 weight decay of the decoder (paper: 1e-7)
     :param ent_coef_lr: learning rate of the entropy coefficient (paper: 1e-4)
     :param ent_coef_betas: Adam betas of the entropy coefficient (paper: (0.5, 0.999))
+    :param random_shift: DrQ random-shift augmentation of the sampled observations and next observations: pad in
+        pixels (DrQ: 4), 0 turns it off (paper). Everything downstream, reconstruction included, sees the shifted images
+    :param replay_ratio: gradient steps per environment step (transitions collected over all envs); when set, it
+        replaces ``gradient_steps`` (``gradient_steps = replay_ratio * train_freq * n_envs``). The paper uses 1;
+        high-ratio training (say 4 to 16) usually pairs with ``policy_kwargs=dict(critic_layer_norm=True)``
     :param bf16_autocast: run the forward passes of ``train()`` under bfloat16 autocast (losses, optimizer
         states and Polyak updates stay float32); see the README's speed table
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
@@ -149,6 +154,8 @@ class SACAE(SafeSerializationMixin, SAC):
         decoder_weight_lambda: float = 1e-7,
         ent_coef_lr: float = 1e-4,
         ent_coef_betas: tuple[float, float] = (0.5, 0.999),
+        random_shift: int = 0,
+        replay_ratio: float | None = None,
         bf16_autocast: bool = False,
         _init_setup_model: bool = True,
     ):
@@ -202,6 +209,12 @@ class SACAE(SafeSerializationMixin, SAC):
         self.decoder_weight_lambda = decoder_weight_lambda
         self.ent_coef_lr = ent_coef_lr
         self.ent_coef_betas = tuple(ent_coef_betas)
+        if int(random_shift) < 0:
+            raise ValueError(f"random_shift is a padding in pixels, >= 0 (0 turns it off, DrQ uses 4), got {random_shift}")
+        self.random_shift = int(random_shift)
+        self.replay_ratio = replay_ratio
+        if replay_ratio is not None:
+            self.gradient_steps = self._gradient_steps_for(replay_ratio)
         self.bf16_autocast = bf16_autocast
         self._env_frames = 0
         # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
@@ -255,6 +268,20 @@ class SACAE(SafeSerializationMixin, SAC):
             self.replay_buffer_class = FrameStackReplayBuffer
             self.replay_buffer_kwargs = {"frame_stack": frame_stack, **self.replay_buffer_kwargs}
 
+    def _gradient_steps_for(self, replay_ratio: float) -> int:
+        """Gradient steps per rollout that give ``replay_ratio`` gradient steps per collected transition."""
+        if not isinstance(self.train_freq, int) and not (isinstance(self.train_freq, tuple) and self.train_freq[1] == "step"):
+            raise ValueError(f"replay_ratio needs train_freq counted in steps, got {self.train_freq}")
+        frequency = self.train_freq if isinstance(self.train_freq, int) else int(self.train_freq[0])
+        transitions = frequency * self.n_envs
+        steps = replay_ratio * transitions
+        if replay_ratio <= 0 or steps < 1 or abs(steps - round(steps)) > 1e-9:
+            raise ValueError(
+                f"replay_ratio={replay_ratio} with train_freq={frequency} and {self.n_envs} env(s) gives {steps} gradient "
+                "steps per rollout: choose train_freq so that replay_ratio * train_freq * n_envs is a positive integer"
+            )
+        return int(round(steps))
+
     def _sb3_bytes_per_transition(self) -> int:
         """Bytes SB3's ReplayBuffer/DictReplayBuffer use per transition: obs (twice unless optimized), action, 3 floats."""
         obs_spaces = (
@@ -306,7 +333,7 @@ class SACAE(SafeSerializationMixin, SAC):
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
 
         critic_losses, actor_losses, ent_coef_losses, ent_coefs = [], [], [], []
-        ae_losses, latent_losses = [], []
+        ae_losses, latent_losses, q_values, entropies = [], [], [], []
 
         encoder, critic_head = self.policy.encoder, self.critic.features_extractor.head
         target_encoder = self.critic_target.features_extractor
@@ -317,10 +344,14 @@ class SACAE(SafeSerializationMixin, SAC):
             discounts = data.discounts if data.discounts is not None else self.gamma
             ent_coef = th.exp(self.log_ent_coef.detach()) if self.log_ent_coef is not None else self.ent_coef_tensor
             ent_coefs.append(ent_coef.item())
+            observations, next_observations = data.observations, data.next_observations
+            if self.random_shift:
+                # DrQ: shift obs and next obs independently; every loss below sees the shifted images
+                observations = random_shift(observations, self.random_shift)
+                next_observations = random_shift(next_observations, self.random_shift)
             # Each batch is converted and normalised once; every encoder forward below reuses it
-            pixels, next_pixels = encoder.preprocess(data.observations, compute_dtype), encoder.preprocess(
-                data.next_observations, compute_dtype
-            )
+            pixels = encoder.preprocess(observations, compute_dtype)
+            next_pixels = encoder.preprocess(next_observations, compute_dtype)
 
             # 1. Critic: soft Bellman target from the target critic and the current actor
             with th.no_grad(), self._autocast():
@@ -338,6 +369,7 @@ class SACAE(SafeSerializationMixin, SAC):
             critic_loss.backward()  # type: ignore[union-attr]
             self.critic.optimizer.step()
             critic_losses.append(critic_loss.item())  # type: ignore[union-attr]
+            q_values.append(current_q.detach().float().mean().item())
 
             update_actor = step % self.actor_update_interval == 0
             update_decoder = self.policy.decoder is not None and step % self.decoder_update_interval == 0
@@ -355,6 +387,7 @@ class SACAE(SafeSerializationMixin, SAC):
                 actor_loss.backward()
                 self.actor.optimizer.step()
                 actor_losses.append(actor_loss.item())
+                entropies.append(-log_prob.detach().mean().item())
 
                 if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                     # Loss on alpha itself, as in the reference code (SB3 uses log alpha)
@@ -373,7 +406,7 @@ class SACAE(SafeSerializationMixin, SAC):
             if update_decoder:
                 with self._autocast():
                     reconstruction = self.policy.decoder(latent)  # type: ignore[misc]
-                ae_loss = F.mse_loss(reconstruction.float(), reconstruction_target(data.observations))
+                ae_loss = F.mse_loss(reconstruction.float(), reconstruction_target(observations))
                 latent_loss = (0.5 * latent.float().pow(2).sum(dim=1)).mean()
                 loss = ae_loss + self.decoder_latent_lambda * latent_loss
                 autoencoder_optimizers = (self.policy.encoder_optimizer, self.policy.decoder_optimizer)
@@ -390,8 +423,10 @@ class SACAE(SafeSerializationMixin, SAC):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", np.mean(ent_coefs))
         self.logger.record("train/critic_loss", np.mean(critic_losses))
+        self.logger.record("train/q_value", np.mean(q_values))
         if actor_losses:
             self.logger.record("train/actor_loss", np.mean(actor_losses))
+            self.logger.record("train/entropy", np.mean(entropies))
         if ent_coef_losses:
             self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
         if ae_losses:

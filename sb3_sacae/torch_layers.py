@@ -175,3 +175,21 @@ def reconstruction_target(observations: th.Tensor, bits: int = 5) -> th.Tensor:
     noise = th.rand(observations.shape, device=observations.device)
     # float32 rounding can carry the top bin up to exactly 0.5: keep the interval half-open
     return noise.add_(quantised).mul_(1.0 / bins).sub_(0.5).clamp_(max=0.5 - 2**-25)
+
+
+def random_shift(observations: th.Tensor, pad: int) -> th.Tensor:
+    """
+    DrQ augmentation (Kostrikov et al. 2020, arXiv:2004.13649): pad each image by ``pad`` pixels, replicating the
+    border, and crop it back at a random offset, independently per sample. Works on any dtype (uint8 included):
+    the padding is done by clamping indices, so no padded copy is made.
+
+    :param observations: batch of channel-first images (B, C, H, W)
+    :param pad: padding in pixels (DrQ: 4)
+    """
+    batch, _, height, width = observations.shape
+    offsets = th.randint(0, 2 * pad + 1, (batch, 2), device=observations.device) - pad
+    rows = (th.arange(height, device=observations.device) + offsets[:, :1]).clamp_(0, height - 1)  # (B, H)
+    cols = (th.arange(width, device=observations.device) + offsets[:, 1:]).clamp_(0, width - 1)  # (B, W)
+    index = th.arange(batch, device=observations.device)[:, None, None]
+    # (B, H, W, C) from advanced indexing over (batch, row, col), then back to channel-first
+    return observations.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
