@@ -153,7 +153,8 @@ class ReconstructionImageCallback(BaseCallback):
         self.enabled = True
         self.n_logged = 0
         self._next_log = self.every_n_updates
-        self._observations: np.ndarray | None = None
+        # the raw observations (policy layout) shown in the last image
+        self.observations: np.ndarray | None = None
 
     def _init_callback(self) -> None:
         if getattr(self.model.policy, "decoder", None) is None:
@@ -167,7 +168,7 @@ class ReconstructionImageCallback(BaseCallback):
         self.enabled = True
         shape: tuple[int, ...] = self.model.observation_space.shape  # type: ignore[assignment]
         if self.fixed_observations is not None:
-            self._observations = self._to_policy_layout(self.fixed_observations, shape)
+            self.observations = self._to_policy_layout(self.fixed_observations, shape)
         if self.channels_per_frame is None:
             frame_stack = getattr(getattr(self.model, "replay_buffer", None), "frame_stack", None) or detect_frame_stack(
                 self.model.get_env()
@@ -209,13 +210,11 @@ class ReconstructionImageCallback(BaseCallback):
 
     def log_reconstructions(self) -> np.ndarray | None:
         """Reconstruct the observations, write the image to the logger's outputs and return it (None if no data yet)."""
-        if self._observations is None or (self.resample and self.fixed_observations is None):
-            self._observations = self._sample_observations()
-        if self._observations is None:
+        if self.observations is None or (self.resample and self.fixed_observations is None):
+            self.observations = self._sample_observations()
+        if self.observations is None:
             return None
-        grid = reconstruction_grid(
-            self._observations, reconstruct(self.model, self._observations), self.channels_per_frame or 3
-        )
+        grid = reconstruction_grid(self.observations, reconstruct(self.model, self.observations), self.channels_per_frame or 3)
         if self.logger.level != DISABLED:
             for output in self.logger.output_formats:
                 if isinstance(output, KVWriter) and not isinstance(output, TEXT_FORMATS):
