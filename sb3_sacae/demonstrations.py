@@ -523,7 +523,8 @@ def add_demonstrations(
     random actions before the policy acts and training starts).
 
     :param model: An off-policy SB3 model (``SACAE``, ``SAC``, ``TD3``, ...) with its replay buffer
-    :param demonstrations: A path, a dict as returned by :func:`load_demonstrations`, or a list of them
+    :param demonstrations: A path, a dict as returned by :func:`load_demonstrations`, or a list of them (all are
+        loaded and checked before the first is added: for sets larger than memory, call this once per file)
     :return: The number of transitions added
     """
     buffer = model.replay_buffer
@@ -542,7 +543,7 @@ def add_demonstrations(
         parts.append((source, _fit_to_model(data, model, source)))
     if not parts:
         return 0
-    data = _concatenate(parts)
+    data = parts[0][1] if len(parts) == 1 else _concatenate(parts)
 
     n_envs = buffer.n_envs
     per_env = len(data["observations"]) // n_envs
