@@ -13,11 +13,12 @@ install:
 demo:
 	$(PYTHON) examples/train_pendulum_pixels.py --output runs/demo
 
+# one torch/OpenMP thread per test worker (subprocesses too): -n 2 already uses both cores
 test:
-	$(PYTHON) -m pytest -m "not slow" -n 2 tests
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -m "not slow" -n 2 tests
 
 test-all:
-	$(PYTHON) -m pytest -n 2 tests
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n 2 tests
 
 lint:
 	$(PYTHON) -m ruff check sb3_sacae tests examples benchmarks

@@ -29,7 +29,8 @@ def check_image_space(observation_space: spaces.Space, normalize_images: bool) -
     if not is_image_space_channels_first(observation_space):
         raise ValueError(
             f"SACAE's CnnPolicy expects channel-first images at the policy, got shape {observation_space.shape}: "
-            "wrap the env in stable_baselines3.common.vec_env.VecTransposeImage (done automatically for uint8 images)"
+            "SB3 transposes uint8 [0, 255] images itself; move the channel axis of other images first, e.g. with "
+            "gymnasium.wrappers.TransformObservation(env, lambda obs: np.moveaxis(obs, -1, 0), transposed_box_space)"
         )
     if observation_space.dtype != np.uint8 and normalize_images:
         low, high = float(np.min(observation_space.low)), float(np.max(observation_space.high))
@@ -155,6 +156,8 @@ class SACAEPolicy(BasePolicy):
         use_decoder: bool = True,
     ):
         check_image_space(observation_space, normalize_images)
+        if int(features_dim) < 1:
+            raise ValueError(f"features_dim must be >= 1, got {features_dim} (paper: 50)")
         if optimizer_kwargs is None and optimizer_class in (th.optim.Adam, th.optim.AdamW):
             optimizer_kwargs = {"fused": True}
         super().__init__(

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits
 from sb3_sacae.policies import CnnPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
-from sb3_sacae.torch_layers import random_shift, reconstruction_target
+from sb3_sacae.torch_layers import ConvTrunk, random_shift, reconstruction_target
 
 SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
 
@@ -63,7 +63,8 @@ class SACAE(SafeSerializationMixin, SAC):
     :param env: The environment to learn from (if registered in Gym, can be str)
     :param learning_rate: learning rate of the actor and critic Adam optimizers (paper: 1e-3),
         it can be a function of the current progress remaining (from 1 to 0)
-    :param buffer_size: size of the replay buffer (paper: 100_000)
+    :param buffer_size: size of the replay buffer (100_000; the reference script's capacity is 1_000_000, which
+        the frame-sharing buffer fits in about 21 GB)
     :param learning_starts: how many steps of the model to collect transitions for before learning starts
         (paper: 1000)
     :param batch_size: Minibatch size for each gradient update (paper: 128)
@@ -108,8 +109,8 @@ class SACAE(SafeSerializationMixin, SAC):
     :param replay_ratio: gradient steps per environment step (transitions collected over all envs); when set, it
         replaces ``gradient_steps`` (``gradient_steps = replay_ratio * train_freq * n_envs``). The paper uses 1;
         high-ratio training (say 4 to 16) usually pairs with ``policy_kwargs=dict(critic_layer_norm=True)``
-    :param bf16_autocast: run the forward passes of ``train()`` under bfloat16 autocast (losses, optimizer
-        states and Polyak updates stay float32); see the README's speed table
+    :param bf16_autocast: run the convs and transposed convs of ``train()`` in bfloat16 (autocast); projection heads,
+        actor, Q-heads, losses, optimizer states and target updates stay float32. See the README's speed table
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -226,6 +227,12 @@ class SACAE(SafeSerializationMixin, SAC):
         check_action_space(self.action_space)
         # The policy owns the autoencoder optimizers; their settings are the algorithm's arguments,
         # not user policy_kwargs, so they are passed for construction only.
+        owned = {"encoder_lr", "decoder_lr", "decoder_weight_lambda", "use_decoder"} & set(self.policy_kwargs)
+        if owned:
+            raise ValueError(
+                f"{sorted(owned)} are SACAE arguments, not policy_kwargs: pass them to SACAE(...) directly "
+                "(use_decoder: decoder_update_interval=0 turns the autoencoder off)"
+            )
         self._select_replay_buffer()
         user_policy_kwargs, user_buffer_kwargs = self.policy_kwargs, self.replay_buffer_kwargs
         allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or not getattr(
@@ -257,7 +264,24 @@ class SACAE(SafeSerializationMixin, SAC):
         self._q_target_params = [
             p for name, p in self.critic_target.named_parameters() if not name.startswith("features_extractor.")
         ]
+        self._action_repeat = self._read_action_repeat() or getattr(self, "_action_repeat", None)
+
+    def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: th.device | str = "auto") -> None:
+        super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)
+        # Loaded optimizer states carry the saved hyperparameters; the model's attributes (which load()'s
+        # custom_objects and kwargs may change) are the ones in force
+        settings = [(self.policy.encoder_optimizer, {"lr": self.encoder_lr}),
+                    (self.policy.decoder_optimizer, {"lr": self.decoder_lr, "weight_decay": self.decoder_weight_lambda}),
+                    (self.ent_coef_optimizer, {"lr": self.ent_coef_lr, "betas": tuple(self.ent_coef_betas)})]
+        for optimizer, values in settings:
+            for group in optimizer.param_groups if optimizer is not None else []:
+                group.update(values)
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        super().set_env(env, force_reset=force_reset)
         self._action_repeat = self._read_action_repeat()
+        if self.replay_ratio is not None:
+            self.gradient_steps = self._gradient_steps_for(self.replay_ratio)
 
     def _select_replay_buffer(self) -> None:
         """Frame-stacked image observations default to the buffer that stores each frame once."""
@@ -340,6 +364,8 @@ class SACAE(SafeSerializationMixin, SAC):
         compute_dtype = th.bfloat16 if self.bf16_autocast else th.float32
         for gradient_step in range(gradient_steps):
             step = self._n_updates + gradient_step
+            if self.use_sde:
+                self.actor.reset_noise()  # log_std may have changed since the last gradient step
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
             ent_coef = th.exp(self.log_ent_coef.detach()) if self.log_ent_coef is not None else self.ent_coef_tensor
@@ -354,17 +380,16 @@ class SACAE(SafeSerializationMixin, SAC):
             next_pixels = encoder.preprocess(next_observations, compute_dtype)
 
             # 1. Critic: soft Bellman target from the target critic and the current actor
-            with th.no_grad(), self._autocast():
-                next_features = self.actor.features_extractor.head(encoder.conv_features(next_pixels))
+            with th.no_grad():
+                next_features = self.actor.features_extractor.head(self._conv(encoder, next_pixels))
                 next_actions, next_log_prob = self.actor.action_log_prob_from_features(next_features)
-                next_latent = target_encoder.head(target_encoder.trunk.conv_features(next_pixels))
+                next_latent = target_encoder.head(self._conv(target_encoder.trunk, next_pixels))
                 next_q = self._q_values(self.critic_target, next_latent, next_actions).min(dim=1, keepdim=True).values
-                next_q = next_q.float() - ent_coef * next_log_prob.reshape(-1, 1).float()
+                next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
                 target_q = data.rewards + (1 - data.dones) * discounts * next_q
-            with self._autocast():
-                current_q = self._q_values(self.critic, critic_head(encoder.conv_features(pixels)), data.actions)
+            current_q = self._q_values(self.critic, critic_head(self._conv(encoder, pixels)), data.actions)
             # Sum over the twin Q-heads, as in the reference code
-            critic_loss = sum(F.mse_loss(q.float(), target_q) for q in current_q.split(1, dim=1))
+            critic_loss = sum(F.mse_loss(q, target_q) for q in current_q.split(1, dim=1))
             self.critic.optimizer.zero_grad()
             critic_loss.backward()  # type: ignore[union-attr]
             self.critic.optimizer.step()
@@ -375,14 +400,13 @@ class SACAE(SafeSerializationMixin, SAC):
             update_decoder = self.policy.decoder is not None and step % self.decoder_update_interval == 0
             if update_actor or update_decoder:
                 # Conv features after the critic step, with a graph only if the decoder will train them
-                with th.set_grad_enabled(update_decoder), self._autocast():
-                    conv = encoder.conv_features(pixels)
+                with th.set_grad_enabled(update_decoder):
+                    conv = self._conv(encoder, pixels)
                     latent = critic_head(conv)
 
             # 2. Actor and entropy coefficient, on detached conv features: the actor never moves the convs
             if update_actor:
-                with self._autocast():
-                    actor_loss, log_prob = self._actor_loss(conv, latent, ent_coef)
+                actor_loss, log_prob = self._actor_loss(conv, latent, ent_coef)
                 self.actor.optimizer.zero_grad()
                 actor_loss.backward()
                 self.actor.optimizer.step()
@@ -406,8 +430,8 @@ class SACAE(SafeSerializationMixin, SAC):
             if update_decoder:
                 with self._autocast():
                     reconstruction = self.policy.decoder(latent)  # type: ignore[misc]
-                ae_loss = F.mse_loss(reconstruction.float(), reconstruction_target(observations))
-                latent_loss = (0.5 * latent.float().pow(2).sum(dim=1)).mean()
+                ae_loss = F.mse_loss(reconstruction.float(), reconstruction_target(self._raw_pixels(observations)))
+                latent_loss = (0.5 * latent.pow(2).sum(dim=1)).mean()
                 loss = ae_loss + self.decoder_latent_lambda * latent_loss
                 autoencoder_optimizers = (self.policy.encoder_optimizer, self.policy.decoder_optimizer)
                 for optimizer in autoencoder_optimizers:
@@ -436,8 +460,21 @@ class SACAE(SafeSerializationMixin, SAC):
             self.logger.record("train/env_frames", self.env_frames)
 
     def _autocast(self) -> th.autocast:
-        """bfloat16 autocast for forward passes when ``bf16_autocast`` is on, a no-op otherwise."""
+        """bfloat16 autocast for the conv and deconv work when ``bf16_autocast`` is on, a no-op otherwise."""
         return th.autocast(device_type=self.device.type, dtype=th.bfloat16, enabled=self.bf16_autocast)
+
+    def _conv(self, trunk: ConvTrunk, pixels: th.Tensor) -> th.Tensor:
+        """Conv features (float32) of preprocessed pixels; only the convs run in bfloat16 under ``bf16_autocast``."""
+        with self._autocast():
+            return trunk.conv_features(pixels)
+
+    def _raw_pixels(self, observations: th.Tensor) -> th.Tensor:
+        """Observations on the [0, 255] pixel scale the 5-bit reconstruction target expects."""
+        if self.policy.normalize_images:
+            return observations
+        # Pre-normalised images: rescale from the observation space's bounds
+        low, high = float(np.min(self.observation_space.low)), float(np.max(self.observation_space.high))  # type: ignore[attr-defined]
+        return (observations.float() - low) * (255.0 / (high - low))
 
     @staticmethod
     def _q_values(critic: ContinuousCritic, latent: th.Tensor, actions: th.Tensor) -> th.Tensor:
@@ -456,8 +493,7 @@ class SACAE(SafeSerializationMixin, SAC):
         actions_pi, log_prob = self.actor.action_log_prob_from_features(self.actor.features_extractor.head(conv.detach()))
         log_prob = log_prob.reshape(-1, 1)
         min_q_pi = self._q_values(self.critic, latent.detach(), actions_pi).min(dim=1, keepdim=True).values
-        log_prob = log_prob.float()
-        return (ent_coef * log_prob - min_q_pi.float()).mean(), log_prob
+        return (ent_coef * log_prob - min_q_pi).mean(), log_prob
 
     def learn(
         self: SelfSACAE,

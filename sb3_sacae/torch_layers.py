@@ -59,6 +59,9 @@ class ConvTrunk(nn.Module):
     ):
         super().__init__()
         n_channels, height, width = observation_space.shape
+        for name, value in (("n_filters", n_filters), ("n_conv_layers", n_conv_layers)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value} (paper: n_filters=32, n_conv_layers=4)")
         min_side = min_image_side(n_conv_layers)
         if min(height, width) < min_side:
             raise ValueError(
@@ -77,12 +80,13 @@ class ConvTrunk(nn.Module):
 
     def preprocess(self, observations: th.Tensor, dtype: th.dtype = th.float32) -> th.Tensor:
         """Raw observations -> conv input: one copy into ``dtype`` and the trunk's memory layout, then / 255."""
-        pixels = observations.to(dtype=dtype, memory_format=self.memory_format)
+        # copy=True: the in-place division must never reach the caller's tensor (float images already in layout)
+        pixels = observations.to(dtype=dtype, memory_format=self.memory_format, copy=True)
         return pixels.mul_(1.0 / 255.0) if self.normalize_images else pixels
 
     def conv_features(self, pixels: th.Tensor) -> th.Tensor:
-        """Flat conv features of preprocessed pixels, in (C, H, W) order whatever the memory layout."""
-        return self.convs(pixels).contiguous().flatten(start_dim=1)
+        """Flat float32 conv features of preprocessed pixels, in (C, H, W) order whatever the memory layout."""
+        return self.convs(pixels).contiguous().flatten(start_dim=1).float()
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         return self.conv_features(self.preprocess(observations))

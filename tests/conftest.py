@@ -5,9 +5,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from gymnasium import spaces
 
 from sb3_sacae import SACAE
+
+# pytest-xdist runs one worker per core: a second torch thread per worker oversubscribes the CPU and makes
+# tiny updates orders of magnitude slower (OpenMP threads spin-waiting for each other)
+th.set_num_threads(1)
 
 TINY_POLICY = dict(features_dim=8, n_filters=8, net_arch=[16, 16])
 TINY = dict(batch_size=8, buffer_size=200, learning_starts=16, policy_kwargs=TINY_POLICY)

@@ -59,3 +59,22 @@ def test_orthogonal_linear_init():
     weight_init(linear)
     th.testing.assert_close(linear.weight @ linear.weight.T, th.eye(16), atol=1e-5, rtol=0)
     assert not linear.bias.any()
+
+
+def test_built_policy_is_initialised_as_the_paper():
+    model = _paper_model()
+    for conv in (m for m in model.policy.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))):
+        off_centre = conv.weight.detach().clone()
+        off_centre[:, :, 1, 1] = 0
+        assert not off_centre.any() and not conv.bias.any()
+    head = model.critic.features_extractor.head.linear
+    th.testing.assert_close(head.weight @ head.weight.T, th.eye(50), atol=1e-4, rtol=0)
+    assert not head.bias.any()
+
+
+def test_latent_is_layer_normalised_before_tanh():
+    model = _paper_model()
+    head = model.critic.features_extractor.head
+    conv = th.randn(4, model.policy.encoder.n_flatten)
+    normalised = th.nn.functional.layer_norm(head.linear(conv), (50,))
+    th.testing.assert_close(head(conv), th.tanh(normalised * head.layer_norm.weight + head.layer_norm.bias))

@@ -60,3 +60,15 @@ def test_predict_refuses_prenormalised_floats(model, env):
     model.predict(obs)
     with pytest.raises(ValueError, match="raw frames"):
         model.predict(obs.astype(np.float32) / 255.0)
+
+
+def test_algorithm_arguments_in_policy_kwargs_are_refused():
+    with pytest.raises(ValueError, match="SACAE arguments"):
+        tiny_model(policy_kwargs={**TINY["policy_kwargs"], "encoder_lr": 1e-4})
+
+
+def test_empty_networks_are_refused():
+    with pytest.raises(ValueError, match="n_conv_layers"):
+        tiny_model(policy_kwargs={**TINY["policy_kwargs"], "n_conv_layers": 0})
+    with pytest.raises(ValueError, match="features_dim"):
+        tiny_model(policy_kwargs={**TINY["policy_kwargs"], "features_dim": 0})

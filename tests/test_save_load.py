@@ -75,3 +75,27 @@ def test_replay_buffer_saves_and_loads(trained_and_loaded, tmp_path):
     size = model.replay_buffer.size()
     np.testing.assert_array_equal(loaded.replay_buffer.observations[:size], model.replay_buffer.observations[:size])
     np.testing.assert_array_equal(loaded.replay_buffer.actions[:size], model.replay_buffer.actions[:size])
+
+
+def test_load_time_settings_reach_the_optimizers(model, tmp_path, env):
+    model.save(tmp_path / "model.zip")
+    changed = dict(encoder_lr=5e-4, decoder_lr=2e-4, decoder_weight_lambda=1e-5, ent_coef_lr=3e-3, ent_coef_betas=(0.9, 0.99))
+    loaded = SACAE.load(tmp_path / "model.zip", env=env, device="cpu", custom_objects=changed)
+    assert loaded.policy.encoder_optimizer.param_groups[0]["lr"] == 5e-4
+    decoder_group = loaded.policy.decoder_optimizer.param_groups[0]
+    assert decoder_group["lr"] == 2e-4 and decoder_group["weight_decay"] == 1e-5
+    ent_group = loaded.ent_coef_optimizer.param_groups[0]
+    assert ent_group["lr"] == 3e-3 and tuple(ent_group["betas"]) == (0.9, 0.99)
+
+
+def test_action_repeat_is_kept_without_env_and_refreshed_by_set_env(tmp_path):
+    from sb3_sacae.envs import ActionRepeat
+    from tests.conftest import TinyPixelEnv, tiny_model
+
+    model = tiny_model(ActionRepeat(TinyPixelEnv(), 4))
+    model.learn(20)
+    model.save(tmp_path / "model.zip")
+    loaded = SACAE.load(tmp_path / "model.zip", device="cpu")
+    assert loaded._action_repeat == 4
+    loaded.set_env(ActionRepeat(TinyPixelEnv(), 2))
+    assert loaded._action_repeat == 2

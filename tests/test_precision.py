@@ -1,0 +1,60 @@
+"""bf16_autocast runs only the convs in bfloat16; channels_last and fused Adam change no math."""
+
+import io
+
+import numpy as np
+import torch as th
+
+from sb3_sacae import SACAE
+from tests.conftest import TINY_POLICY, TinyPixelEnv, tiny_model
+
+
+def test_bf16_keeps_policy_and_q_values_in_float32(model, batch):
+    model.bf16_autocast = True
+    pixels = model.policy.encoder.preprocess(batch.observations, th.bfloat16)
+    conv = model._conv(model.policy.encoder, pixels)
+    latent = model.critic.features_extractor.head(conv)
+    loss, log_prob = model._actor_loss(conv, latent, th.tensor(0.1))
+    q_values = model._q_values(model.critic, latent, batch.actions)
+    assert conv.dtype == latent.dtype == loss.dtype == log_prob.dtype == q_values.dtype == th.float32
+
+
+def test_bf16_training_stays_close_to_float32():
+    losses = {}
+    for bf16 in (False, True):
+        model = tiny_model(bf16_autocast=bf16)
+        model.learn(40)
+        losses[bf16] = model.logger.name_to_value["train/critic_loss"]
+        assert all(th.isfinite(p).all() for p in model.policy.parameters())
+    assert np.isclose(losses[True], losses[False], rtol=0.2)
+
+
+def _one_step(policy_kwargs: dict) -> dict:
+    model = tiny_model(policy_kwargs={**TINY_POLICY, **policy_kwargs})
+    model.learn(20)
+    return model.policy.state_dict()
+
+
+def test_channels_last_is_the_same_math():
+    a, b = _one_step({"channels_last": True}), _one_step({"channels_last": False})
+    for key in a:
+        th.testing.assert_close(a[key].contiguous(), b[key].contiguous(), rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_fused_adam_is_the_same_update():
+    a, b = _one_step({}), _one_step({"optimizer_kwargs": {"foreach": False}})
+    for key in a:
+        th.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_fused_adam_is_the_default():
+    model = tiny_model()
+    assert model.actor.optimizer.defaults["fused"] and model.policy.decoder_optimizer.defaults["fused"]
+
+
+def test_speed_options_survive_save_and_load():
+    model = tiny_model(bf16_autocast=True, random_shift=2, policy_kwargs={**TINY_POLICY, "channels_last": False})
+    saved = io.BytesIO()
+    model.save(saved)
+    loaded = SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device="cpu")
+    assert loaded.bf16_autocast and loaded.random_shift == 2 and not loaded.policy.channels_last

@@ -1,0 +1,80 @@
+"""One train() step equals the reference code's update (sac_ae.py: critic, actor+alpha, targets, autoencoder)."""
+
+import io
+
+import numpy as np
+import torch as th
+import torch.nn.functional as F
+from stable_baselines3.common.utils import polyak_update
+
+from sb3_sacae import SACAE
+from sb3_sacae.torch_layers import reconstruction_target
+from tests.conftest import TinyPixelEnv, tiny_model
+
+
+def _reference_update(model: SACAE) -> None:
+    """The reference code's update written out plainly, through the SB3 modules' ordinary forward passes."""
+    data = model.replay_buffer.sample(8)
+    obs, next_obs = data.observations, data.next_observations
+    model.policy.set_training_mode(True)
+    alpha = model.log_ent_coef.detach().exp()
+    with th.no_grad():
+        next_actions, next_log_prob = model.actor.action_log_prob(next_obs)
+        target_v = th.cat(model.critic_target(next_obs, next_actions), 1).min(1, keepdim=True).values
+        target_q = data.rewards + (1 - data.dones) * model.gamma * (target_v - alpha * next_log_prob.reshape(-1, 1))
+    q1, q2 = model.critic(obs, data.actions)
+    critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+    model.critic.optimizer.zero_grad()
+    critic_loss.backward()
+    model.critic.optimizer.step()
+    # actor: the critic's convs detached, its head evaluated but not stepped
+    actions, log_prob = model.actor.action_log_prob(obs)
+    log_prob = log_prob.reshape(-1, 1)
+    conv = model.policy.encoder(obs).detach()
+    latent = model.critic.features_extractor.head(conv)
+    q_pi = th.cat([q(th.cat([latent, actions], 1)) for q in model.critic.q_networks], 1).min(1, keepdim=True).values
+    actor_loss = (alpha * log_prob - q_pi).mean()
+    model.actor.optimizer.zero_grad()
+    actor_loss.backward()
+    model.actor.optimizer.step()
+    model.ent_coef_optimizer.zero_grad()
+    (model.log_ent_coef.exp() * (-log_prob - model.target_entropy).detach()).mean().backward()
+    model.ent_coef_optimizer.step()
+    q_heads = [p for n, p in model.critic.named_parameters() if not n.startswith("features_extractor.")]
+    q_targets = [p for n, p in model.critic_target.named_parameters() if not n.startswith("features_extractor.")]
+    polyak_update(q_heads, q_targets, model.tau)
+    polyak_update(model.critic.features_extractor.parameters(), model.critic_target.features_extractor.parameters(),
+                  model.encoder_tau)
+    latent = model.critic.features_extractor(obs)
+    loss = F.mse_loss(model.policy.decoder(latent), reconstruction_target(obs))
+    loss = loss + model.decoder_latent_lambda * (0.5 * latent.pow(2).sum(1)).mean()
+    model.policy.encoder_optimizer.zero_grad()
+    model.policy.decoder_optimizer.zero_grad()
+    loss.backward()
+    model.policy.encoder_optimizer.step()
+    model.policy.decoder_optimizer.step()
+
+
+def test_train_step_equals_the_reference_update():
+    trained = tiny_model()
+    trained.learn(40)
+    saved = io.BytesIO()
+    trained.save(saved)
+
+    def copy() -> SACAE:
+        model = SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device="cpu")
+        model.replay_buffer = trained.replay_buffer
+        model.set_logger(trained.logger)
+        model._n_updates = 10  # a step where the actor, the targets and the decoder all update
+        return model
+
+    ours, reference = copy(), copy()
+    np.random.seed(5)
+    th.manual_seed(5)
+    ours.train(1, 8)
+    np.random.seed(5)
+    th.manual_seed(5)
+    _reference_update(reference)
+    for (name, a), b in zip(ours.policy.state_dict().items(), reference.policy.state_dict().values(), strict=True):
+        th.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    th.testing.assert_close(ours.log_ent_coef, reference.log_ent_coef, rtol=0, atol=1e-7)
