@@ -7,7 +7,7 @@ Start SACAE from demonstrations on PendulumPixels-v1 (64x64 pixels, 3 frames, ac
    (pretraining), then learns from interaction as usual, with learning_starts=0 so the pretrained policy acts
    from the first step.
 
-    python examples/demonstrations.py                                          # a few minutes on 2 CPU cores
+    python examples/demonstrations.py                                          # 3.5 CPU-minutes (2 cores)
     python examples/demonstrations.py --pretrain-steps 5000 --timesteps 20000  # a real run: use a GPU
 
 The defaults only show the workflow: 100 gradient steps are far too few for the returns printed to mean much
