@@ -390,10 +390,10 @@ class SACAE(SafeSerializationMixin, SAC):
             current_q = self._q_values(self.critic, critic_head(self._conv(encoder, pixels)), data.actions)
             # Sum over the twin Q-heads, as in the reference code
             critic_loss = sum(F.mse_loss(q, target_q) for q in current_q.split(1, dim=1))
+            critic_losses.append(self._finite("critic loss", critic_loss))  # type: ignore[arg-type]
             self.critic.optimizer.zero_grad()
             critic_loss.backward()  # type: ignore[union-attr]
-            self.critic.optimizer.step()
-            critic_losses.append(critic_loss.item())  # type: ignore[union-attr]
+            self._step(self.critic.optimizer, "critic")
             q_values.append(current_q.detach().float().mean().item())
 
             update_actor = step % self.actor_update_interval == 0
@@ -407,19 +407,19 @@ class SACAE(SafeSerializationMixin, SAC):
             # 2. Actor and entropy coefficient, on detached conv features: the actor never moves the convs
             if update_actor:
                 actor_loss, log_prob = self._actor_loss(conv, latent, ent_coef)
+                actor_losses.append(self._finite("actor loss", actor_loss))
                 self.actor.optimizer.zero_grad()
                 actor_loss.backward()
-                self.actor.optimizer.step()
-                actor_losses.append(actor_loss.item())
+                self._step(self.actor.optimizer, "actor")
                 entropies.append(-log_prob.detach().mean().item())
 
                 if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                     # Loss on alpha itself, as in the reference code (SB3 uses log alpha)
                     ent_coef_loss = (self.log_ent_coef.exp() * (-log_prob - self.target_entropy).detach()).mean()
+                    ent_coef_losses.append(self._finite("entropy coefficient loss", ent_coef_loss))
                     self.ent_coef_optimizer.zero_grad()
                     ent_coef_loss.backward()
-                    self.ent_coef_optimizer.step()
-                    ent_coef_losses.append(ent_coef_loss.item())
+                    self._step(self.ent_coef_optimizer, "entropy coefficient")
 
             # 3. Targets: Q-heads slowly (tau), the target encoder faster (encoder_tau)
             if step % self.target_update_interval == 0:
@@ -433,14 +433,15 @@ class SACAE(SafeSerializationMixin, SAC):
                 ae_loss = F.mse_loss(reconstruction.float(), reconstruction_target(self._raw_pixels(observations)))
                 latent_loss = (0.5 * latent.pow(2).sum(dim=1)).mean()
                 loss = ae_loss + self.decoder_latent_lambda * latent_loss
-                autoencoder_optimizers = (self.policy.encoder_optimizer, self.policy.decoder_optimizer)
-                for optimizer in autoencoder_optimizers:
+                ae_losses.append(self._finite("reconstruction loss", ae_loss))
+                latent_losses.append(self._finite("latent loss", latent_loss))
+                autoencoder_optimizers = {"encoder": self.policy.encoder_optimizer, "decoder": self.policy.decoder_optimizer}
+                for optimizer in autoencoder_optimizers.values():
                     optimizer.zero_grad()  # type: ignore[union-attr]
                 loss.backward()
-                for optimizer in autoencoder_optimizers:
+                self._check_gradients(autoencoder_optimizers)  # both, before either optimizer moves
+                for optimizer in autoencoder_optimizers.values():
                     optimizer.step()  # type: ignore[union-attr]
-                ae_losses.append(ae_loss.item())
-                latent_losses.append(latent_loss.item())
 
         self._n_updates += gradient_steps
 
@@ -458,6 +459,51 @@ class SACAE(SafeSerializationMixin, SAC):
             self.logger.record("train/latent_loss", np.mean(latent_losses))
         if self._action_repeat is not None:
             self.logger.record("train/env_frames", self.env_frames)
+
+    def _finite(self, quantity: str, value: th.Tensor) -> float:
+        """The loss as a float; raise, naming the update and the quantity, before a non-finite loss is used."""
+        number = value.item()
+        if not np.isfinite(number):
+            raise FloatingPointError(
+                f"SACAE: the {quantity} is {number} at gradient step {self._n_updates + 1} (agent step "
+                f"{self.num_timesteps}); training stopped before any parameter became non-finite. Check the rewards "
+                "and observations (NaN/inf), lower the learning rates or use float32 (bf16_autocast=False)"
+            )
+        return number
+
+    def _check_gradients(self, optimizers: dict[str, th.optim.Optimizer | None]) -> None:
+        """Raise before a step when a gradient is not finite (a finite loss can still overflow in backward)."""
+        for name, optimizer in optimizers.items():
+            grads = [p.grad for group in (optimizer.param_groups if optimizer else []) for p in group["params"]]
+            grads = [grad for grad in grads if grad is not None]
+            if grads and not th.isfinite(th.stack([th.linalg.vector_norm(grad) for grad in grads])).all():
+                raise FloatingPointError(
+                    f"SACAE: non-finite {name} gradients at gradient step {self._n_updates + 1} (agent step "
+                    f"{self.num_timesteps}); training stopped before any parameter became non-finite"
+                )
+
+    def _step(self, optimizer: th.optim.Optimizer, name: str) -> None:
+        self._check_gradients({name: optimizer})
+        optimizer.step()
+
+    def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray,
+                          dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        # Refuse non-finite data before it reaches the replay buffer (and, through it, the losses)
+        arrays = {"reward": reward, "observation": new_obs}
+        arrays.update({f"observation[{key!r}]": value for key, value in (new_obs.items() if isinstance(new_obs, dict) else [])})
+        for quantity, array in arrays.items():
+            if isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+                raise FloatingPointError(
+                    f"SACAE: non-finite {quantity} from the environment at agent step {self.num_timesteps}: fix the "
+                    "environment or wrap it (e.g. gymnasium.wrappers.TransformReward / TransformObservation)"
+                )
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def save(self, path: Any, exclude: Any = None, include: Any = None) -> None:
+        for name, parameter in self.policy.named_parameters():
+            if not th.isfinite(parameter).all():
+                raise FloatingPointError(f"SACAE.save: parameter {name} is not finite; refusing to save a broken model")
+        super().save(path, exclude=exclude, include=include)
 
     def _autocast(self) -> th.autocast:
         """bfloat16 autocast for the conv and deconv work when ``bf16_autocast`` is on, a no-op otherwise."""

@@ -1,0 +1,71 @@
+"""NaN or infinite rewards, observations or losses stop training with an error naming the step and the quantity,
+before any parameter becomes non-finite; a model with non-finite parameters is never saved (no asserts: -O too)."""
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+
+from tests.conftest import TinyPixelEnv, tiny_model
+
+
+class _BadReward(gym.Wrapper):
+    def __init__(self, env: gym.Env, at_step: int, value: float):
+        super().__init__(env)
+        self.at_step, self.value, self.steps = at_step, value, 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        return obs, (self.value if self.steps == self.at_step else reward), terminated, truncated, info
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_reward_stops_training_naming_the_step(value):
+    model = tiny_model(_BadReward(TinyPixelEnv(), at_step=25, value=value))
+    with pytest.raises(FloatingPointError, match=r"non-finite reward .* agent step 25"):
+        model.learn(40)
+    assert model.replay_buffer.size() == 24  # the bad transition never reached the buffer
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+
+
+def test_non_finite_loss_stops_before_parameters_change(model):
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.replay_buffer.rewards[:] = np.nan  # as if corrupted after collection
+    with pytest.raises(FloatingPointError, match=r"critic loss is nan at gradient step"):
+        model.train(1, 8)
+    for old, new in zip(before, model.policy.parameters(), strict=True):
+        assert th.equal(old, new)
+
+
+def test_non_finite_gradient_stops_before_the_step(model):
+    before = [p.detach().clone() for p in model.actor.parameters()]
+    model.actor.optimizer.zero_grad()
+    model.actor.mu.weight.grad = th.full_like(model.actor.mu.weight, np.inf)
+    with pytest.raises(FloatingPointError, match="non-finite actor gradients"):
+        model._step(model.actor.optimizer, "actor")
+    assert all(th.equal(a, b) for a, b in zip(before, model.actor.parameters(), strict=True))
+
+
+def test_model_with_non_finite_parameters_is_never_saved(model, tmp_path):
+    with th.no_grad():
+        model.critic.q_networks[0][0].weight[0, 0] = np.nan
+    with pytest.raises(FloatingPointError, match="not finite"):
+        model.save(tmp_path / "broken.zip")
+    assert not (tmp_path / "broken.zip").exists()
+
+
+def test_checks_hold_under_python_optimize():
+    code = (
+        "import numpy as np, pytest\n"
+        "from tests.conftest import tiny_model\n"
+        "m = tiny_model(); m.learn(20); m.replay_buffer.rewards[:] = np.nan\n"
+        "with pytest.raises(FloatingPointError): m.train(1, 8)\n"
+        "print('refused')\n"
+    )
+    result = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "refused" in result.stdout
