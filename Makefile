@@ -1,6 +1,6 @@
 PYTHON ?= python
 
-.PHONY: install demo test test-all lint format type check-codestyle bench
+.PHONY: install demo test test-slow test-all lint format type check-codestyle bench
 
 # torch first and pinned: an unpinned torch pulls several GB of CUDA wheels. A real (non-editable) install, so the
 # rl_zoo3 start-up hook (.pth) is installed too.
@@ -16,6 +16,10 @@ demo:
 # one torch/OpenMP thread per test worker (subprocesses too): -n 2 already uses both cores
 test:
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -m "not slow" -n 2 tests
+
+# installed-wheel CLI, PostgreSQL and Optuna heartbeat tests (about a minute)
+test-slow:
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -m slow -n 2 tests
 
 test-all:
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n 2 tests
