@@ -12,6 +12,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import Actor
 from torch import nn
 
+from sb3_sacae.discrete import CategoricalActor, DiscreteCritic
 from sb3_sacae.torch_layers import ConvTrunk, PixelDecoder, PixelEncoder, weight_init
 
 # SAC-AE maps the actor's log-std with tanh into this range (SB3 clamps to [-20, 2] instead)
@@ -102,8 +103,12 @@ class SACAEPolicy(BasePolicy):
     critic, encoder included. The policy owns the decoder and the encoder/decoder optimizers so that
     ``policy.pth`` carries them.
 
+    With a ``Discrete`` action space the actor is a :class:`~sb3_sacae.discrete.CategoricalActor` and the critic a
+    :class:`~sb3_sacae.discrete.DiscreteCritic` (one Q-value per action, discrete SAC, arXiv:1910.07207), on the
+    same encoders, decoder and optimizers.
+
     :param observation_space: Observation space (channel-first image)
-    :param action_space: Action space (Box)
+    :param action_space: Action space (Box, or Discrete for discrete SAC)
     :param lr_schedule: Learning rate schedule of the actor and critic optimizers
     :param net_arch: hidden layers of the actor and critic MLPs (paper: [1024, 1024]); a dict with
         ``pi`` and ``qf`` keys sets them apart
@@ -114,7 +119,7 @@ class SACAEPolicy(BasePolicy):
     :param normalize_images: divide pixels by 255 (True for uint8 images)
     :param channels_last: run convs and transposed convs in NHWC memory layout: same math, faster oneDNN kernels
         (see the README's speed table)
-    :param use_sde: Whether to use State Dependent Exploration or not
+    :param use_sde: Whether to use State Dependent Exploration or not (Box actions only)
     :param log_std_init: Initial value for the log standard deviation (gSDE only)
     :param optimizer_class: optimizer of actor, critic, encoder and decoder (paper: Adam)
     :param optimizer_kwargs: extra keyword arguments of the optimizers, excluding the learning rate;
@@ -128,14 +133,14 @@ class SACAEPolicy(BasePolicy):
     :param use_decoder: build the decoder and the autoencoder optimizers (False is the paper's "SAC:pixel")
     """
 
-    actor: SACAEActor
-    critic: ContinuousCritic
-    critic_target: ContinuousCritic
+    actor: SACAEActor | CategoricalActor
+    critic: ContinuousCritic | DiscreteCritic
+    critic_target: ContinuousCritic | DiscreteCritic
 
     def __init__(
         self,
         observation_space: spaces.Space,
-        action_space: spaces.Box,
+        action_space: spaces.Box | spaces.Discrete,
         lr_schedule: Schedule,
         net_arch: list[int] | dict[str, list[int]] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
@@ -158,6 +163,8 @@ class SACAEPolicy(BasePolicy):
         check_image_space(observation_space, normalize_images)
         if int(features_dim) < 1:
             raise ValueError(f"features_dim must be >= 1, got {features_dim} (paper: 50)")
+        if use_sde and not isinstance(action_space, spaces.Box):
+            raise ValueError(f"gSDE (use_sde=True) needs continuous (Box) actions, got {action_space}: pass use_sde=False")
         if optimizer_kwargs is None and optimizer_class in (th.optim.Adam, th.optim.AdamW):
             optimizer_kwargs = {"fused": True}
         super().__init__(
@@ -165,7 +172,7 @@ class SACAEPolicy(BasePolicy):
             action_space,
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
-            squash_output=True,
+            squash_output=isinstance(action_space, spaces.Box),
             normalize_images=normalize_images,
         )
         if net_arch is None:
@@ -196,25 +203,10 @@ class SACAEPolicy(BasePolicy):
         )
         # SB3's own preprocessing must not divide by 255 a second time: the trunk does it
         net_kwargs = dict(observation_space=obs_space, action_space=self.action_space, normalize_images=False)
-        self.critic = SACAECritic(
-            **net_kwargs,
-            net_arch=self.critic_arch,
-            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim),  # type: ignore[arg-type]
-            features_dim=self.features_dim,
-            activation_fn=self.activation_fn,
-            n_critics=self.n_critics,
-            share_features_extractor=False,  # SB3's flag would detach the critic: SAC-AE trains the convs with it
-            critic_layer_norm=self.critic_layer_norm,
-        )
-        self.actor = SACAEActor(
-            **net_kwargs,
-            net_arch=self.actor_arch,
-            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),  # type: ignore[arg-type]
-            features_dim=self.features_dim,
-            activation_fn=self.activation_fn,
-            use_sde=self.use_sde,
-            log_std_init=self.log_std_init,
-        )
+        if isinstance(self.action_space, spaces.Discrete):
+            self._build_discrete_networks(net_kwargs)
+        else:
+            self._build_continuous_networks(net_kwargs)
         self.decoder = (
             PixelDecoder(self.encoder, obs_space.shape[0], obs_space.shape[1:], self.features_dim, self.n_filters)  # type: ignore[index, arg-type]
             if self.use_decoder
@@ -244,6 +236,49 @@ class SACAEPolicy(BasePolicy):
                 lr=self.decoder_lr,
                 **{**self.optimizer_kwargs, "weight_decay": self.decoder_weight_lambda},
             )
+
+    def _build_continuous_networks(self, net_kwargs: dict[str, Any]) -> None:
+        obs_space = self.observation_space
+        self.critic = SACAECritic(
+            **net_kwargs,
+            net_arch=self.critic_arch,
+            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim),  # type: ignore[arg-type]
+            features_dim=self.features_dim,
+            activation_fn=self.activation_fn,
+            n_critics=self.n_critics,
+            share_features_extractor=False,  # SB3's flag would detach the critic: SAC-AE trains the convs with it
+            critic_layer_norm=self.critic_layer_norm,
+        )
+        self.actor = SACAEActor(
+            **net_kwargs,
+            net_arch=self.actor_arch,
+            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),  # type: ignore[arg-type]
+            features_dim=self.features_dim,
+            activation_fn=self.activation_fn,
+            use_sde=self.use_sde,
+            log_std_init=self.log_std_init,
+        )
+
+    def _build_discrete_networks(self, net_kwargs: dict[str, Any]) -> None:
+        # Discrete SAC (arXiv:1910.07207): the same two encoders, a categorical actor and one Q-value per action
+        obs_space = self.observation_space
+        self.critic = DiscreteCritic(
+            **net_kwargs,
+            net_arch=self.critic_arch,
+            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim),  # type: ignore[arg-type]
+            features_dim=self.features_dim,
+            activation_fn=self.activation_fn,
+            n_critics=self.n_critics,
+            critic_layer_norm=self.critic_layer_norm,
+        )
+        self.actor = CategoricalActor(
+            **net_kwargs,
+            net_arch=self.actor_arch,
+            # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
+            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),  # type: ignore[arg-type]
+            features_dim=self.features_dim,
+            activation_fn=self.activation_fn,
+        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

@@ -7,6 +7,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -15,6 +16,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, unwrap_vec_w
 from torch.nn import functional as F
 
 from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits
+from sb3_sacae.discrete import DiscreteCritic, discrete_target_entropy, expected_log_prob, soft_state_value
 from sb3_sacae.policies import CnnPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
 from sb3_sacae.torch_layers import ConvTrunk, random_shift, reconstruction_target
@@ -38,10 +40,18 @@ def detect_frame_stack(env: VecEnv | None) -> int | None:
 
 def check_action_space(action_space: spaces.Space | None) -> None:
     """Raise a clear error for action spaces SACAE cannot act in (None: not known yet)."""
-    if action_space is not None and not isinstance(action_space, spaces.Box):
+    if action_space is None or isinstance(action_space, spaces.Box):
+        return
+    if not isinstance(action_space, spaces.Discrete):
         raise ValueError(
-            f"SACAE needs a continuous (gymnasium.spaces.Box) action space, got {action_space}: "
-            "use a continuous-action version of the environment"
+            f"SACAE needs a gymnasium.spaces.Box (continuous SAC) or gymnasium.spaces.Discrete (discrete SAC) action "
+            f"space, got {action_space}: flatten MultiDiscrete/MultiBinary/Tuple actions into one Discrete space "
+            "with a wrapper (one index per combination), or use a continuous version of the environment"
+        )
+    if int(action_space.start) != 0 or int(action_space.n) < 2:
+        raise ValueError(
+            f"SACAE needs a Discrete action space of at least 2 actions starting at 0, got {action_space}: "
+            "shift the actions with a gymnasium.ActionWrapper (Stable-Baselines3 assumes start=0)"
         )
 
 
@@ -52,6 +62,10 @@ class SACAE(SafeSerializationMixin, SAC):
     Paper: Yarats et al. 2019, "Improving Sample Efficiency in Model-Free Reinforcement Learning from Images",
     https://arxiv.org/abs/1910.01741. Reference code: https://github.com/denisyarats/pytorch_sac_ae.
     The defaults are the paper's training-script values (design notes, "Paper defaults").
+
+    ``Discrete`` action spaces (e.g. Atari) use discrete SAC (Christodoulou 2019, https://arxiv.org/abs/1910.07207):
+    a categorical actor and one Q-value per action, with the soft value, the actor loss and the entropy computed
+    exactly over actions, on the same encoders, decoder, update schedule and gradient routing.
 
     Each gradient step, in the order of the paper's algorithm: critic; every ``actor_update_interval`` steps the
     actor and the entropy coefficient; every ``target_update_interval`` steps the target Q-heads (``tau``) and the
@@ -75,15 +89,17 @@ class SACAE(SafeSerializationMixin, SAC):
     :param gradient_steps: How many gradient steps to do after each rollout (see ``train_freq``)
         Set to ``-1`` means to do as many gradient steps as steps done in the environment
         during the rollout.
-    :param action_noise: the action noise type (None by default)
+    :param action_noise: the action noise type (None by default; Box actions only)
     :param replay_buffer_class: Replay buffer class to use. If ``None``, it will be automatically selected.
     :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
     :param optimize_memory_usage: Enable a memory efficient variant of SB3's replay buffer
     :param n_steps: n-step returns (SB3's NStepReplayBuffer) when ``n_steps > 1`` (paper: 1)
     :param ent_coef: Entropy regularization coefficient; "auto_0.1" learns it starting from 0.1 (paper)
     :param target_update_interval: update the targets every ``target_update_interval`` gradient steps (paper: 2)
-    :param target_entropy: target entropy when learning ``ent_coef`` ("auto": -|A|, paper)
-    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
+    :param target_entropy: target entropy when learning ``ent_coef``, in nats. "auto": -dim(A) for Box actions
+        (paper); 0.98 * log |A| for Discrete actions (Christodoulou 2019), "auto_<fraction>" for another fraction of
+        the maximum entropy log |A| (Discrete only, e.g. "auto_0.5")
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE; Box actions only)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
     :param use_sde_at_warmup: Whether to use gSDE instead of uniform sampling during the warm up phase
     :param stats_window_size: Window size for the rollout logging
@@ -171,7 +187,10 @@ class SACAE(SafeSerializationMixin, SAC):
             raise ValueError(
                 f"decoder_update_interval must be >= 0 (0 turns the autoencoder off), got {decoder_update_interval}"
             )
-        super().__init__(
+        # SAC.__init__ restricts BaseAlgorithm to Box actions: call its parent with Discrete allowed too and set
+        # the attributes SAC.__init__ sets (it builds nothing else when _init_setup_model=False)
+        OffPolicyAlgorithm.__init__(
+            self,
             policy,
             env,
             learning_rate=learning_rate,
@@ -187,9 +206,6 @@ class SACAE(SafeSerializationMixin, SAC):
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
-            ent_coef=ent_coef,
-            target_update_interval=target_update_interval,
-            target_entropy=target_entropy,
             use_sde=use_sde,
             sde_sample_freq=sde_sample_freq,
             use_sde_at_warmup=use_sde_at_warmup,
@@ -199,8 +215,16 @@ class SACAE(SafeSerializationMixin, SAC):
             verbose=verbose,
             seed=seed,
             device=device,
-            _init_setup_model=False,
+            supported_action_spaces=(spaces.Box, spaces.Discrete),
+            support_multi_env=True,
         )
+        self.target_entropy = target_entropy
+        self.log_ent_coef: th.Tensor | None = None
+        self.ent_coef = ent_coef
+        self.target_update_interval = target_update_interval
+        self.ent_coef_optimizer: th.optim.Adam | None = None
+        if action_noise is not None and isinstance(self.action_space, spaces.Discrete):
+            raise ValueError("action_noise needs continuous (Box) actions: discrete SAC explores by sampling its policy")
         self.encoder_tau = encoder_tau
         self.actor_update_interval = int(actor_update_interval)
         self.decoder_update_interval = int(decoder_update_interval)
@@ -252,10 +276,22 @@ class SACAE(SafeSerializationMixin, SAC):
             "decoder_weight_lambda": self.decoder_weight_lambda,
             "use_decoder": self.decoder_update_interval > 0,
         }
+        requested_entropy = self.target_entropy
+        if isinstance(requested_entropy, str) and requested_entropy.startswith("auto"):
+            self.target_entropy = "auto"  # SAC's own "auto" (-dim(A)) is replaced below for Discrete actions
         try:
             super()._setup_model()
         finally:
             self.policy_kwargs, self.replay_buffer_kwargs = user_policy_kwargs, user_buffer_kwargs
+        if isinstance(requested_entropy, str) and requested_entropy.startswith("auto"):
+            if isinstance(self.action_space, spaces.Discrete):
+                # Discrete SAC: a fraction of the maximum entropy log |A| (arXiv:1910.07207)
+                self.target_entropy = discrete_target_entropy(int(self.action_space.n), requested_entropy)
+            elif requested_entropy != "auto":
+                raise ValueError(
+                    f"target_entropy={requested_entropy!r}: 'auto_<fraction>' is for Discrete actions; use 'auto' "
+                    "(-dim(A)) or a number for Box actions"
+                )
         self.ent_coef_betas = tuple(self.ent_coef_betas)  # a JSON list after save/load
         if self.ent_coef_optimizer is not None:
             # SAC-AE's temperature has its own learning rate and Adam betas
@@ -314,7 +350,10 @@ class SACAE(SafeSerializationMixin, SAC):
             else [self.observation_space]
         )
         obs_bytes = sum(int(np.prod(space.shape)) * space.dtype.itemsize for space in obs_spaces)  # type: ignore[misc]
-        action_bytes = int(np.prod(self.action_space.shape)) * 4  # float32
+        if isinstance(self.action_space, spaces.Discrete):
+            action_bytes = np.dtype(self.action_space.dtype).itemsize  # one index, stored in the space's dtype
+        else:
+            action_bytes = int(np.prod(self.action_space.shape)) * 4  # float32
         return obs_bytes * (1 if self.optimize_memory_usage else 2) + action_bytes + 3 * 4
 
     def _read_action_repeat(self) -> float | None:
@@ -362,6 +401,7 @@ class SACAE(SafeSerializationMixin, SAC):
         encoder, critic_head = self.policy.encoder, self.critic.features_extractor.head
         target_encoder = self.critic_target.features_extractor
         compute_dtype = th.bfloat16 if self.bf16_autocast else th.float32
+        discrete = isinstance(self.action_space, spaces.Discrete)
         for gradient_step in range(gradient_steps):
             step = self._n_updates + gradient_step
             if self.use_sde:
@@ -382,10 +422,16 @@ class SACAE(SafeSerializationMixin, SAC):
             # 1. Critic: soft Bellman target from the target critic and the current actor
             with th.no_grad():
                 next_features = self.actor.features_extractor.head(self._conv(encoder, next_pixels))
-                next_actions, next_log_prob = self.actor.action_log_prob_from_features(next_features)
                 next_latent = target_encoder.head(self._conv(target_encoder.trunk, next_pixels))
-                next_q = self._q_values(self.critic_target, next_latent, next_actions).min(dim=1, keepdim=True).values
-                next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
+                if discrete:
+                    # Discrete SAC: the expectation over next actions is exact, not a sample (arXiv:1910.07207, eq. 10)
+                    next_log_probs = self.actor.log_probs_from_features(next_features)
+                    next_q_all = self.critic_target.q_values_from_features(next_latent)
+                    next_q = soft_state_value(next_log_probs, next_q_all, ent_coef)
+                else:
+                    next_actions, next_log_prob = self.actor.action_log_prob_from_features(next_features)
+                    next_q = self._q_values(self.critic_target, next_latent, next_actions).min(dim=1, keepdim=True).values
+                    next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
                 target_q = data.rewards + (1 - data.dones) * discounts * next_q
             current_q = self._q_values(self.critic, critic_head(self._conv(encoder, pixels)), data.actions)
             # Sum over the twin Q-heads, as in the reference code
@@ -404,7 +450,8 @@ class SACAE(SafeSerializationMixin, SAC):
                     conv = self._conv(encoder, pixels)
                     latent = critic_head(conv)
 
-            # 2. Actor and entropy coefficient, on detached conv features: the actor never moves the convs
+            # 2. Actor and entropy coefficient, on detached conv features: the actor never moves the convs.
+            # For Discrete actions log_prob is the exact E_pi[log pi] = -H(pi), so the alpha loss is alpha (H - target)
             if update_actor:
                 actor_loss, log_prob = self._actor_loss(conv, latent, ent_coef)
                 actor_losses.append(self._finite("actor loss", actor_loss))
@@ -523,8 +570,10 @@ class SACAE(SafeSerializationMixin, SAC):
         return (observations.float() - low) * (255.0 / (high - low))
 
     @staticmethod
-    def _q_values(critic: ContinuousCritic, latent: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    def _q_values(critic: ContinuousCritic | DiscreteCritic, latent: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """Q-values of every head for encoder latents (what ``critic(obs, actions)`` computes), shape (batch, n)."""
+        if isinstance(critic, DiscreteCritic):
+            return critic.q_at_actions(latent, actions)  # replay buffers store the action index as (batch, 1)
         q_input = th.cat([latent, actions.to(latent.dtype)], dim=1)
         return th.cat([q_net(q_input) for q_net in critic.q_networks], dim=1)
 
@@ -533,8 +582,15 @@ class SACAE(SafeSerializationMixin, SAC):
         Actor loss from the shared conv features and the critic's latent, both read detached: only the actor's
         projection head and MLP receive its gradient (the Q-heads get one too, but are not stepped by it).
 
-        :return: the loss and the log-probabilities of the sampled actions, shape (batch, 1)
+        :return: the loss and the log-probabilities of the sampled actions, shape (batch, 1); for Discrete actions
+            the exact expectation E_pi[log pi(a|s)] = -H(pi(.|s)) instead
         """
+        if isinstance(self.critic, DiscreteCritic):
+            # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
+            log_probs = self.actor.log_probs_from_features(self.actor.features_extractor.head(conv.detach()))
+            q_values = self.critic.q_values_from_features(latent.detach())
+            # Discrete SAC actor loss, exact over actions: sum_a pi(a|s) [alpha log pi(a|s) - min_i Q_i(s, a)]
+            return -soft_state_value(log_probs, q_values, ent_coef).mean(), expected_log_prob(log_probs)
         # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
         actions_pi, log_prob = self.actor.action_log_prob_from_features(self.actor.features_extractor.head(conv.detach()))
         log_prob = log_prob.reshape(-1, 1)

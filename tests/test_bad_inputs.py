@@ -34,9 +34,21 @@ def test_too_small_images_name_the_minimum_and_the_fix():
         tiny_model(TinyPixelEnv((3, 12, 12)))
 
 
-def test_discrete_actions_are_refused():
-    env = _SpaceEnv(spaces.Box(0, 255, (3, 32, 32), np.uint8), spaces.Discrete(3))
-    with pytest.raises(ValueError, match="continuous"):
+@pytest.mark.parametrize(
+    "action_space",
+    [spaces.MultiDiscrete([3, 2]), spaces.MultiBinary(2), spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3)))],
+    ids=["MultiDiscrete", "MultiBinary", "Tuple"],
+)
+def test_action_spaces_other_than_box_and_discrete_are_refused(action_space):
+    env = _SpaceEnv(spaces.Box(0, 255, (3, 32, 32), np.uint8), action_space)
+    with pytest.raises(ValueError, match=r"Box \(continuous SAC\) or gymnasium.spaces.Discrete.*one Discrete space"):
+        SACAE("CnnPolicy", env, **TINY)
+
+
+@pytest.mark.parametrize("action_space", [spaces.Discrete(3, start=1), spaces.Discrete(1)], ids=["start=1", "n=1"])
+def test_discrete_actions_must_start_at_zero_and_offer_a_choice(action_space):
+    env = _SpaceEnv(spaces.Box(0, 255, (3, 32, 32), np.uint8), action_space)
+    with pytest.raises(ValueError, match="at least 2 actions starting at 0"):
         SACAE("CnnPolicy", env, **TINY)
 
 
