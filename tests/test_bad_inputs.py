@@ -84,3 +84,12 @@ def test_empty_networks_are_refused():
         tiny_model(policy_kwargs={**TINY["policy_kwargs"], "n_conv_layers": 0})
     with pytest.raises(ValueError, match="features_dim"):
         tiny_model(policy_kwargs={**TINY["policy_kwargs"], "features_dim": 0})
+
+
+def test_predict_refuses_a_wrong_layout_and_accepts_the_transposed_one(model, env):
+    obs, _ = env.reset(seed=0)  # (3, 32, 32)
+    action, _ = model.predict(obs, deterministic=True)
+    transposed, _ = model.predict(np.moveaxis(obs, 0, -1), deterministic=True)  # channel-last: same image
+    np.testing.assert_array_equal(action, transposed)
+    with pytest.raises(ValueError, match="Unexpected observation shape"):
+        model.predict(obs[:, :16, :])
