@@ -36,6 +36,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -127,7 +128,7 @@ def run_seed(config: dict[str, Any], seed: int) -> dict[str, Any]:
             "env_frames": model.env_frames,
             "eval_mean_return": f"{np.mean(returns):.3f}",
             "eval_std_return": f"{np.std(returns):.3f}",
-            "wall_time_s": f"{time.perf_counter() - start:.1f}",
+            "wall_time_s": f"{time.perf_counter() - start:.2f}",
         }
         with csv_path.open("a", newline="") as handle:
             csv.DictWriter(handle, fieldnames=CSV_FIELDS).writerow(row)
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     out_dir = Path(config["out"]) / config["env"]
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {
-        "command": " ".join(["python", *sys.argv]) if argv is None else " ".join(["python benchmarks/learning.py", *argv]),
+        "command": shlex.join(["python", *sys.argv] if argv is None else ["python", "benchmarks/learning.py", *argv]),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": machine(),
         **config,

@@ -74,7 +74,7 @@ def summary(env: str, seeds: dict[int, list[dict[str, float]]]) -> dict[str, str
         "agent steps": ", ".join(sorted({f"{row['agent_steps']:.0f}" for row in finals})),
         "env frames": ", ".join(sorted({f"{row['env_frames']:.0f}" for row in finals})),
         "final return": f"{returns.mean():.1f} +/- {returns.std():.1f}",
-        "best seed-mean return": f"{max(curve(seeds, 'agent_steps')[1]):.1f}",
+        "best mean return": f"{max(curve(seeds, 'agent_steps')[1]):.1f}",
         "wall time (h)": f"{hours.mean():.2f}",
     }
 
