@@ -66,9 +66,9 @@ def test_zoo_trains_pong_with_the_atari_preset(tmp_path):
     environ = {key: value for key, value in os.environ.items() if key != "SB3_SACAE_NO_ZOO_HOOK"}
     environ.update(PYTHONPATH=str(ROOT), MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     hyperparams = [f"{key}:{value}" for key, value in TINY_MODEL.items()]
+    command = [sys.executable, "-m", "sb3_sacae.zoo", "train", "--algo", "sacae", "--env", ENV_ID, "-n", "32", "-f", "logs"]
     result = subprocess.run(
-        [sys.executable, "-m", "sb3_sacae.zoo", "train", "--algo", "sacae", "--env", ENV_ID, "-n", "32", "-f", "logs"]
-        + ["--seed", "1", "--eval-freq", "-1", "--hyperparams", *hyperparams],
+        [*command, "--seed", "1", "--eval-freq", "-1", "--hyperparams", *hyperparams],
         cwd=tmp_path,
         env=environ,
         capture_output=True,
