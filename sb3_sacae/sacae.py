@@ -7,6 +7,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
@@ -22,6 +23,14 @@ from sb3_sacae.serialization import SafeSerializationMixin
 from sb3_sacae.torch_layers import ConvTrunk, random_shift, reconstruction_target
 
 SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
+
+
+class EnvFrameCounter(BaseCallback):
+    """Adds each step's ``info["step_env_frames"]`` (from :class:`sb3_sacae.envs.ActionRepeat`) to ``model.env_frames``."""
+
+    def _on_step(self) -> bool:
+        self.model._env_frames += sum(int(info.get("step_env_frames", 0)) for info in self.locals["infos"])
+        return True
 
 
 def detect_frame_stack(env: VecEnv | None) -> int | None:
@@ -375,9 +384,15 @@ class SACAE(SafeSerializationMixin, SAC):
         """
         return self._env_frames or int(self.num_timesteps * (self._action_repeat or 1))
 
-    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
-        super()._update_info_buffer(infos, dones)
-        self._env_frames += sum(int(info.get("step_env_frames", 0)) for info in infos)
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        # Count frames first: SB3 calls the user's callbacks before its own per-step bookkeeping
+        if callback is None:
+            callbacks: list[BaseCallback] = []
+        elif isinstance(callback, list):
+            callbacks = callback
+        else:
+            callbacks = [callback if isinstance(callback, BaseCallback) else ConvertCallback(callback)]
+        return super()._init_callback([EnvFrameCounter(), *callbacks], progress_bar)
 
     def _setup_learn(
         self,
