@@ -57,7 +57,7 @@ def test_learning_writes_one_csv_per_seed_and_the_plot_summarises_them(tmp_path)
     hyperparams = {"batch_size": 8, "learning_starts": 10, "policy_kwargs": json.loads(TINY_SACAE_POLICY)}
     stdout = run_script(
         "learning.py",
-        "--env", "PendulumPixels-v1", "--env-kwargs", json.dumps({"image_size": 32, "max_episode_steps": 10}),
+        "--env", "PendulumPixels-v1", "--env-kwargs", json.dumps({"image_size": 32, "episode_length": 20}),
         "--steps", "20", "--seeds", "0", "1", "--eval-freq", "10", "--eval-episodes", "1",
         "--hyperparams", json.dumps(hyperparams), "--threads", "1", "--out", str(tmp_path),
     )  # fmt: skip

@@ -71,7 +71,7 @@ def test_vec_normalize_is_refused():
 def test_the_env_id_and_action_repeat_are_kept(tmp_path):
     import gymnasium as gym
 
-    env = gym.make("PendulumPixels-v1", image_size=32, max_episode_steps=6)
+    env = gym.make("PendulumPixels-v1", image_size=32, episode_length=12)
     data = record_demonstrations(env, None, 1, path=tmp_path / "p.npz", seed=0)
     env.close()
     meta = data["metadata"]

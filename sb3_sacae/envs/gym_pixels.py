@@ -19,7 +19,7 @@ def make_pendulum_pixels(
     image_size: int | tuple[int, int] = 84,
     frame_stack: int = 3,
     action_repeat: int = 2,
-    max_episode_steps: int = 200,
+    episode_length: int = 200,
     channels_first: bool = True,
     render_mode: str | None = None,
     **kwargs: Any,
@@ -29,13 +29,14 @@ def make_pendulum_pixels(
     ``screen_dim`` is set small instead of resizing 500x500 frames).
 
     The default action repeat of 2 (10 decisions per simulated second) keeps swing-up easy to learn while
-    halving the number of agent steps per episode; episodes last ``max_episode_steps`` environment steps
-    (200, as Pendulum-v1), so returns stay comparable with state-based Pendulum.
+    halving the number of agent steps per episode; episodes last ``episode_length`` environment steps
+    (200, as Pendulum-v1), so returns stay comparable with state-based Pendulum. (``gymnasium.make``'s own
+    ``max_episode_steps`` would count agent steps of the outer env instead.)
 
     :param image_size: Side of the square images, or ``(height, width)``
     :param frame_stack: Number of stacked RGB frames
     :param action_repeat: Environment steps per agent step
-    :param max_episode_steps: Episode length in environment steps
+    :param episode_length: Episode length in environment steps
     :param channels_first: ``(frame_stack * 3, H, W)`` observations (default) or ``(H, W, frame_stack * 3)``
     :param render_mode: ``None`` or ``"rgb_array"`` (the frames are always rendered offscreen)
     :param kwargs: Passed to ``gymnasium.make("Pendulum-v1", ...)`` (e.g. ``g``)
@@ -44,7 +45,7 @@ def make_pendulum_pixels(
     configure_pygame_headless()
     height, width = image_hw(image_size)
     env = gym.make(
-        "Pendulum-v1", render_mode="rgb_array", max_episode_steps=max_episode_steps, disable_env_checker=True, **kwargs
+        "Pendulum-v1", render_mode="rgb_array", max_episode_steps=episode_length, disable_env_checker=True, **kwargs
     )
     env.unwrapped.screen_dim = max(height, width)  # type: ignore[attr-defined]
     return pixel_observations(env, (height, width), frame_stack, action_repeat, channels_first)
@@ -54,7 +55,7 @@ def make_car_racing_pixels(
     image_size: int | tuple[int, int] = 84,
     frame_stack: int = 3,
     action_repeat: int = 4,
-    max_episode_steps: int = 1000,
+    episode_length: int = 1000,
     channels_first: bool = True,
     render_mode: str | None = None,
     **kwargs: Any,
@@ -65,7 +66,7 @@ def make_car_racing_pixels(
     :param image_size: Side of the square images, or ``(height, width)``; 96 keeps the native frames
     :param frame_stack: Number of stacked RGB frames
     :param action_repeat: Environment steps per agent step (default 4, a common choice for CarRacing)
-    :param max_episode_steps: Episode length in environment steps (1000, as CarRacing-v3)
+    :param episode_length: Episode length in environment steps (1000, as CarRacing-v3)
     :param channels_first: ``(frame_stack * 3, H, W)`` observations (default) or ``(H, W, frame_stack * 3)``
     :param render_mode: ``None`` or ``"rgb_array"``; ``"rgb_array"`` makes ``render()`` return the large
         600x400 view (for videos), at extra cost per step
@@ -77,7 +78,7 @@ def make_car_racing_pixels(
         "CarRacing-v3",
         continuous=True,
         render_mode=render_mode,
-        max_episode_steps=max_episode_steps,
+        max_episode_steps=episode_length,
         disable_env_checker=True,
         **kwargs,
     )
