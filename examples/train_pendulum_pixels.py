@@ -1,12 +1,13 @@
 """
 Train SACAE on Pendulum from pixels: the README's first run.
 
-    python examples/train_pendulum_pixels.py --steps 3000 --output runs/demo
+    python examples/train_pendulum_pixels.py --steps 2000 --output runs/demo
 
 Shows a progress bar, evaluates every ``--eval-freq`` steps, and writes into ``--output``:
 ``sacae_pendulum_pixels.zip`` (the model), ``evaluations.npz`` (EvalCallback), ``monitor.csv`` (training episodes)
-and ``learning_curve.png``. The default settings are smaller than the paper's (64 px, 16 filters, 32-dim latent, 256-wide MLPs, batch 64)
-so the run takes minutes on a 2-core CPU; ``--paper`` uses the paper's networks and batch at 84 px.
+and ``learning_curve.png``. The default settings are smaller than the paper's (64 px, 16 filters, 32-dim latent,
+256-wide MLPs, batch 64) so the run takes minutes on a 2-core CPU; ``--paper`` uses the paper's networks and batch
+at 84 px.
 """
 
 import argparse
@@ -16,12 +17,12 @@ import gymnasium as gym
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from stable_baselines3.common.callbacks import EvalCallback  # noqa: E402
-from stable_baselines3.common.monitor import Monitor, load_results  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.monitor import Monitor, load_results
 
-from sb3_sacae import SACAE  # noqa: E402  (also registers PendulumPixels-v1)
+from sb3_sacae import SACAE
 
 
 def plot_learning_curve(output: Path) -> Path:
