@@ -3,9 +3,9 @@ Discrete actions for SAC-AE: a categorical actor, a critic with one Q-value per 
 over actions of discrete SAC (Christodoulou 2019, "Soft Actor-Critic for Discrete Action Settings",
 https://arxiv.org/abs/1910.07207).
 
-Both networks read the same :class:`~sb3_sacae.torch_layers.PixelEncoder` latents as their continuous
+Both networks read the same :class:`~sb3_sacae.torch_layers.Encoder` latents as their continuous
 counterparts, so the gradient routing of the design notes is unchanged: the actor's encoder detaches the shared
-convs, the critic's encoder is trained by the critic and reconstruction losses.
+trunk, the critic's encoder is trained by the critic and reconstruction losses.
 """
 
 import math
@@ -18,7 +18,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_sacae.torch_layers import PixelEncoder
+from sb3_sacae.torch_layers import Encoder
 
 # Christodoulou 2019 sets the target entropy to 0.98 of the maximum entropy log |A|
 DEFAULT_TARGET_ENTROPY_FRACTION = 0.98
@@ -54,7 +54,7 @@ class CategoricalActor(BasePolicy):
     :param observation_space: Observation space
     :param action_space: Discrete action space
     :param net_arch: hidden layers of the MLP (paper: [1024, 1024])
-    :param features_extractor: the actor's :class:`PixelEncoder` (``detach_trunk=True``)
+    :param features_extractor: the actor's :class:`Encoder` (``detach_trunk=True``)
     :param features_dim: size of the encoder latent
     :param activation_fn: activation of the MLP
     :param normalize_images: SB3's own division by 255 (False: the conv trunk divides)
@@ -67,7 +67,7 @@ class CategoricalActor(BasePolicy):
         observation_space: spaces.Space,
         action_space: spaces.Discrete,
         net_arch: list[int],
-        features_extractor: PixelEncoder,
+        features_extractor: Encoder,
         features_dim: int,
         activation_fn: type[nn.Module] = nn.ReLU,
         normalize_images: bool = True,
@@ -102,7 +102,7 @@ class DiscreteCritic(BaseModel):
     :param observation_space: Observation space
     :param action_space: Discrete action space
     :param net_arch: hidden layers of each Q-network (paper: [1024, 1024])
-    :param features_extractor: the critic's :class:`PixelEncoder` (trains the shared convs)
+    :param features_extractor: the critic's :class:`Encoder` (trains the shared trunk)
     :param features_dim: size of the encoder latent
     :param activation_fn: activation of the MLPs
     :param normalize_images: SB3's own division by 255 (False: the conv trunk divides)
@@ -110,14 +110,14 @@ class DiscreteCritic(BaseModel):
     :param critic_layer_norm: insert LayerNorm between each hidden Linear and its activation
     """
 
-    features_extractor: PixelEncoder
+    features_extractor: Encoder
 
     def __init__(
         self,
         observation_space: spaces.Space,
         action_space: spaces.Discrete,
         net_arch: list[int],
-        features_extractor: PixelEncoder,
+        features_extractor: Encoder,
         features_dim: int,
         activation_fn: type[nn.Module] = nn.ReLU,
         normalize_images: bool = True,

@@ -1,6 +1,11 @@
-"""SAC-AE policy: one conv trunk tied between actor and critic, a target critic, and a pixel decoder."""
+"""
+SAC-AE policies: one trunk tied between actor and critic, a target critic, and a decoder. ``CnnPolicy`` reads
+images (conv trunk, pixel decoder), ``MlpPolicy`` state vectors (MLP trunk, MLP decoder) and ``MultiInputPolicy``
+Dict observations (a conv trunk per image key and an MLP trunk for the vector keys).
+"""
 
 import copy
+import warnings
 from typing import Any
 
 import numpy as np
@@ -13,23 +18,37 @@ from stable_baselines3.sac.policies import Actor
 from torch import nn
 
 from sb3_sacae.discrete import CategoricalActor, DiscreteCritic
-from sb3_sacae.torch_layers import ConvTrunk, PixelDecoder, PixelEncoder, weight_init
+from sb3_sacae.torch_layers import (
+    ConvTrunk,
+    Encoder,
+    MlpDecoder,
+    MlpTrunk,
+    MultiDecoder,
+    MultiTrunk,
+    PixelDecoder,
+    Trunk,
+    weight_init,
+)
 
 # SAC-AE maps the actor's log-std with tanh into this range (SB3 clamps to [-20, 2] instead)
 LOG_STD_MIN = -10.0
 LOG_STD_MAX = 2.0
 
+# Dict keys whose names say "simulator state": encoding them next to pixels turns a pixel benchmark into a state one
+STATE_LIKE_KEY_PARTS = ("state", "position", "velocity", "qpos", "qvel", "observation", "orientation")
 
-def check_image_space(observation_space: spaces.Space, normalize_images: bool) -> spaces.Box:
+
+def check_image_space(observation_space: spaces.Space, normalize_images: bool, where: str = "CnnPolicy") -> spaces.Box:
     """Raise a clear error for observation spaces the pixel encoder cannot read; return the space."""
     if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 3:
         raise ValueError(
             f"SACAE's CnnPolicy needs image observations (a 3D Box, e.g. (3, 84, 84) uint8), got {observation_space}: "
-            "render the environment to pixels (see sb3_sacae.envs) or use an MlpPolicy algorithm for state vectors"
+            "render the environment to pixels (see sb3_sacae.envs), use MlpPolicy for state vectors or "
+            "MultiInputPolicy for Dict observations"
         )
     if not is_image_space_channels_first(observation_space):
         raise ValueError(
-            f"SACAE's CnnPolicy expects channel-first images at the policy, got shape {observation_space.shape}: "
+            f"SACAE's {where} expects channel-first images at the policy, got shape {observation_space.shape}: "
             "SB3 transposes uint8 [0, 255] images itself; move the channel axis of other images first, e.g. with "
             "gymnasium.wrappers.TransformObservation(env, lambda obs: np.moveaxis(obs, -1, 0), transposed_box_space)"
         )
@@ -48,7 +67,7 @@ class SACAEActor(Actor):
     """
     SB3's SAC actor with SAC-AE's log-std parametrisation: tanh, then affinely into [LOG_STD_MIN, LOG_STD_MAX].
 
-    Its features extractor is a :class:`PixelEncoder` with ``detach_trunk=True``: the actor trains its own
+    Its features extractor is a :class:`Encoder` with ``detach_trunk=True``: the actor trains its own
     projection head, never the shared convs.
     """
 
@@ -160,7 +179,7 @@ class SACAEPolicy(BasePolicy):
         decoder_weight_lambda: float = 1e-7,
         use_decoder: bool = True,
     ):
-        check_image_space(observation_space, normalize_images)
+        self._setup_observation_space(observation_space, normalize_images)
         if int(features_dim) < 1:
             raise ValueError(f"features_dim must be >= 1, got {features_dim} (paper: 50)")
         if use_sde and not isinstance(action_space, spaces.Box):
@@ -196,22 +215,30 @@ class SACAEPolicy(BasePolicy):
         self.use_decoder = use_decoder
         self._build(lr_schedule)
 
-    def _build(self, lr_schedule: Schedule) -> None:
-        obs_space = self.observation_space
-        self.encoder = ConvTrunk(
-            obs_space, self.n_filters, self.n_conv_layers, self.normalize_images, self.channels_last  # type: ignore[arg-type]
+    def _setup_observation_space(self, observation_space: spaces.Space, normalize_images: bool) -> None:
+        """Raise a clear error for observation spaces this policy cannot read (CnnPolicy: channel-first images)."""
+        check_image_space(observation_space, normalize_images)
+
+    def _make_trunk(self) -> Trunk:
+        """The shared trunk (one object for actor and critic): the conv layers of the pixel encoder."""
+        return ConvTrunk(
+            self.observation_space, self.n_filters, self.n_conv_layers, self.normalize_images, self.channels_last  # type: ignore[arg-type]
         )
+
+    def _make_decoder(self) -> nn.Module:
+        """The decoder: the trunk's input image from the latent."""
+        obs_space = self.observation_space
+        return PixelDecoder(self.encoder, obs_space.shape[0], obs_space.shape[1:], self.features_dim, self.n_filters)  # type: ignore[index, arg-type]
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        self.encoder = self._make_trunk()
         # SB3's own preprocessing must not divide by 255 a second time: the trunk does it
-        net_kwargs = dict(observation_space=obs_space, action_space=self.action_space, normalize_images=False)
+        net_kwargs = dict(observation_space=self.observation_space, action_space=self.action_space, normalize_images=False)
         if isinstance(self.action_space, spaces.Discrete):
             self._build_discrete_networks(net_kwargs)
         else:
             self._build_continuous_networks(net_kwargs)
-        self.decoder = (
-            PixelDecoder(self.encoder, obs_space.shape[0], obs_space.shape[1:], self.features_dim, self.n_filters)  # type: ignore[index, arg-type]
-            if self.use_decoder
-            else None
-        )
+        self.decoder = self._make_decoder() if self.use_decoder else None
         self.apply(weight_init)
         if self.channels_last:
             self.to(memory_format=th.channels_last)  # conv weights only; Linear weights are 2D
@@ -242,7 +269,7 @@ class SACAEPolicy(BasePolicy):
         self.critic = SACAECritic(
             **net_kwargs,
             net_arch=self.critic_arch,
-            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim),  # type: ignore[arg-type]
+            features_extractor=Encoder(obs_space, self.encoder, self.features_dim),  # type: ignore[arg-type]
             features_dim=self.features_dim,
             activation_fn=self.activation_fn,
             n_critics=self.n_critics,
@@ -252,7 +279,7 @@ class SACAEPolicy(BasePolicy):
         self.actor = SACAEActor(
             **net_kwargs,
             net_arch=self.actor_arch,
-            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),  # type: ignore[arg-type]
+            features_extractor=Encoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),  # type: ignore[arg-type]
             features_dim=self.features_dim,
             activation_fn=self.activation_fn,
             use_sde=self.use_sde,
@@ -265,7 +292,7 @@ class SACAEPolicy(BasePolicy):
         self.critic = DiscreteCritic(
             **net_kwargs,
             net_arch=self.critic_arch,
-            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim),  # type: ignore[arg-type]
+            features_extractor=Encoder(obs_space, self.encoder, self.features_dim),  # type: ignore[arg-type]
             features_dim=self.features_dim,
             activation_fn=self.activation_fn,
             n_critics=self.n_critics,
@@ -275,7 +302,7 @@ class SACAEPolicy(BasePolicy):
             **net_kwargs,
             net_arch=self.actor_arch,
             # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
-            features_extractor=PixelEncoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),  # type: ignore[arg-type]
+            features_extractor=Encoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),  # type: ignore[arg-type]
             features_dim=self.features_dim,
             activation_fn=self.activation_fn,
         )
@@ -323,13 +350,18 @@ class SACAEPolicy(BasePolicy):
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        if isinstance(observation, np.ndarray) and observation.dtype != self.observation_space.dtype:
-            # Pre-normalised floats would be divided by 255 a second time: refuse instead of acting on garbage
-            raise ValueError(
-                f"predict() got observations of dtype {observation.dtype}, but the model was trained on "
-                f"{self.observation_space.dtype} images: pass the raw frames as the environment returns them "
-                "(with the same wrappers as in training)"
-            )
+        images = {None: observation} if isinstance(self.encoder, ConvTrunk) else {}
+        if isinstance(self.encoder, MultiTrunk) and isinstance(observation, dict):
+            images = {key: observation.get(key) for key in self.encoder.image_keys}
+        for key, image in images.items():
+            space = self.observation_space if key is None else self.observation_space[key]  # type: ignore[index]
+            if isinstance(image, np.ndarray) and image.dtype != space.dtype:
+                # Pre-normalised floats would be divided by 255 a second time: refuse instead of acting on garbage
+                raise ValueError(
+                    f"predict() got {'observations' if key is None else repr(key) + ' observations'} of dtype "
+                    f"{image.dtype}, but the model was trained on {space.dtype} images: pass the raw frames as the "
+                    "environment returns them (with the same wrappers as in training)"
+                )
         return super().predict(observation, state, episode_start, deterministic)
 
     def set_training_mode(self, mode: bool) -> None:
@@ -338,6 +370,162 @@ class SACAEPolicy(BasePolicy):
         if self.decoder is not None:
             self.decoder.train(mode)
         self.training = mode
+
+
+def _check_mlp_arch(mlp_encoder_arch: list[int] | None) -> list[int]:
+    arch = [256, 256] if mlp_encoder_arch is None else [int(size) for size in mlp_encoder_arch]
+    if any(size < 1 for size in arch):
+        raise ValueError(f"mlp_encoder_arch must list positive layer sizes (or be [] for no hidden layer), got {arch}")
+    return arch
+
+
+class MlpPolicy(SACAEPolicy):
+    """
+    SAC-AE on state vectors: the conv trunk becomes an MLP trunk and the decoder an MLP that reconstructs the
+    state itself (the observation the encoder reads, so VecNormalize-normalised when used; MSE, no 5-bit
+    quantisation). Same projection heads, tying, target critic, optimizers and gradient routing as ``CnnPolicy``.
+
+    :param mlp_encoder_arch: hidden layers of the MLP trunk, each Linear -> ReLU (default [256, 256]; not in the
+        paper); the decoder mirrors them in reverse order. ``[]`` feeds the state straight into the projection heads
+    :param kwargs: the arguments of :class:`SACAEPolicy` (``n_filters``, ``n_conv_layers``, ``normalize_images`` and
+        ``channels_last`` are unused)
+    """
+
+    def __init__(self, *args: Any, mlp_encoder_arch: list[int] | None = None, **kwargs: Any):
+        self.mlp_encoder_arch = _check_mlp_arch(mlp_encoder_arch)
+        super().__init__(*args, **kwargs)
+
+    def _setup_observation_space(self, observation_space: spaces.Space, normalize_images: bool) -> None:
+        if not isinstance(observation_space, spaces.Box):
+            raise ValueError(
+                f"SACAE's MlpPolicy needs a Box observation space (state vectors), got {observation_space}: use "
+                "MultiInputPolicy for Dict observations, or flatten with gymnasium.wrappers.FlattenObservation"
+            )
+
+    def _make_trunk(self) -> Trunk:
+        return MlpTrunk(int(np.prod(self.observation_space.shape)), self.mlp_encoder_arch)  # type: ignore[arg-type]
+
+    def _make_decoder(self) -> nn.Module:
+        return MlpDecoder(self.features_dim, int(np.prod(self.observation_space.shape)), self.mlp_encoder_arch)  # type: ignore[arg-type]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "mlp_encoder_arch": self.mlp_encoder_arch}
+
+
+class MultiInputPolicy(SACAEPolicy):
+    """
+    SAC-AE on Dict observations: a conv trunk per encoded image key (3D Box, channel-first at the policy: SB3's
+    VecTransposeImage moves the channels of uint8 images) and one MLP trunk over the encoded vector keys, their
+    features concatenated before the projection heads. The decoder reconstructs each decoded key: image keys to
+    the 5-bit target of ``CnnPolicy``, vector keys to the values themselves (MSE); the losses are summed.
+
+    Encoding a key that looks like the simulator state (``STATE_LIKE_KEY_PARTS``: "state", "position", "qpos",
+    ...) next to an image key warns, unless ``encoder_keys`` is given explicitly: a "from pixels" result that
+    also reads the state is a state result (e.g. ``AddRenderObservation(render_only=False)``, or dm_control with
+    ``pixels_only=False``).
+
+    :param encoder_keys: keys the encoder reads (default: every key; each must be a Box)
+    :param decoder_keys: keys the decoder reconstructs, a subset of ``encoder_keys`` (default: the encoded image
+        keys, or every encoded key when none is an image)
+    :param mlp_encoder_arch: hidden layers of the MLP trunk of the vector keys (default [256, 256]); the vector
+        decoders mirror them
+    :param kwargs: the arguments of :class:`SACAEPolicy` (``n_filters``, ``n_conv_layers``, ... apply to every
+        image key)
+    """
+
+    encoder: MultiTrunk
+
+    def __init__(
+        self,
+        *args: Any,
+        encoder_keys: list[str] | None = None,
+        decoder_keys: list[str] | None = None,
+        mlp_encoder_arch: list[int] | None = None,
+        **kwargs: Any,
+    ):
+        self.encoder_keys = None if encoder_keys is None else [str(key) for key in encoder_keys]
+        self.decoder_keys = None if decoder_keys is None else [str(key) for key in decoder_keys]
+        self.mlp_encoder_arch = _check_mlp_arch(mlp_encoder_arch)
+        super().__init__(*args, **kwargs)
+
+    def _setup_observation_space(self, observation_space: spaces.Space, normalize_images: bool) -> None:
+        if not isinstance(observation_space, spaces.Dict):
+            raise ValueError(
+                f"SACAE's MultiInputPolicy needs a Dict observation space, got {observation_space}: use CnnPolicy "
+                "for images and MlpPolicy for state vectors"
+            )
+        keys = list(observation_space.spaces)
+        for name, chosen in (("encoder_keys", self.encoder_keys), ("decoder_keys", self.decoder_keys)):
+            unknown = sorted(set(chosen or []) - set(keys))
+            if unknown:
+                raise ValueError(f"{name} {unknown} are not keys of the observation space; its keys are {keys}")
+        if self.encoder_keys is not None and not self.encoder_keys:
+            raise ValueError(f"encoder_keys is empty: choose at least one of {keys}")
+        # The space's key order, whatever the order of the user's list: the features layout never depends on it
+        encoded = [key for key in keys if self.encoder_keys is None or key in self.encoder_keys]
+        for key in encoded:
+            space = observation_space[key]
+            if not isinstance(space, spaces.Box):
+                raise ValueError(
+                    f"MultiInputPolicy encodes Box keys only, but {key!r} is {space}: leave it out of encoder_keys, "
+                    "or turn it into a Box with a wrapper"
+                )
+            if len(space.shape) == 3:
+                check_image_space(space, normalize_images, where=f"MultiInputPolicy (key {key!r})")
+        image_keys = [key for key in encoded if len(observation_space[key].shape) == 3]  # type: ignore[arg-type]
+        vector_keys = [key for key in encoded if key not in image_keys]
+        state_like = [key for key in vector_keys if any(part in key.lower() for part in STATE_LIKE_KEY_PARTS)]
+        if self.encoder_keys is None and image_keys and state_like:
+            warnings.warn(
+                f"MultiInputPolicy encodes the image key(s) {image_keys} together with {state_like}, whose name looks "
+                "like the simulator state: a result 'from pixels' would also read the state. Pass "
+                f"policy_kwargs=dict(encoder_keys={image_keys}) to learn from pixels only, or list every key you mean "
+                f"to encode (e.g. encoder_keys={encoded}) to keep them and silence this warning",
+                UserWarning,
+                stacklevel=4,
+            )
+        decoded = (image_keys or encoded) if self.decoder_keys is None else [key for key in keys if key in self.decoder_keys]
+        not_encoded = [key for key in decoded if key not in encoded]
+        if not_encoded:
+            raise ValueError(
+                f"decoder_keys {not_encoded} are not encoded: the decoder reconstructs keys the encoder reads; add them "
+                f"to encoder_keys (now {encoded}) or leave them out of decoder_keys"
+            )
+        self.encoder_keys, self.decoder_keys = encoded, decoded
+        self.image_keys, self.vector_keys = image_keys, vector_keys
+
+    def _make_trunk(self) -> Trunk:
+        return MultiTrunk(
+            self.observation_space,  # type: ignore[arg-type]
+            self.image_keys,
+            self.vector_keys,
+            self.n_filters,
+            self.n_conv_layers,
+            self.normalize_images,
+            self.channels_last,
+            self.mlp_encoder_arch,
+        )
+
+    def _make_decoder(self) -> nn.Module:
+        if not self.decoder_keys:
+            raise ValueError("decoder_keys is empty: choose keys to reconstruct, or pass decoder_update_interval=0 to SACAE")
+        decoders: dict[str, nn.Module] = {}
+        for key in self.decoder_keys:  # type: ignore[union-attr]
+            shape = self.observation_space[key].shape  # type: ignore[index]
+            if key in self.image_keys:
+                trunk = self.encoder.image_trunks[key]
+                decoders[key] = PixelDecoder(trunk, shape[0], shape[1:], self.features_dim, self.n_filters)  # type: ignore[arg-type]
+            else:
+                decoders[key] = MlpDecoder(self.features_dim, int(np.prod(shape)), self.mlp_encoder_arch)
+        return MultiDecoder(decoders)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {
+            **super()._get_constructor_parameters(),
+            "encoder_keys": self.encoder_keys,
+            "decoder_keys": self.decoder_keys,
+            "mlp_encoder_arch": self.mlp_encoder_arch,
+        }
 
 
 CnnPolicy = SACAEPolicy

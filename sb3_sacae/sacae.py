@@ -18,9 +18,9 @@ from torch.nn import functional as F
 
 from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits
 from sb3_sacae.discrete import DiscreteCritic, discrete_target_entropy, expected_log_prob, soft_state_value
-from sb3_sacae.policies import CnnPolicy, SACAEPolicy
+from sb3_sacae.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
-from sb3_sacae.torch_layers import ConvTrunk, random_shift, reconstruction_target
+from sb3_sacae.torch_layers import MultiDecoder, PixelDecoder, Trunk, random_shift, reconstruction_target
 
 SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
 
@@ -82,7 +82,8 @@ class SACAE(SafeSerializationMixin, SAC):
     computed once after the critic step and reused by the actor (detached) and the decoder (attached): the actor
     step changes neither the convs nor the critic head, so this is the paper's computation with one forward less.
 
-    :param policy: The policy model to use ("CnnPolicy")
+    :param policy: The policy model to use: "CnnPolicy" (images), "MlpPolicy" (state vectors: MLP autoencoder) or
+        "MultiInputPolicy" (Dict observations: image and vector keys, ``encoder_keys`` / ``decoder_keys`` policy_kwargs)
     :param env: The environment to learn from (if registered in Gym, can be str)
     :param learning_rate: learning rate of the actor and critic Adam optimizers (paper: 1e-3),
         it can be a function of the current progress remaining (from 1 to 0)
@@ -131,6 +132,7 @@ class SACAE(SafeSerializationMixin, SAC):
     :param ent_coef_betas: Adam betas of the entropy coefficient (paper: (0.5, 0.999))
     :param random_shift: DrQ random-shift augmentation of the sampled observations and next observations: pad in
         pixels (DrQ: 4), 0 turns it off (paper). Everything downstream, reconstruction included, sees the shifted images
+        (the image keys of Dict observations; state vectors are never shifted)
     :param replay_ratio: gradient steps per environment step (transitions collected over all envs); when set, it
         replaces ``gradient_steps`` (``gradient_steps = replay_ratio * train_freq * n_envs``). The paper uses 1;
         high-ratio training (say 4 to 16) usually pairs with ``policy_kwargs=dict(critic_layer_norm=True)``
@@ -139,7 +141,11 @@ class SACAE(SafeSerializationMixin, SAC):
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"CnnPolicy": CnnPolicy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "CnnPolicy": CnnPolicy,
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
     policy: SACAEPolicy
 
     def __init__(
@@ -301,6 +307,11 @@ class SACAE(SafeSerializationMixin, SAC):
                     f"target_entropy={requested_entropy!r}: 'auto_<fraction>' is for Discrete actions; use 'auto' "
                     "(-dim(A)) or a number for Box actions"
                 )
+        if self.random_shift and not self._image_spaces():
+            raise ValueError(
+                f"random_shift={self.random_shift} shifts images, but the observations {self.observation_space} hold "
+                "none: pass random_shift=0 for state observations"
+            )
         self.ent_coef_betas = tuple(self.ent_coef_betas)  # a JSON list after save/load
         if self.ent_coef_optimizer is not None:
             # SAC-AE's temperature has its own learning rate and Adam betas
@@ -428,8 +439,7 @@ class SACAE(SafeSerializationMixin, SAC):
             observations, next_observations = data.observations, data.next_observations
             if self.random_shift:
                 # DrQ: shift obs and next obs independently; every loss below sees the shifted images
-                observations = random_shift(observations, self.random_shift)
-                next_observations = random_shift(next_observations, self.random_shift)
+                observations, next_observations = self._shift(observations), self._shift(next_observations)
             # Each batch is converted and normalised once; every encoder forward below reuses it
             pixels = encoder.preprocess(observations, compute_dtype)
             next_pixels = encoder.preprocess(next_observations, compute_dtype)
@@ -488,11 +498,12 @@ class SACAE(SafeSerializationMixin, SAC):
                 polyak_update(self._q_params, self._q_target_params, self.tau)
                 polyak_update(self.critic.features_extractor.parameters(), target_encoder.parameters(), self.encoder_tau)
 
-            # 4. Autoencoder: reconstruct the 5-bit dequantised frames from the critic's latent (paper section 6)
+            # 4. Autoencoder: reconstruct the 5-bit dequantised frames (and/or states) from the critic's latent (paper
+            # section 6)
             if update_decoder:
                 with self._autocast():
                     reconstruction = self.policy.decoder(latent)  # type: ignore[misc]
-                ae_loss = F.mse_loss(reconstruction.float(), reconstruction_target(self._raw_pixels(observations)))
+                ae_loss = self._reconstruction_loss(reconstruction, observations)
                 latent_loss = (0.5 * latent.pow(2).sum(dim=1)).mean()
                 loss = ae_loss + self.decoder_latent_lambda * latent_loss
                 ae_losses.append(self._finite("reconstruction loss", ae_loss))
@@ -571,17 +582,54 @@ class SACAE(SafeSerializationMixin, SAC):
         """bfloat16 autocast for the conv and deconv work when ``bf16_autocast`` is on, a no-op otherwise."""
         return th.autocast(device_type=self.device.type, dtype=th.bfloat16, enabled=self.bf16_autocast)
 
-    def _conv(self, trunk: ConvTrunk, pixels: th.Tensor) -> th.Tensor:
-        """Conv features (float32) of preprocessed pixels; only the convs run in bfloat16 under ``bf16_autocast``."""
+    def _conv(self, trunk: Trunk, pixels: Any) -> th.Tensor:
+        """Trunk features (float32) of a preprocessed batch; only the convs run in bfloat16 under ``bf16_autocast``."""
         with self._autocast():
             return trunk.conv_features(pixels)
 
-    def _raw_pixels(self, observations: th.Tensor) -> th.Tensor:
-        """Observations on the [0, 255] pixel scale the 5-bit reconstruction target expects."""
+    def _image_spaces(self) -> dict[str | None, spaces.Box]:
+        """The image (3D Box) observation spaces by Dict key (None for a Box observation space)."""
+        if isinstance(self.observation_space, spaces.Dict):
+            named = self.observation_space.spaces.items()
+        else:
+            named = [(None, self.observation_space)]  # type: ignore[list-item]
+        return {key: space for key, space in named if isinstance(space, spaces.Box) and len(space.shape) == 3}
+
+    def _shift(self, observations: th.Tensor | dict[str, th.Tensor]) -> th.Tensor | dict[str, th.Tensor]:
+        """DrQ random shift of the images of a batch (every image key of a Dict, each independently)."""
+        if isinstance(observations, dict):
+            images = self._image_spaces()
+            return {key: random_shift(v, self.random_shift) if key in images else v for key, v in observations.items()}
+        return random_shift(observations, self.random_shift)
+
+    def _reconstruction_loss(self, reconstruction: Any, observations: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
+        """
+        MSE of the decoder's output against its target: the 5-bit dequantised frames for images (paper section 6),
+        the state itself for vectors; with a Dict decoder, the sum over the decoded keys.
+        """
+        decoder = self.policy.decoder
+        if not isinstance(decoder, MultiDecoder):
+            return self._key_reconstruction_loss(decoder, reconstruction, observations, self.observation_space)  # type: ignore[arg-type]
+        losses = [
+            self._key_reconstruction_loss(key_decoder, reconstruction[key], observations[key], self.observation_space[key])  # type: ignore[index]
+            for key, key_decoder in decoder.decoders.items()
+        ]
+        return th.stack(losses).sum()
+
+    def _key_reconstruction_loss(
+        self, decoder: Any, reconstruction: th.Tensor, observations: th.Tensor, space: spaces.Box
+    ) -> th.Tensor:
+        if isinstance(decoder, PixelDecoder):
+            return F.mse_loss(reconstruction.float(), reconstruction_target(self._raw_pixels(observations, space)))
+        return F.mse_loss(reconstruction.float(), observations.float().flatten(start_dim=1))
+
+    def _raw_pixels(self, observations: th.Tensor, space: spaces.Box | None = None) -> th.Tensor:
+        """Images of ``space`` (default: the observation space) on the [0, 255] pixel scale the 5-bit target expects."""
         if self.policy.normalize_images:
             return observations
+        space = self.observation_space if space is None else space  # type: ignore[assignment]
         # Pre-normalised images: rescale from the observation space's bounds
-        low, high = float(np.min(self.observation_space.low)), float(np.max(self.observation_space.high))  # type: ignore[attr-defined]
+        low, high = float(np.min(space.low)), float(np.max(space.high))  # type: ignore[union-attr]
         return (observations.float() - low) * (255.0 / (high - low))
 
     @staticmethod

@@ -1,9 +1,9 @@
-"""Networks of SAC-AE: the shared conv trunk, the projection heads, the decoder and their initialisation."""
+"""Networks of SAC-AE: the shared trunks (conv, MLP, Dict), the projection heads, the decoders and their initialisation."""
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
 from torch import nn
 
 
@@ -104,23 +104,116 @@ class ProjectionHead(nn.Module):
         return th.tanh(self.layer_norm(self.linear(conv_features)))
 
 
-class PixelEncoder(BaseFeaturesExtractor):
+class MlpTrunk(nn.Module):
     """
-    A projection head on top of a conv trunk that may be shared with another encoder.
+    The MLP layers of a state encoder (``MlpPolicy``, and the vector keys of ``MultiInputPolicy``): the state
+    counterpart of :class:`ConvTrunk`, with the same interface (``preprocess``, ``conv_features``, ``n_flatten``).
 
-    :param observation_space: channel-first image space
-    :param trunk: the conv trunk (the same object for the actor and the critic)
+    :param n_input: size of the flattened state vector
+    :param net_arch: hidden layers, each Linear -> ReLU; ``[]`` passes the state through unchanged
+    """
+
+    def __init__(self, n_input: int, net_arch: list[int]):
+        super().__init__()
+        self.mlp = nn.Sequential(*create_mlp(n_input, -1, list(net_arch), nn.ReLU))
+        self.n_flatten = int(net_arch[-1]) if net_arch else int(n_input)
+
+    def preprocess(self, observations: th.Tensor, dtype: th.dtype = th.float32) -> th.Tensor:
+        """Raw state vectors -> flat float32 (``dtype`` is for pixels: states stay float32 under ``bf16_autocast``)."""
+        return observations.float().flatten(start_dim=1)
+
+    def conv_features(self, states: th.Tensor) -> th.Tensor:
+        """Flat float32 features of preprocessed states (never autocast: ``bf16_autocast`` is for the convs)."""
+        with th.autocast(device_type=states.device.type, enabled=False):
+            return self.mlp(states)
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.conv_features(self.preprocess(observations))
+
+
+class MultiTrunk(nn.Module):
+    """
+    Trunk of ``MultiInputPolicy`` for Dict observations: one :class:`ConvTrunk` per encoded image key and one
+    :class:`MlpTrunk` over the concatenation of the encoded vector keys (in ``vector_keys`` order); the features
+    are concatenated (image keys first) before the projection head.
+
+    :param observation_space: the Dict observation space (image keys channel-first)
+    :param image_keys: keys read by conv trunks
+    :param vector_keys: keys read by the MLP trunk
+    :param n_filters: filters per conv layer
+    :param n_conv_layers: conv layers per image trunk
+    :param normalize_images: divide the images by 255
+    :param channels_last: NHWC memory layout for the convs
+    :param mlp_net_arch: hidden layers of the MLP trunk
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        image_keys: list[str],
+        vector_keys: list[str],
+        n_filters: int,
+        n_conv_layers: int,
+        normalize_images: bool,
+        channels_last: bool,
+        mlp_net_arch: list[int],
+    ):
+        super().__init__()
+        self.image_keys, self.vector_keys = list(image_keys), list(vector_keys)
+        self.image_trunks = nn.ModuleDict(
+            {
+                key: ConvTrunk(observation_space[key], n_filters, n_conv_layers, normalize_images, channels_last)  # type: ignore[arg-type]
+                for key in self.image_keys
+            }
+        )
+        n_vector = sum(int(np.prod(observation_space[key].shape)) for key in self.vector_keys)  # type: ignore[arg-type]
+        self.vector_trunk = MlpTrunk(n_vector, mlp_net_arch) if self.vector_keys else None
+        self.n_flatten = sum(trunk.n_flatten for trunk in self.image_trunks.values()) + (
+            self.vector_trunk.n_flatten if self.vector_trunk is not None else 0
+        )
+
+    def preprocess(
+        self, observations: dict[str, th.Tensor], dtype: th.dtype = th.float32
+    ) -> tuple[dict[str, th.Tensor], th.Tensor | None]:
+        """Raw Dict observations -> (prepared images by key, the concatenated float32 vector keys or None)."""
+        images = {key: trunk.preprocess(observations[key], dtype) for key, trunk in self.image_trunks.items()}
+        if self.vector_trunk is None:
+            return images, None
+        vectors = th.cat([observations[key].float().flatten(start_dim=1) for key in self.vector_keys], dim=1)
+        return images, vectors
+
+    def conv_features(self, prepared: tuple[dict[str, th.Tensor], th.Tensor | None]) -> th.Tensor:
+        """Flat float32 features: each image key's conv features, then the vector trunk's, concatenated."""
+        images, vectors = prepared
+        features = [trunk.conv_features(images[key]) for key, trunk in self.image_trunks.items()]
+        if self.vector_trunk is not None:
+            features.append(self.vector_trunk.conv_features(vectors))  # type: ignore[arg-type]
+        return th.cat(features, dim=1)
+
+    def forward(self, observations: dict[str, th.Tensor]) -> th.Tensor:
+        return self.conv_features(self.preprocess(observations))
+
+
+Trunk = ConvTrunk | MlpTrunk | MultiTrunk
+
+
+class Encoder(BaseFeaturesExtractor):
+    """
+    A projection head on top of a trunk (conv, MLP or Dict) that may be shared with another encoder.
+
+    :param observation_space: the observation space the trunk reads
+    :param trunk: the trunk (the same object for the actor and the critic)
     :param features_dim: size of the latent (paper: 50)
-    :param detach_trunk: stop gradients at the conv features (the actor's encoder)
+    :param detach_trunk: stop gradients at the trunk features (the actor's encoder)
     """
 
-    def __init__(self, observation_space: spaces.Box, trunk: ConvTrunk, features_dim: int = 50, detach_trunk: bool = False):
+    def __init__(self, observation_space: spaces.Space, trunk: Trunk, features_dim: int = 50, detach_trunk: bool = False):
         super().__init__(observation_space, features_dim)
         self.trunk = trunk
         self.head = ProjectionHead(trunk.n_flatten, features_dim)
         self.detach_trunk = detach_trunk
 
-    def forward(self, observations: th.Tensor) -> th.Tensor:
+    def forward(self, observations: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
         conv_features = self.trunk(observations)
         if self.detach_trunk:
             # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
@@ -162,6 +255,40 @@ class PixelDecoder(nn.Module):
     def forward(self, latent: th.Tensor) -> th.Tensor:
         hidden = th.relu(self.linear(latent))
         return self.deconvs(hidden.view(-1, *self.conv_shape).contiguous(memory_format=self.memory_format))
+
+
+class MlpDecoder(nn.Module):
+    """
+    Deterministic MLP decoder: latent -> state vector (flat), mirroring :class:`MlpTrunk`; no output activation.
+
+    :param features_dim: size of the latent
+    :param n_output: size of the reconstructed (flattened) state
+    :param net_arch: hidden layers of the trunk it mirrors (used in reverse order)
+    """
+
+    def __init__(self, features_dim: int, n_output: int, net_arch: list[int]):
+        super().__init__()
+        self.mlp = nn.Sequential(*create_mlp(features_dim, n_output, list(reversed(net_arch)), nn.ReLU))
+
+    def forward(self, latent: th.Tensor) -> th.Tensor:
+        with th.autocast(device_type=latent.device.type, enabled=False):
+            return self.mlp(latent.float())
+
+
+class MultiDecoder(nn.Module):
+    """
+    Decoder of ``MultiInputPolicy``: one decoder per decoded key (:class:`PixelDecoder` for image keys,
+    :class:`MlpDecoder` for vector keys), all reading the same latent.
+
+    :param decoders: decoder of each decoded key
+    """
+
+    def __init__(self, decoders: dict[str, nn.Module]):
+        super().__init__()
+        self.decoders = nn.ModuleDict(decoders)
+
+    def forward(self, latent: th.Tensor) -> dict[str, th.Tensor]:
+        return {key: decoder(latent) for key, decoder in self.decoders.items()}
 
 
 def reconstruction_target(observations: th.Tensor, bits: int = 5) -> th.Tensor:
