@@ -67,7 +67,7 @@ class SACAEActor(Actor):
     """
     SB3's SAC actor with SAC-AE's log-std parametrisation: tanh, then affinely into [LOG_STD_MIN, LOG_STD_MAX].
 
-    Its features extractor is a :class:`Encoder` with ``detach_trunk=True``: the actor trains its own
+    Its features extractor is an :class:`Encoder` with ``detach_trunk=True``: the actor trains its own
     projection head, never the shared convs.
     """
 
@@ -350,7 +350,7 @@ class SACAEPolicy(BasePolicy):
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        images = {None: observation} if isinstance(self.encoder, ConvTrunk) else {}
+        images: dict[str | None, Any] = {None: observation} if isinstance(self.encoder, ConvTrunk) else {}
         if isinstance(self.encoder, MultiTrunk) and isinstance(observation, dict):
             images = {key: observation.get(key) for key in self.encoder.image_keys}
         for key, image in images.items():

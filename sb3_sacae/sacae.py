@@ -589,10 +589,11 @@ class SACAE(SafeSerializationMixin, SAC):
 
     def _image_spaces(self) -> dict[str | None, spaces.Box]:
         """The image (3D Box) observation spaces by Dict key (None for a Box observation space)."""
-        if isinstance(self.observation_space, spaces.Dict):
-            named = self.observation_space.spaces.items()
-        else:
-            named = [(None, self.observation_space)]  # type: ignore[list-item]
+        named: list[tuple[str | None, spaces.Space]] = (
+            list(self.observation_space.spaces.items())
+            if isinstance(self.observation_space, spaces.Dict)
+            else [(None, self.observation_space)]
+        )
         return {key: space for key, space in named if isinstance(space, spaces.Box) and len(space.shape) == 3}
 
     def _shift(self, observations: th.Tensor | dict[str, th.Tensor]) -> th.Tensor | dict[str, th.Tensor]:

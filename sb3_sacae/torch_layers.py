@@ -166,17 +166,16 @@ class MultiTrunk(nn.Module):
                 for key in self.image_keys
             }
         )
-        n_vector = sum(int(np.prod(observation_space[key].shape)) for key in self.vector_keys)  # type: ignore[arg-type]
+        n_vector = sum(int(np.prod(observation_space[key].shape or ())) for key in self.vector_keys)
         self.vector_trunk = MlpTrunk(n_vector, mlp_net_arch) if self.vector_keys else None
-        self.n_flatten = sum(trunk.n_flatten for trunk in self.image_trunks.values()) + (
-            self.vector_trunk.n_flatten if self.vector_trunk is not None else 0
-        )
+        conv_sizes = [int(trunk.n_flatten) for trunk in self.image_trunks.values()]  # type: ignore[arg-type]
+        self.n_flatten = sum(conv_sizes) + (self.vector_trunk.n_flatten if self.vector_trunk is not None else 0)
 
     def preprocess(
         self, observations: dict[str, th.Tensor], dtype: th.dtype = th.float32
     ) -> tuple[dict[str, th.Tensor], th.Tensor | None]:
         """Raw Dict observations -> (prepared images by key, the concatenated float32 vector keys or None)."""
-        images = {key: trunk.preprocess(observations[key], dtype) for key, trunk in self.image_trunks.items()}
+        images = {key: trunk.preprocess(observations[key], dtype) for key, trunk in self.image_trunks.items()}  # type: ignore[operator]
         if self.vector_trunk is None:
             return images, None
         vectors = th.cat([observations[key].float().flatten(start_dim=1) for key in self.vector_keys], dim=1)
@@ -185,7 +184,7 @@ class MultiTrunk(nn.Module):
     def conv_features(self, prepared: tuple[dict[str, th.Tensor], th.Tensor | None]) -> th.Tensor:
         """Flat float32 features: each image key's conv features, then the vector trunk's, concatenated."""
         images, vectors = prepared
-        features = [trunk.conv_features(images[key]) for key, trunk in self.image_trunks.items()]
+        features = [trunk.conv_features(images[key]) for key, trunk in self.image_trunks.items()]  # type: ignore[operator]
         if self.vector_trunk is not None:
             features.append(self.vector_trunk.conv_features(vectors))  # type: ignore[arg-type]
         return th.cat(features, dim=1)

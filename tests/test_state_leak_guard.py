@@ -11,7 +11,7 @@ from tests.test_multi_input_policy import TinyDictEnv, tiny_multi_model
 
 @pytest.mark.parametrize("key", ["state", "position", "velocity", "qpos", "qvel", "observation", "joint_qpos"])
 def test_pixels_next_to_a_state_like_key_warn(key):
-    with pytest.warns(UserWarning, match=rf"looks like the simulator state.*encoder_keys=\['pixels'\]"):
+    with pytest.warns(UserWarning, match=r"looks like the simulator state.*encoder_keys=\['pixels'\]"):
         model = tiny_multi_model(TinyDictEnv(vector_key=key))
     assert key in model.policy.encoder_keys  # a warning, not a refusal: the default still encodes every key
 
