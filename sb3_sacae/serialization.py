@@ -15,6 +15,7 @@ import io
 import json
 import os
 import pickle
+import re
 import sys
 import tempfile
 import zipfile
@@ -164,8 +165,39 @@ def _read_bytes(path: str | os.PathLike | io.BufferedIOBase, suffix: str) -> byt
             file.close()
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+def _current_umask() -> int:
+    """The process umask, read without changing it where /proc allows (``os.umask`` can only set and return it)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # no /proc (macOS, old kernels): set and restore, briefly visible to other threads
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.<name>.<pid>.XXXX.tmp`` files of ``path`` left by a killed save (their process is gone)."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[^.]+\.tmp")
+    with contextlib.suppress(OSError):
+        for candidate in path.parent.iterdir():
+            match = pattern.fullmatch(candidate.name)
+            if match and not _pid_alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    candidate.unlink()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -188,13 +220,14 @@ def atomic_write(path: str | os.PathLike) -> Iterator[io.BufferedWriter]:
     if path.is_dir():
         raise IsADirectoryError(f"Cannot save to {path}: it is a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_stale_temporaries(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             yield file  # type: ignore[misc]
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(tmp_name, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_UMASK)
+        os.chmod(tmp_name, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_current_umask())
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -331,13 +364,19 @@ def read_replay_buffer_into(buffer: BaseBuffer, path: str | os.PathLike | io.Buf
     for what, saved, expected in checks:
         if saved != expected:
             raise _buffer_mismatch(what, saved, expected, source)
-    current_arrays, _ = _buffer_state(buffer)
+    for key, array in entries.items():
+        if not isinstance(array, np.ndarray):  # np.load returns members that are not .npy files as raw bytes
+            raise ValueError(
+                f"{source}: member '{key}' is not a numpy array (.npy); an sb3_sacae replay buffer holds only arrays"
+            )
+    current_arrays, current_scalars = _buffer_state(buffer)
     if set(current_arrays) != set(entries):
         raise _buffer_mismatch("the set of arrays", sorted(entries), sorted(current_arrays), source)
     for key, array in entries.items():
         expected = current_arrays[key]
         if (array.shape, array.dtype) != (expected.shape, expected.dtype):
             raise _buffer_mismatch(f"'{key}'", f"{array.shape} {array.dtype}", f"{expected.shape} {expected.dtype}", source)
+    scalars = _checked_scalars(meta.get("scalars"), current_scalars, buffer, source)
 
     for key, array in entries.items():
         attr, _, sub_key = key.partition("/")
@@ -345,8 +384,54 @@ def read_replay_buffer_into(buffer: BaseBuffer, path: str | os.PathLike | io.Buf
             getattr(buffer, attr)[sub_key] = array
         else:
             setattr(buffer, attr, array)
-    for attr, value in meta["scalars"].items():
-        setattr(buffer, attr, _from_json(value))
+    for attr, value in scalars.items():
+        setattr(buffer, attr, value)
+
+
+# Scalars that record the buffer's fill state; every other scalar is configuration and must equal the model's own
+_STATE_SCALARS = {"pos", "full", "frame_count"}
+
+
+def _json_types_match(saved: Any, expected: Any) -> bool:
+    if isinstance(expected, bool) or expected is None:
+        return saved is expected if expected is None else isinstance(saved, bool)
+    if isinstance(expected, int):
+        return isinstance(saved, int) and not isinstance(saved, bool)
+    if isinstance(expected, (float, str)):
+        return type(saved) is type(expected)
+    if isinstance(expected, list):
+        return isinstance(saved, list)
+    return isinstance(saved, dict) and set(saved) == set(expected)
+
+
+def _checked_scalars(saved: Any, current: dict[str, Any], buffer: BaseBuffer, source: str) -> dict[str, Any]:
+    """
+    Check the file's scalar attributes against the model's buffer and return them decoded: the same names, each of the
+    same JSON type; configuration (sizes, shapes, number of envs, frame stack) equal to the model's; ``pos`` in
+    ``[0, buffer_size)`` (SB3 wraps it to 0 on reaching buffer_size, and ``add`` writes at ``pos``), ``full`` a bool.
+    """
+    if not isinstance(saved, dict):
+        raise ValueError(f"{source}: the replay buffer metadata has no 'scalars' object; the file is corrupt")
+    if set(saved) != set(current):
+        raise _buffer_mismatch("the set of scalar attributes", sorted(saved), sorted(current), source)
+    for attr, expected in current.items():
+        value = saved[attr]
+        if not _json_types_match(value, expected):
+            raise ValueError(
+                f"{source}: replay buffer attribute '{attr}' is {value!r} ({type(value).__name__}) in the file, expected "
+                f"a {type(expected).__name__}; the file is corrupt or was not written by sb3_sacae"
+            )
+        if attr not in _STATE_SCALARS and json.dumps(value, sort_keys=True) != json.dumps(expected, sort_keys=True):
+            raise _buffer_mismatch(f"'{attr}'", _from_json(value), _from_json(expected), source)
+    buffer_size = int(getattr(buffer, "buffer_size"))
+    if "pos" in saved and not 0 <= saved["pos"] < buffer_size:
+        raise ValueError(
+            f"{source}: replay buffer position {saved['pos']} is outside [0, {buffer_size}) (buffer_size {buffer_size}); "
+            "the file is corrupt"
+        )
+    if "frame_count" in saved and saved["frame_count"] < 0:
+        raise ValueError(f"{source}: replay buffer frame_count {saved['frame_count']} is negative; the file is corrupt")
+    return {attr: _from_json(value) for attr, value in saved.items()}
 
 
 # --- The mixin -----------------------------------------------------------------------------------------------
