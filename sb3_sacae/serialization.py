@@ -423,7 +423,7 @@ def _checked_scalars(saved: Any, current: dict[str, Any], buffer: BaseBuffer, so
             )
         if attr not in _STATE_SCALARS and json.dumps(value, sort_keys=True) != json.dumps(expected, sort_keys=True):
             raise _buffer_mismatch(f"'{attr}'", _from_json(value), _from_json(expected), source)
-    buffer_size = int(getattr(buffer, "buffer_size"))
+    buffer_size = int(buffer.buffer_size)
     if "pos" in saved and not 0 <= saved["pos"] < buffer_size:
         raise ValueError(
             f"{source}: replay buffer position {saved['pos']} is outside [0, {buffer_size}) (buffer_size {buffer_size}); "

@@ -80,7 +80,7 @@ def test_crafted_scalars_are_refused(saved, tmp_path, edit, match):
 def test_non_array_member_is_refused(saved, tmp_path):
     path = _crafted(saved, tmp_path, extra_member="notes.txt")
     model = tiny_model()
-    with pytest.raises(ValueError, match="'notes.txt' is not a numpy array"):
+    with pytest.raises(ValueError, match=r"'notes\.txt' is not a numpy array"):
         model.load_replay_buffer(path)
     assert _untouched(model)
 
