@@ -79,31 +79,65 @@ def test_parse_policy_kwargs_accepts_literals_only():
         parse_policy_kwargs("dict(activation_fn=__import__('os').system('true'))")
 
 
-def test_runtime_error_fails_the_trial_with_its_reason_and_the_study_goes_on(tmp_path, monkeypatch):
-    """OOM (a RuntimeError) in one trial: that trial is FAIL with the reason, the next trials still run."""
+def _constructor_out_of_memory(self, *args, **kwargs):
+    raise MemoryError("replay buffer of 200.0 GiB does not fit in memory")
+
+
+def _learn_out_of_memory(self, *args, **kwargs):
+    raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def _learn_diverges(self, *args, **kwargs):
+    raise FloatingPointError("non-finite critic loss at step 12")
+
+
+@pytest.mark.parametrize(
+    "method, crash, reason",
+    [
+        ("learn", _learn_out_of_memory, "RuntimeError: CUDA out of memory"),  # torch.OutOfMemoryError is one
+        ("learn", _learn_diverges, "FloatingPointError: non-finite critic loss"),  # SACAE's NaN guard
+        ("__init__", _constructor_out_of_memory, "MemoryError: replay buffer"),  # the buffer size guard
+    ],
+)
+def test_crashed_trial_fails_with_its_reason_its_envs_closed_and_the_study_goes_on(
+    tmp_path, monkeypatch, method, crash, reason
+):
+    """A trial that raises is FAIL with the reason, the envs rl_zoo3 made for it are closed, the next trials run."""
     from rl_zoo3.train import train
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
     from sb3_sacae import SACAE
     from sb3_sacae.zoo import register
 
     register()
+    monkeypatch.setattr(SACAE, method, crash)
+    opened, closed = [], []
+    original_init, original_close = DummyVecEnv.__init__, DummyVecEnv.close
 
-    def out_of_memory(self, *args, **kwargs):
-        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    def init(self, *args, **kwargs):
+        opened.append(self)
+        original_init(self, *args, **kwargs)
 
-    monkeypatch.setattr(SACAE, "learn", out_of_memory)
+    def close(self):
+        closed.append(self)
+        original_close(self)
+
+    monkeypatch.setattr(DummyVecEnv, "__init__", init)
+    monkeypatch.setattr(DummyVecEnv, "close", close)
     monkeypatch.chdir(tmp_path)
     storage = tmp_path / "study.log"
     argv = ["train", "--algo", "sacae", "--env", "PendulumPixels-v1", "-n", "20", "-optimize", "--n-trials", "3"]
-    argv += ["--sampler", "random", "--pruner", "none", "--storage", str(storage), "--study-name", "oom", "--no-optim-plots"]
+    argv += ["--sampler", "random", "--pruner", "none", "--storage", str(storage), "--study-name", "crash", "--no-optim-plots"]
     argv += ["--n-evaluations", "1", "--eval-episodes", "1", "-f", "logs", "--env-kwargs", "image_size:32", "frame_stack:2"]
     argv += ["--hyperparams", "buffer_size:50", "policy_kwargs:dict(n_filters=4, n_conv_layers=2)"]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(ValueError, match="No trials are completed"):  # rl_zoo3 then asks for the best trial
         train()
     study = optuna.load_study(
-        study_name="oom", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+        study_name="crash", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
     )
     assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.FAIL] * 3
-    assert all("CUDA out of memory" in trial.user_attrs["fail_reason"] for trial in study.trials)
+    assert all(reason in trial.user_attrs["fail_reason"] for trial in study.trials)
     assert all(trial.value is None or math.isnan(trial.value) for trial in study.trials)
+    trial_envs = opened[1:]  # the first one is rl_zoo3's env for reading the spaces, closed before the search
+    assert trial_envs and all(env in closed for env in trial_envs)

@@ -7,12 +7,14 @@ launcher ``python -m sb3_sacae.zoo <train|enjoy|record_video|plots|push_to_hub|l
 
 :func:`register` is idempotent and does, with a comment linking each upstream bug:
 
+* ``rl_zoo3.utils.get_saved_hyperparams`` reads ``config.yml`` without running code (:mod:`sb3_sacae.zoo.safety`);
 * ``rl_zoo3.utils.ALGOS["sacae"] = SACAE`` and the pixel environment ids (``import sb3_sacae.envs``);
 * ``HYPERPARAMS_SAMPLER["sacae"]`` / ``HYPERPARAMS_CONVERTER["sacae"]`` (:mod:`sb3_sacae.zoo.sampler`);
 * ``ExperimentManager``: the default config of ``--algo sacae`` is :data:`HYPERPARAMS_PATH` (shipped in the
   wheel) instead of ``rl_zoo3/hyperparams/sacae.yml``; ``--trial-id 0`` is honoured; a SACAE trial that
-  raises ``RuntimeError`` (CUDA/CPU out of memory included) or ``MemoryError`` is marked failed with its
-  reason in ``trial.user_attrs["fail_reason"]`` while the study goes on; an RDB ``--storage`` URL gets
+  raises (``RuntimeError`` / CUDA out of memory, ``MemoryError``, ``FloatingPointError`` from the NaN guard,
+  anything but ``optuna.TrialPruned``, ``KeyboardInterrupt``, ``SystemExit``) is marked failed with its reason in
+  ``trial.user_attrs["fail_reason"]``, its envs closed, while the study goes on; an RDB ``--storage`` URL gets
   Optuna's heartbeat so that a killed worker's trial does not stay RUNNING forever.
 """
 
@@ -40,6 +42,8 @@ RETRY_ENV_VAR = "SB3_SACAE_OPTUNA_RETRIES"  # how often a stale trial is re-queu
 _lock = threading.RLock()
 # policy_kwargs of the config being optimized: sampled policy_kwargs are merged into them (see sampler.py)
 _search_base: dict[str, Any] = {}
+# envs created by the SACAE trial running in this thread (closed if the trial crashes)
+_trial_envs = threading.local()
 
 
 def register() -> None:
@@ -61,6 +65,9 @@ def _on_zoo_module_loaded(name: str, module: ModuleType) -> None:
     """Called by the start-up hook when one of ``_hook.REGISTER_AFTER`` has finished loading."""
     with _lock:
         if name == "rl_zoo3.utils":
+            from sb3_sacae.zoo.safety import install_safe_readers
+
+            install_safe_readers(module)  # no code run from config.yml / args.yml (see safety.py)
             _register_algo(module)
         elif name == "rl_zoo3.hyperparams_opt":
             _register_sampler(module)
@@ -130,6 +137,15 @@ def _patch_experiment_manager(exp_manager: ModuleType) -> None:
     original_load_trial = manager_cls.load_trial
     original_objective = manager_cls.objective
     original_optimization = manager_cls.hyperparameters_optimization
+    original_create_envs = manager_cls.create_envs
+
+    @functools.wraps(original_create_envs)
+    def create_envs(self: Any, *args: Any, **kwargs: Any) -> Any:
+        env = original_create_envs(self, *args, **kwargs)
+        tracked = getattr(_trial_envs, "envs", None)
+        if tracked is not None:
+            tracked.append(env)
+        return env
 
     @functools.wraps(original_init)
     def __init__(self: Any, args: Any, algo: str, *rest: Any, **kwargs: Any) -> None:
@@ -155,13 +171,24 @@ def _patch_experiment_manager(exp_manager: ModuleType) -> None:
     def objective(self: Any, trial: Any) -> float:
         if self.algo != ALGO_NAME:
             return original_objective(self, trial)
+        import optuna
+
+        # the envs rl_zoo3 creates for this trial are locals of its objective: track them, to close them when the
+        # trial crashes before rl_zoo3 does (e.g. MemoryError from the replay buffer guard in the model constructor)
+        created: list[Any] = []
+        _trial_envs.envs = created  # per thread: rl_zoo3's --n-jobs runs trials in threads
         try:
             return original_objective(self, trial)
-        except (RuntimeError, MemoryError) as error:  # torch.OutOfMemoryError is a RuntimeError
+        except (optuna.TrialPruned, KeyboardInterrupt, SystemExit):
+            raise  # pruned trials closed their envs already; interrupts end the search
+        except Exception as error:  # RuntimeError (CUDA OOM), MemoryError, FloatingPointError (NaN guard), ...
             from sb3_sacae.zoo.sampler import record_failed_trial
 
+            _close_all(created)
             # NaN makes Optuna mark the trial FAIL and go on; raising would stop this worker's whole study
             return record_failed_trial(trial, error)
+        finally:
+            _trial_envs.envs = None
 
     @functools.wraps(original_optimization)
     def hyperparameters_optimization(self: Any) -> None:
@@ -186,8 +213,18 @@ def _patch_experiment_manager(exp_manager: ModuleType) -> None:
     manager_cls.__init__ = __init__
     manager_cls.load_trial = load_trial
     manager_cls.objective = objective
+    manager_cls.create_envs = create_envs
     manager_cls.hyperparameters_optimization = hyperparameters_optimization
     manager_cls._sb3_sacae_patched = True
+
+
+def _close_all(envs: list[Any]) -> None:
+    """Close the envs of a crashed trial (closing twice is harmless for SB3 VecEnvs; errors are ignored)."""
+    for env in envs:
+        try:
+            env.close()
+        except Exception:
+            pass
 
 
 def _is_rdb_url(storage: Any) -> bool:

@@ -38,31 +38,83 @@ _OFF_POLICY_LIST = 'off_policy_algos = ["qrdqn", "dqn", "ddpg", "sac", "her", "t
 _OFF_POLICY_FIX = 'off_policy_algos = ["qrdqn", "dqn", "ddpg", "sac", "her", "td3", "tqc", "sacae"]'
 
 # module -> [(exact old text, new text, why)]. A patch whose old text is absent (upstream changed or fixed the
-# line) is skipped silently; tests/test_zoo_hook.py checks that every patch still applies to the installed rl_zoo3.
-# Replacements keep line numbers, so tracebacks still point at the right upstream line.
+# line) is skipped with one warning naming what stays unfixed; tests/test_zoo_hook.py checks that every patch still
+# applies to the installed rl_zoo3. Replacements keep line numbers, so tracebacks still point at the right line.
+_UNSAFE_ARGS = "            loaded_args = yaml.load(f, Loader=yaml.UnsafeLoader)\n"
+_SAFE_ARGS = '            loaded_args = __import__("sb3_sacae.zoo.safety", fromlist=["load_args"]).load_args(f)\n'
+_CHECK_VECNORMALIZE = (
+    '; __import__("sb3_sacae.zoo.safety", fromlist=["x"]).check_vecnormalize(algo, maybe_stats_path, hyperparams)\n'
+)
+
+
+def _security_patches(saved_hyperparams_line: str) -> list[tuple[str, str, str]]:
+    """args.yml read without building Python objects; vecnormalize.pkl (a pickle) refused for --algo sacae."""
+    return [
+        # Upstream: rl_zoo3 2.9.2 reads args.yml with yaml.UnsafeLoader, so a downloaded log folder runs code
+        (_UNSAFE_ARGS, _SAFE_ARGS, "args.yml is read with yaml.UnsafeLoader (code execution from a downloaded model)"),
+        (
+            saved_hyperparams_line + "\n",
+            saved_hyperparams_line + _CHECK_VECNORMALIZE,
+            "vecnormalize.pkl is unpickled for --algo sacae (code execution from a downloaded model)",
+        ),
+    ]
+
+
+_EXCEPT_NOT_FOUND = (
+    "from requests.exceptions import HTTPError; "
+    "from sb3_sacae.zoo._hook import EntryNotFoundError as _SB3SacaeEntryNotFoundError\n"
+)
+
 SOURCE_PATCHES: dict[str, list[tuple[str, str, str]]] = {
     # enjoy / record_video / push_to_hub pass buffer_size=1 only to a hard-coded list of off-policy algorithms:
     # anything else re-allocates the full replay buffer just to watch the agent.
     # Upstream: https://github.com/DLR-RM/rl-baselines3-zoo/blob/v2.9.2/rl_zoo3/enjoy.py (off_policy_algos)
-    "rl_zoo3.enjoy": [(_OFF_POLICY_LIST, _OFF_POLICY_FIX, "no full replay buffer when watching SACAE")],
-    "rl_zoo3.record_video": [(_OFF_POLICY_LIST, _OFF_POLICY_FIX, "no full replay buffer when recording SACAE")],
-    "rl_zoo3.push_to_hub": [(_OFF_POLICY_LIST, _OFF_POLICY_FIX, "no full replay buffer when pushing SACAE")],
+    "rl_zoo3.enjoy": [
+        (_OFF_POLICY_LIST, _OFF_POLICY_FIX, "no full replay buffer when watching SACAE"),
+        *_security_patches(
+            "    hyperparams, maybe_stats_path = get_saved_hyperparams(stats_path, norm_reward=args.norm_reward, test_mode=True)"
+        ),
+    ],
+    "rl_zoo3.record_video": [
+        (_OFF_POLICY_LIST, _OFF_POLICY_FIX, "no full replay buffer when recording SACAE"),
+        *_security_patches("    hyperparams, maybe_stats_path = get_saved_hyperparams(stats_path)"),
+    ],
+    "rl_zoo3.push_to_hub": [
+        (_OFF_POLICY_LIST, _OFF_POLICY_FIX, "no full replay buffer when pushing SACAE"),
+        *_security_patches("    hyperparams, maybe_stats_path = get_saved_hyperparams(stats_path, test_mode=True)"),
+    ],
     # huggingface_sb3 downloads through huggingface_hub, whose missing-file error is EntryNotFoundError, not
     # requests' HTTPError: every repo without vec_normalize.pkl (all SACAE repos) crashed the download.
     # Upstream: https://github.com/DLR-RM/rl-baselines3-zoo/blob/v2.9.2/rl_zoo3/load_from_hub.py (except HTTPError)
     "rl_zoo3.load_from_hub": [
         (
             "from requests.exceptions import HTTPError\n",
-            "from requests.exceptions import HTTPError; from huggingface_hub.errors import EntryNotFoundError\n",
+            _EXCEPT_NOT_FOUND,
             "import the error huggingface_hub raises for a missing file",
         ),
         (
             "    except HTTPError:\n",
-            "    except (HTTPError, EntryNotFoundError):\n",
+            "    except (HTTPError, _SB3SacaeEntryNotFoundError):\n",
             "a repo without vec_normalize.pkl is normal",
         ),
     ],
 }
+
+_warned_missing: set[tuple[str, str]] = set()
+
+
+def __getattr__(name: str) -> Any:
+    """``EntryNotFoundError`` of the installed huggingface_hub (``huggingface_hub.utils`` in every version)."""
+    if name == "EntryNotFoundError":
+        try:
+            from huggingface_hub.utils import EntryNotFoundError
+        except ImportError:
+            try:
+                from huggingface_hub.errors import EntryNotFoundError  # type: ignore[no-redef]
+            except ImportError:  # no huggingface_hub error type to catch: catch nothing extra
+                return type("EntryNotFoundError", (Exception,), {})
+        return EntryNotFoundError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_disabled() -> bool:
@@ -71,9 +123,18 @@ def is_disabled() -> bool:
 
 def patch_source(fullname: str, source: str) -> str:
     """Apply the :data:`SOURCE_PATCHES` of ``fullname`` to its source text."""
-    for old, new, _why in SOURCE_PATCHES.get(fullname, ()):
-        if old in source and new not in source:
+    for old, new, why in SOURCE_PATCHES.get(fullname, ()):
+        if new in source:
+            continue
+        if old in source:
             source = source.replace(old, new, 1)
+        elif (fullname, old) not in _warned_missing:
+            _warned_missing.add((fullname, old))
+            warnings.warn(
+                f"sb3-sacae could not patch {fullname} (this rl_zoo3 version has different source): not fixed: {why}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     return source
 
 

@@ -121,12 +121,35 @@ def load_from_hub(
 
 
 def download_to_zoo_folder(
-    repo_id: str, env_id: str, folder: str | os.PathLike, exp_id: int = 0, force: bool = False, **download_kwargs: Any
+    repo_id: str,
+    env_id: str,
+    folder: str | os.PathLike,
+    exp_id: int = 0,
+    force: bool = False,
+    trust_remote_code: bool = False,
+    **download_kwargs: Any,
 ) -> Path:
-    """Lay a Hub model out as ``<folder>/sacae/<env>_<id>/`` so that ``rl_zoo3.enjoy`` finds it."""
-    from rl_zoo3.utils import get_latest_run_id
+    """Lay a Hub model out as ``<folder>/sacae/<env>_<id>/`` so that ``rl_zoo3.enjoy`` finds it.
+
+    ``config.yml`` / ``args.yml`` / ``env_kwargs.yml`` are not copied: they are read without running code, checked
+    (``normalize`` true/false or a mapping, wrappers and callbacks from known packages only, see
+    :mod:`sb3_sacae.zoo.safety`) and rewritten as plain YAML. A file that fails a check raises
+    :class:`~sb3_sacae.zoo.safety.UntrustedZooFileError` before anything is written. ``vec_normalize.pkl`` (a
+    pickle) is never downloaded.
+
+    :param trust_remote_code: accept wrappers and callbacks from any module (they are imported and run by rl_zoo3)
+    """
+    from sb3_sacae.zoo.safety import sanitize_zoo_files
 
     source = download(repo_id, **download_kwargs)
+    with tempfile.TemporaryDirectory(prefix="sacae-zoo-") as checked:  # check everything before writing anything
+        sanitize_zoo_files(source, checked, trust_remote_code=trust_remote_code)
+        return _lay_out(source, Path(checked), env_id, folder, exp_id, force)
+
+
+def _lay_out(source: Path, checked: Path, env_id: str, folder: str | os.PathLike, exp_id: int, force: bool) -> Path:
+    from rl_zoo3.utils import get_latest_run_id
+
     if exp_id == 0:
         exp_id = get_latest_run_id(os.path.join(folder, ALGO), env_id) + 1
     log_path = Path(folder, ALGO, f"{env_id}_{exp_id}") if exp_id > 0 else Path(folder, ALGO)
@@ -138,8 +161,8 @@ def download_to_zoo_folder(
     config_folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(find_model_file(source), log_path / f"{env_id}.zip")
     for name in ("config.yml", "args.yml", "env_kwargs.yml"):
-        if (source / name).is_file():
-            shutil.copy(source / name, config_folder / name)
+        if (checked / name).is_file():
+            shutil.copy(checked / name, config_folder / name)
     if (source / "train_eval_metrics.zip").is_file():
         with zipfile.ZipFile(source / "train_eval_metrics.zip") as archive:
             for member in archive.namelist():  # flat archive written by push: refuse paths that leave log_path
@@ -466,6 +489,11 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--exp-id", type=int, default=0)
     load.add_argument("--force", action="store_true")
     load.add_argument("--revision")
+    load.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="accept env/vec-env wrappers and callbacks from any module in config.yml (rl_zoo3 imports and runs them)",
+    )
     return parser
 
 
@@ -473,7 +501,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     repo_id = f"{args.organization}/{args.repo_name or model_filename(args.env)[: -len('.zip')]}"
     if args.command == "load_from_hub":
-        download_to_zoo_folder(repo_id, args.env, args.folder, exp_id=args.exp_id, force=args.force, revision=args.revision)
+        from sb3_sacae.serialization import UnsafeFileError
+
+        try:
+            download_to_zoo_folder(
+                repo_id,
+                args.env,
+                args.folder,
+                exp_id=args.exp_id,
+                force=args.force,
+                revision=args.revision,
+                trust_remote_code=args.trust_remote_code,
+            )
+        except UnsafeFileError as error:
+            raise SystemExit(f"Refused {repo_id}: {error}") from error
         return
     stage_kwargs = dict(
         exp_id=args.exp_id,
