@@ -154,3 +154,75 @@ def test_patched_zoo_scripts_still_compile(module):
     patched = patch_source(module, source)
     assert patched != source and patched.count("\n") == source.count("\n")
     compile(patched, module, "exec")
+
+
+def test_pth_line_is_silent_when_the_shim_module_is_missing(tmp_path):
+    """A leftover .pth without its shim (half-uninstalled wheel) must not print a traceback at every start."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(ROOT / "sb3_sacae_zoo.pth", site / "sb3_sacae_zoo.pth")
+    environ = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "SB3_SACAE_NO_ZOO_HOOK")}
+    code = f"import site; site.addsitedir({str(site)!r}); print('started')"
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code], cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "started"
+    assert result.stderr == ""
+
+
+def test_a_source_patch_that_no_longer_applies_warns_once_naming_what_is_not_fixed():
+    from sb3_sacae.zoo import _hook
+
+    _hook._warned_missing.clear()
+    with pytest.warns(RuntimeWarning, match=r"could not patch rl_zoo3.enjoy .*not fixed: .*UnsafeLoader"):
+        _hook.patch_source("rl_zoo3.enjoy", "print('an rl_zoo3 whose source changed')\n")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _hook.patch_source("rl_zoo3.enjoy", "print('an rl_zoo3 whose source changed')\n")  # once per process
+
+
+def test_entry_not_found_error_comes_from_the_installed_huggingface_hub():
+    from huggingface_hub.utils import EntryNotFoundError
+
+    from sb3_sacae.zoo._hook import EntryNotFoundError as patched
+
+    assert patched is EntryNotFoundError
+
+
+def test_hook_makes_get_saved_hyperparams_safe_before_rl_zoo3_re_exports_it(tmp_path):
+    site = site_dir_with_startup_files(tmp_path)
+    stats = tmp_path / "stats"
+    stats.mkdir()
+    marker = tmp_path / "evaluated"
+    (stats / "config.yml").write_text(f"normalize: \"__import__('pathlib').Path({str(marker)!r}).touch() or {{}}\"\n")
+    code = (
+        f"import site; site.addsitedir({str(site)!r}); "
+        "import rl_zoo3, rl_zoo3.utils; from rl_zoo3.utils import get_saved_hyperparams as g; "
+        "print(rl_zoo3.get_saved_hyperparams is g is rl_zoo3.utils.get_saved_hyperparams, g._sb3_sacae_safe); "
+        f"g({str(stats)!r})"
+    )
+    result = run_python(code, tmp_path)
+    assert result.stdout.split() == ["True", "True"], result.stderr
+    assert result.returncode != 0 and "UntrustedZooFileError" in result.stderr and "eval()" in result.stderr
+    assert not marker.exists()
+
+
+def test_safe_get_saved_hyperparams_reads_what_rl_zoo3_writes(tmp_path):
+    from collections import OrderedDict
+
+    from sb3_sacae.zoo.safety import make_safe_get_saved_hyperparams
+
+    def upstream(*args, **kwargs):
+        raise AssertionError("only used when SB3_SACAE_TRUST_ZOO_CONFIG=1")
+
+    safe = make_safe_get_saved_hyperparams(upstream)
+    config = OrderedDict(normalize="dict(norm_obs=True, norm_reward=False)", n_envs=1, frame_stack=2, buffer_size=(100))
+    (tmp_path / "config.yml").write_text(yaml.dump(config))  # rl_zoo3's writer: !!python/object/apply:OrderedDict
+    hyperparams, path = safe(str(tmp_path), norm_reward=True, test_mode=True)
+    assert path == str(tmp_path) and hyperparams["frame_stack"] == 2
+    assert hyperparams["normalize_kwargs"] == {"norm_obs": True, "norm_reward": True}
+    (tmp_path / "config.yml").write_text("normalize: true\n")
+    assert safe(str(tmp_path))[0]["normalize_kwargs"] == {"norm_obs": True, "norm_reward": False}
+    assert safe(str(tmp_path / "missing")) == ({}, None)

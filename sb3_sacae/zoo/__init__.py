@@ -23,12 +23,20 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sb3_sacae.zoo import _hook
+# The start-up shim loads _hook.py of the first sb3_sacae on sys.path at start-up into sys.modules; when another
+# copy is imported now (a source tree ahead of an installed wheel), use this copy's hook.
+_loaded_hook = sys.modules.get(f"{__name__}._hook")
+if _loaded_hook is not None and os.path.realpath(getattr(_loaded_hook, "__file__", "") or "") != os.path.realpath(
+    Path(__file__).with_name("_hook.py")
+):
+    del sys.modules[f"{__name__}._hook"]
+from sb3_sacae.zoo import _hook  # noqa: E402
 
 ALGO_NAME = "sacae"
 #: The hyperparameter file shipped in the wheel; the repository's ``hyperparams/sacae.yml`` links to it

@@ -251,8 +251,13 @@ def install() -> bool:
     try:
         if is_disabled():
             return False
-        if any(type(finder).__name__ == "ZooFinder" and hasattr(finder, "WATCHED") for finder in sys.meta_path):
+        if any(type(finder) is ZooFinder for finder in sys.meta_path):
             return True
+        # a ZooFinder of another copy of this file (an installed sb3-sacae whose start-up shim ran, and a source
+        # tree imported later): this copy's patches win
+        sys.meta_path[:] = [
+            finder for finder in sys.meta_path if not (type(finder).__name__ == "ZooFinder" and hasattr(finder, "WATCHED"))
+        ]
         already = [name for name in (*REGISTER_AFTER, "huggingface_sb3.push_to_hub") if name in sys.modules]
         sys.meta_path.insert(0, ZooFinder())
         # Installed after rl_zoo3 was imported (explicit call): catch up on what already loaded
