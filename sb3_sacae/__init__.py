@@ -4,9 +4,18 @@ from pathlib import Path
 
 from sb3_sacae import envs  # registers the pixel environment ids with Gymnasium
 from sb3_sacae.buffers import FrameStackReplayBuffer
-from sb3_sacae.policies import CnnPolicy, SACAEPolicy
+from sb3_sacae.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SACAEPolicy
 from sb3_sacae.sacae import SACAE
 
 __version__ = (Path(__file__).parent / "version.txt").read_text(encoding="utf-8").strip()
 
-__all__ = ["SACAE", "CnnPolicy", "FrameStackReplayBuffer", "SACAEPolicy", "__version__", "envs"]
+__all__ = [
+    "SACAE",
+    "CnnPolicy",
+    "FrameStackReplayBuffer",
+    "MlpPolicy",
+    "MultiInputPolicy",
+    "SACAEPolicy",
+    "__version__",
+    "envs",
+]

@@ -9,6 +9,7 @@ scene is the first sign that the encoder has not learned the state; these images
 import warnings
 
 import numpy as np
+from gymnasium import spaces
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -165,8 +166,14 @@ class ReconstructionImageCallback(BaseCallback):
             )
             self.enabled = False
             return
+        space = self.model.observation_space
+        if not (isinstance(space, spaces.Box) and len(space.shape) == 3):
+            raise ValueError(
+                f"ReconstructionImageCallback shows image reconstructions and needs a CnnPolicy model with image "
+                f"observations, got {space}: for MlpPolicy / MultiInputPolicy models, watch train/ae_loss instead"
+            )
         self.enabled = True
-        shape: tuple[int, ...] = self.model.observation_space.shape  # type: ignore[assignment]
+        shape: tuple[int, ...] = space.shape
         if self.fixed_observations is not None:
             self.observations = self._to_policy_layout(self.fixed_observations, shape)
         if self.channels_per_frame is None:

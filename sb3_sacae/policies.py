@@ -364,6 +364,21 @@ class SACAEPolicy(BasePolicy):
                 )
         return super().predict(observation, state, episode_start, deterministic)
 
+    @classmethod
+    def load(cls, path: str, device: th.device | str = "auto", trust_remote_code: bool = False):  # type: ignore[override]
+        """
+        SB3's policy-only loader unpickles the whole file (``torch.load(weights_only=False)``): it can run code from
+        the file, so it is refused unless you trust the file. ``SACAE.load()`` loads whole models safely.
+
+        :param trust_remote_code: load with SB3's (unsafe) policy loader, for files you trust
+        """
+        if not trust_remote_code:
+            raise ValueError(
+                f"{cls.__name__}.load() would unpickle {path!r}, which can run arbitrary code: save and load whole "
+                "models with SACAE.save()/SACAE.load() (safe by default), or pass trust_remote_code=True for a file you trust"
+            )
+        return super().load(path, device=device)
+
     def set_training_mode(self, mode: bool) -> None:
         self.actor.set_training_mode(mode)
         self.critic.set_training_mode(mode)

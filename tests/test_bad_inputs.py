@@ -93,3 +93,14 @@ def test_predict_refuses_a_wrong_layout_and_accepts_the_transposed_one(model, en
     np.testing.assert_array_equal(action, transposed)
     with pytest.raises(ValueError, match="Unexpected observation shape"):
         model.predict(obs[:, :16, :])
+
+
+def test_policy_only_load_is_refused_unless_trusted(model, tmp_path):
+    from sb3_sacae import SACAEPolicy
+
+    model.policy.save(tmp_path / "policy.pth")
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        SACAEPolicy.load(tmp_path / "policy.pth")
+    trusted = SACAEPolicy.load(tmp_path / "policy.pth", device="cpu", trust_remote_code=True)
+    obs = model.observation_space.sample()
+    np.testing.assert_array_equal(trusted.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])

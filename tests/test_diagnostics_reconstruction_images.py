@@ -164,3 +164,21 @@ def test_tensorboard_event_file_holds_the_image(tmp_path):
     assert "train/reconstructions" in events.Tags()[IMAGES]
     image = events.Images("train/reconstructions")[0]
     assert (image.height, image.width) == (2 * SIDE + 2, 4 * SIDE + 3 * 2)
+
+
+def test_state_models_are_refused_with_the_alternative():
+    import gymnasium as gym
+
+    from sb3_sacae import SACAE
+
+    model = SACAE(
+        "MlpPolicy",
+        gym.make("Pendulum-v1"),
+        buffer_size=100,
+        learning_starts=10,
+        batch_size=8,
+        policy_kwargs=dict(features_dim=8, net_arch=[16]),
+        device="cpu",
+    )
+    with pytest.raises(ValueError, match="train/ae_loss"):
+        model.learn(12, callback=ReconstructionImageCallback(every_n_updates=1))
