@@ -5,6 +5,10 @@ a final one on SIGTERM / SIGINT, and an exact resume.
 A bundle is a directory ``<name_prefix>_<num_timesteps>_steps/`` holding ``model.zip``, ``replay_buffer.npz`` and
 ``state.json``; it is written under a temporary name and renamed when complete, so a kill mid-write leaves only
 complete bundles behind.
+
+Every bundle records the run that wrote it (``run_id``, a uuid kept across resumes) and its place in that run's
+write order (``sequence``), so keep-last-K pruning and "the newest bundle of a directory" never mix up two runs that
+share a directory (a bundle of another run at the same step is written as ``<name>-<first 8 hex of the run id>``).
 """
 
 import json
@@ -16,7 +20,10 @@ import signal
 import sys
 import tempfile
 import threading
+import time
+import uuid
 import warnings
+import weakref
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -105,20 +112,52 @@ def set_global_rng_states(states: dict[str, Any]) -> None:
 
 # --- Writing and finding bundles ----------------------------------------------------------------------------------
 
+# The run each model belongs to: {"run_id": uuid hex, "sequence": last bundle written}; set by resume_from_bundle
+_RUNS: "weakref.WeakKeyDictionary[BaseAlgorithm, dict[str, Any]]" = weakref.WeakKeyDictionary()
 
-def _bundle_name(name_prefix: str, num_timesteps: int) -> str:
-    return f"{name_prefix}_{num_timesteps}_steps"
+
+def _run_of(model: BaseAlgorithm) -> dict[str, Any]:
+    if model not in _RUNS:
+        _RUNS[model] = {"run_id": uuid.uuid4().hex, "sequence": 0}
+    return _RUNS[model]
+
+
+def _bundle_name(name_prefix: str, num_timesteps: int, run_id: str | None = None) -> str:
+    return f"{name_prefix}_{num_timesteps}_steps" + (f"-{run_id[:8]}" if run_id else "")
+
+
+def _read_state(bundle: Path) -> dict[str, Any] | None:
+    """A bundle's state.json, or None when it is missing or unreadable."""
+    try:
+        state = json.loads((bundle / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _write_order(state: dict[str, Any]) -> tuple[float, int, int]:
+    """Sort key: wall-clock write time, then the run's sequence number (bundles from before both: the step)."""
+    return (float(state.get("written_at", 0.0)), int(state.get("sequence", 0)), int(state.get("num_timesteps", 0)))
+
+
+def _bundles_with_states(save_path: str | os.PathLike, name_prefix: str | None) -> list[tuple[Path, dict[str, Any]]]:
+    prefix = re.escape(name_prefix) if name_prefix is not None else r".+"
+    pattern = re.compile(rf"{prefix}_\d+_steps(?:-[0-9a-f]{{8}})?")
+    found = []
+    directory = Path(save_path)
+    if not directory.is_dir():
+        return []
+    for path in directory.iterdir():
+        if pattern.fullmatch(path.name) and path.is_dir():
+            state = _read_state(path)
+            if state is not None:
+                found.append((path, state))
+    return sorted(found, key=lambda item: _write_order(item[1]))
 
 
 def list_bundles(save_path: str | os.PathLike, name_prefix: str = "checkpoint") -> list[Path]:
-    """Complete bundles in ``save_path`` written with ``name_prefix``, oldest first."""
-    pattern = re.compile(rf"{re.escape(name_prefix)}_(\d+)_steps")
-    found = []
-    for path in Path(save_path).glob(f"{name_prefix}_*_steps"):
-        match = pattern.fullmatch(path.name)
-        if match and (path / STATE_FILE).is_file():
-            found.append((int(match.group(1)), path))
-    return [path for _, path in sorted(found)]
+    """Complete bundles in ``save_path`` written with ``name_prefix`` (by any run), oldest first in write order."""
+    return [path for path, _ in _bundles_with_states(save_path, name_prefix)]
 
 
 def save_bundle(
@@ -141,6 +180,13 @@ def save_bundle(
     if buffer is None:
         raise ValueError("Cannot checkpoint a model without a replay buffer")
     bundle_path = Path(bundle_path)
+    run = _run_of(model)
+    existing = _read_state(bundle_path) if bundle_path.exists() else None
+    if existing is not None and existing.get("run_id") != run["run_id"]:
+        raise FileExistsError(
+            f"{bundle_path} holds a bundle of another run ({existing.get('run_id')}); not replacing it: "
+            "save this run's bundles under another name or directory"
+        )
     bundle_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(dir=bundle_path.parent, prefix=f".{bundle_path.name}.tmp-{os.getpid()}-"))
     try:
@@ -157,6 +203,9 @@ def save_bundle(
             "episode_num": int(model._episode_num),
             "at_episode_boundary": bool(np.all(last_dones)),
             "interrupted_by": interrupted_by,
+            "run_id": run["run_id"],
+            "sequence": run["sequence"] + 1,
+            "written_at": time.time(),
             "rng": {
                 **global_rng_states(),
                 "action_space": _generator_state(model.action_space.np_random),
@@ -178,20 +227,22 @@ def save_bundle(
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
+    run["sequence"] += 1
     return bundle_path
 
 
 def _resolve_bundle(path: str | os.PathLike) -> Path:
+    """A bundle directory as is; for a checkpoint directory, the last bundle written by the last run that wrote one."""
     path = Path(path)
     if (path / STATE_FILE).is_file():
         return path
-    bundles = sorted(
-        (p for p in path.glob("*_steps") if (p / STATE_FILE).is_file()),
-        key=lambda p: json.loads((p / STATE_FILE).read_text())["num_timesteps"],
-    )
+    bundles = _bundles_with_states(path, None)
     if not bundles:
         raise FileNotFoundError(f"No checkpoint bundle (a directory with {STATE_FILE}) at {path}")
-    return bundles[-1]
+    latest_run = bundles[-1][1].get("run_id")
+    same_run = [(p, state) for p, state in bundles if state.get("run_id") == latest_run]
+    # within one run the sequence number is the write order even if the wall clock jumped
+    return max(same_run, key=lambda item: (int(item[1].get("sequence", 0)), _write_order(item[1])))[0]
 
 
 def resume_from_bundle(
@@ -242,6 +293,8 @@ def resume_from_bundle(
     rng = state["rng"]
     set_global_rng_states(rng)
     model.action_space._np_random = _generator_from_state(rng["action_space"])  # gymnasium spaces have no setter
+    # the resumed model continues the checkpointed run: its bundles prune (and resolve) together with the earlier ones
+    _RUNS[model] = {"run_id": state.get("run_id") or uuid.uuid4().hex, "sequence": int(state.get("sequence", 0))}
     return model
 
 
@@ -286,9 +339,17 @@ class CheckpointBundleCallback(BaseCallback):
     and trained on, which makes the bundle a consistent state to resume from (:func:`resume_from_bundle`).
     Usable from rl_zoo3: ``callback: [{sb3_sacae.callbacks.CheckpointBundleCallback: {save_freq: 10000, ...}}]``.
 
+    ``keep_last`` counts this run's bundles only (a resumed run continues the run it resumed); bundles of other runs
+    in ``save_path`` are never deleted, and a warning says when they have more steps than this run.
+
+    A signal is acted on at the next rollout boundary (after at most ``train_freq`` steps and their gradient steps),
+    not by returning False from ``on_step``: SB3 then drops the step it has just taken without storing it, so the
+    final bundle could not resume the run exactly. After ``learn()`` has ended (also by an exception, when SB3 skips
+    ``on_training_end``), the handlers hand any signal to the handler they replaced and restore it.
+
     :param save_freq: environment steps between bundles
     :param save_path: directory for the bundles
-    :param keep_last: how many bundles to keep (older ones are deleted once a newer one is complete)
+    :param keep_last: how many of this run's bundles to keep (older ones are deleted once a newer one is complete)
     :param name_prefix: bundle names are ``<name_prefix>_<num_timesteps>_steps``
     :param handle_signals: install SIGTERM / SIGINT handlers during ``learn()`` (main thread only)
     :param verbose: 1 prints where each bundle is written
@@ -316,6 +377,7 @@ class CheckpointBundleCallback(BaseCallback):
         self._next_save = 0
         self._due = False
         self._signal: int | None = None
+        self._in_learn = False
         self._previous_handlers: dict[int, Any] = {}
         self._env_rng_before_step: list[dict[str, Any] | None] | None = None
 
@@ -323,15 +385,40 @@ class CheckpointBundleCallback(BaseCallback):
         if not isinstance(self.model, OffPolicyAlgorithm):
             raise TypeError("CheckpointBundleCallback needs an off-policy algorithm (one with a replay buffer)")
         self.save_path.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temporaries()
+        self._recover_interrupted_swaps()
+        self._check_other_runs()
         self._next_save = (self.num_timesteps // self.save_freq + 1) * self.save_freq
         self._due = False
         self._signal = None
+        self._in_learn = True
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
-                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+                # still installed when an earlier learn() raised: keep the handler that was there before it
+                if signal.getsignal(signum) != self._on_signal:
+                    self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _inside_learn(self, frame: FrameType | None) -> bool:
+        """Whether the interrupted code runs inside this model's ``learn()`` (False once it returned or raised)."""
+        if not self._in_learn:
+            return False
+        while frame is not None:
+            if frame.f_code.co_name == "learn" and frame.f_locals.get("self") is self.model:
+                return True
+            frame = frame.f_back
+        return False
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self._inside_learn(frame if frame is not None else sys._getframe(1)):
+            # learn() is over (it raised past on_training_end): behave as if never installed
+            self._in_learn = False
+            previous = self._previous_handlers.get(signum)
+            self._restore_signal_handlers()
+            if callable(previous):
+                previous(signum, frame)
+            elif previous != signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return
         # Only note it: the bundle is written at the next step boundary, outside the signal handler.
         self._signal = signum
         # A second signal gets the previous behaviour (e.g. Ctrl-C twice stops at once)
@@ -352,15 +439,21 @@ class CheckpointBundleCallback(BaseCallback):
         try:
             self._checkpoint_if_needed()
         finally:
+            self._in_learn = False
             self._restore_signal_handlers()
 
     def _checkpoint_if_needed(self) -> None:
         if not (self._due or self._signal is not None):
             return
         signame = signal.Signals(self._signal).name if self._signal is not None else None
+        run_id = _run_of(self.model)["run_id"]
+        path = self.save_path / _bundle_name(self.name_prefix, self.num_timesteps)
+        existing = _read_state(path) if path.exists() else None
+        if existing is not None and existing.get("run_id") != run_id:
+            path = self.save_path / _bundle_name(self.name_prefix, self.num_timesteps, run_id)  # keep the other run's
         path = save_bundle(
             self.model,  # type: ignore[arg-type]
-            self.save_path / _bundle_name(self.name_prefix, self.num_timesteps),
+            path,
             env_rng_before_last_step=self._env_rng_before_step,
             interrupted_by=signame,
         )
@@ -369,6 +462,7 @@ class CheckpointBundleCallback(BaseCallback):
         if self.verbose >= 1:
             print(f"Checkpoint bundle written to {path}")
         if self._signal is not None:
+            self._in_learn = False
             self._restore_signal_handlers()
             message = (
                 f"Training interrupted by {signame} at step {self.num_timesteps}; checkpoint written to {path}. "
@@ -378,16 +472,54 @@ class CheckpointBundleCallback(BaseCallback):
             print(message, file=sys.stderr, flush=True)
             raise TrainingInterrupted(self._signal, message)
 
+    def _own_bundles(self) -> list[tuple[Path, dict[str, Any]]]:
+        run_id = _run_of(self.model)["run_id"]
+        bundles = _bundles_with_states(self.save_path, self.name_prefix)
+        return sorted((b for b in bundles if b[1].get("run_id") == run_id), key=lambda b: int(b[1].get("sequence", 0)))
+
     def _prune(self) -> None:
-        for old in list_bundles(self.save_path, self.name_prefix)[: -self.keep_last]:
+        for old, _ in self._own_bundles()[: -self.keep_last]:
             shutil.rmtree(old)
 
-    def _remove_stale_temporaries(self) -> None:
-        """Delete half-written bundles left by killed runs (their process is gone)."""
-        pattern = re.compile(rf"\.{re.escape(self.name_prefix)}_\d+_steps\.(?:tmp|old)-(\d+)(?:-.*)?")
+    def _check_other_runs(self) -> None:
+        """Continue this run's sequence numbers after its bundles here; warn about other runs' bundles ahead of it."""
+        run = _run_of(self.model)
+        own = self._own_bundles()
+        if own:
+            run["sequence"] = max(run["sequence"], int(own[-1][1].get("sequence", 0)))
+        ahead = [
+            (path, state)
+            for path, state in _bundles_with_states(self.save_path, self.name_prefix)
+            if state.get("run_id") != run["run_id"] and int(state.get("num_timesteps", 0)) > self.num_timesteps
+        ]
+        if ahead:
+            most = max(int(state.get("num_timesteps", 0)) for _, state in ahead)
+            warnings.warn(
+                f"{self.save_path} holds {len(ahead)} checkpoint bundle(s) of another run, up to step {most}, ahead of "
+                f"this run (step {self.num_timesteps}). They are kept (keep_last counts this run's bundles only) and "
+                "resume_from_bundle on the directory picks the run written last; to resume the other run, pass its "
+                "bundle to resume_from_bundle, or give each run its own save_path"
+            )
+
+    def _recover_interrupted_swaps(self) -> None:
+        """
+        Clean up after runs killed mid-save (their process is gone): a complete temporary or replaced bundle whose
+        final directory is missing (killed between the renames of a swap) is put back; anything else is deleted.
+        """
+        pattern = re.compile(
+            rf"\.(?P<name>{re.escape(self.name_prefix)}_\d+_steps(?:-[0-9a-f]{{8}})?)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:-.*)?"
+        )
+        found = []
         for path in self.save_path.iterdir():
             match = pattern.fullmatch(path.name)
-            if match and not _process_alive(int(match.group(1))):
+            if match and not _process_alive(int(match.group("pid"))):
+                found.append((match.group("kind") != "tmp", path, match.group("name")))  # tmp (newer) first
+        for _, path, name in sorted(found):
+            final = self.save_path / name
+            if not final.exists() and path.is_dir() and _read_state(path) is not None:
+                os.rename(path, final)  # state.json is written last: the bundle is complete
+                _fsync_dir(self.save_path)
+            else:
                 shutil.rmtree(path, ignore_errors=True)
 
     def _restore_signal_handlers(self) -> None:
