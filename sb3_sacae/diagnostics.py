@@ -9,8 +9,8 @@ scene is the first sign that the encoder has not learned the state; these images
 import warnings
 
 import numpy as np
-from gymnasium import spaces
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import DISABLED, CSVOutputFormat, HumanOutputFormat, Image, JSONOutputFormat, KVWriter

@@ -326,9 +326,11 @@ class SACAE(SafeSerializationMixin, SAC):
         super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)
         # Loaded optimizer states carry the saved hyperparameters; the model's attributes (which load()'s
         # custom_objects and kwargs may change) are the ones in force
-        settings = [(self.policy.encoder_optimizer, {"lr": self.encoder_lr}),
-                    (self.policy.decoder_optimizer, {"lr": self.decoder_lr, "weight_decay": self.decoder_weight_lambda}),
-                    (self.ent_coef_optimizer, {"lr": self.ent_coef_lr, "betas": tuple(self.ent_coef_betas)})]
+        settings = [
+            (self.policy.encoder_optimizer, {"lr": self.encoder_lr}),
+            (self.policy.decoder_optimizer, {"lr": self.decoder_lr, "weight_decay": self.decoder_weight_lambda}),
+            (self.ent_coef_optimizer, {"lr": self.ent_coef_lr, "betas": tuple(self.ent_coef_betas)}),
+        ]
         for optimizer, values in settings:
             for group in optimizer.param_groups if optimizer is not None else []:
                 group.update(values)
@@ -360,7 +362,7 @@ class SACAE(SafeSerializationMixin, SAC):
                 f"replay_ratio={replay_ratio} with train_freq={frequency} and {self.n_envs} env(s) gives {steps} gradient "
                 "steps per rollout: choose train_freq so that replay_ratio * train_freq * n_envs is a positive integer"
             )
-        return int(round(steps))
+        return round(steps)
 
     def _sb3_bytes_per_transition(self) -> int:
         """Bytes SB3's ReplayBuffer/DictReplayBuffer use per transition: obs (twice unless optimized), action, 3 floats."""
@@ -559,11 +561,19 @@ class SACAE(SafeSerializationMixin, SAC):
         self._check_gradients({name: optimizer})
         optimizer.step()
 
-    def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray,
-                          dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: Any,
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
         # Refuse non-finite data before it reaches the replay buffer (and, through it, the losses)
         arrays = {"reward": reward, "observation": new_obs}
-        arrays.update({f"observation[{key!r}]": value for key, value in (new_obs.items() if isinstance(new_obs, dict) else [])})
+        if isinstance(new_obs, dict):
+            arrays.update({f"observation[{key!r}]": value for key, value in new_obs.items()})
         for quantity, array in arrays.items():
             if isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
                 raise FloatingPointError(
@@ -680,7 +690,7 @@ class SACAE(SafeSerializationMixin, SAC):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return super()._excluded_save_params() + ["_q_params", "_q_target_params", "_check_buffer_memory"]
+        return [*super()._excluded_save_params(), "_q_params", "_q_target_params", "_check_buffer_memory"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()
