@@ -145,3 +145,77 @@ def test_unsafe_files_are_refused(tmp_path):
     with pytest.raises((ValueError, KeyError, OSError)):  # refused, never executed
         load_model(model_zip)
     assert not (tmp_path / "pwned").exists()
+
+
+def run_unchecked(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    environ = {key: value for key, value in os.environ.items() if key not in ("SB3_SACAE_NO_ZOO_HOOK", "TRUST_REMOTE_CODE")}
+    environ.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", **env)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=300)
+
+
+def _payloads(marker: Path) -> dict[str, tuple[str, str]]:
+    """file name -> (text replacing a line of it, error expected): each would create ``marker`` if it ran."""
+    return {
+        "eval_normalize": ("config.yml", f"normalize: \"__import__('pathlib').Path({str(marker)!r}).touch() or {{}}\"\n"),
+        "python_tag": ("args.yml", f'env_kwargs: !!python/object/apply:os.system ["touch {marker}"]\n'),
+        "wrapper": ("config.yml", "env_wrapper:\n- subprocess.Popen:\n    args: [touch, " + str(marker) + "]\n"),
+    }
+
+
+def _with_payload(folder: Path, name: str, line: str) -> None:
+    """Replace the top-level keys of ``line`` in ``folder/name`` (the rest of the genuine file stays)."""
+    import yaml
+
+    key = line.split(":")[0]
+    genuine = yaml.safe_load((folder / name).read_text()) or {}
+    text = line + yaml.safe_dump({other: value for other, value in genuine.items() if other != key})
+    (folder / name).write_text(text)
+
+
+@pytest.mark.parametrize("payload", ["eval_normalize", "python_tag", "wrapper"])
+def test_a_hub_model_that_would_run_code_is_refused_by_load_from_hub(pushed, tmp_path, payload):
+    _, staged = pushed
+    marker = tmp_path / "pwned"
+    hub_folder = tmp_path / "hub" / "sacae-evil"
+    shutil.copytree(staged, hub_folder)
+    _with_payload(hub_folder, *_payloads(marker)[payload])
+    result = run_unchecked("-m", "sb3_sacae.zoo", "load_from_hub", "--algo", "sacae", "--env", ENV_ID,
+                           "-orga", str(tmp_path / "hub"), "-name", "sacae-evil", "-f", "logs", cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0 and "Refused" in result.stderr, result.stderr[-3000:]
+    assert not marker.exists() and not (tmp_path / "logs").exists()
+
+
+def _genuine_zoo_folder(pushed, tmp_path: Path) -> Path:
+    cache, _ = pushed
+    run("-m", "sb3_sacae.zoo", "load_from_hub", "--algo", "sacae", "--env", ENV_ID, "-orga", "tester", "-f", "logs",
+        cwd=tmp_path, HF_HUB_CACHE=str(cache))  # fmt: skip
+    return tmp_path / "logs" / "sacae" / f"{ENV_ID}_1" / ENV_ID
+
+
+@pytest.mark.parametrize("payload", ["eval_normalize", "python_tag", "vecnormalize"])
+def test_enjoy_refuses_a_log_folder_that_would_run_code(pushed, tmp_path, payload):
+    """What rl_zoo3's own load_from_hub lays out verbatim: rl_zoo3.enjoy (patched by the hook) runs none of it."""
+    import pickle
+
+    import yaml
+
+    marker = tmp_path / "pwned"
+    config_folder = _genuine_zoo_folder(pushed, tmp_path)
+    if payload == "vecnormalize":
+
+        class Bomb:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        (config_folder / "vecnormalize.pkl").write_bytes(pickle.dumps(Bomb()))
+        config = yaml.safe_load((config_folder / "config.yml").read_text()) or {}
+        (config_folder / "config.yml").write_text(yaml.safe_dump({**config, "normalize": True}))
+        expected = "SB3_SACAE_TRUST_VECNORMALIZE=1"
+    else:
+        _with_payload(config_folder, *_payloads(marker)[payload])
+        expected = "eval()" if payload == "eval_normalize" else "SB3_SACAE_TRUST_ZOO_CONFIG=1"
+    result = run_unchecked("-m", "sb3_sacae.zoo", "enjoy", "--algo", "sacae", "--env", ENV_ID, "-f", "logs", "-n", "5",
+                           "--no-render", cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0 and "UntrustedZooFileError" in result.stderr, result.stderr[-3000:]
+    assert expected in result.stderr
+    assert not marker.exists()
