@@ -79,6 +79,7 @@ __all__ = [
 DEMONSTRATIONS_FORMAT = "sb3_sacae.demonstrations"
 DEMONSTRATIONS_VERSION = 1
 _FLAGS = ("terminated", "truncated", "episode_starts")
+_REQUIRED_METADATA = ("observation_shape", "observation_dtype", "action_shape", "n_transitions")
 _FILE_KEYS = {"observations", "actions", "rewards", *_FLAGS, "metadata"}
 _RESERVED_METADATA = (
     "format",
@@ -136,6 +137,27 @@ def _check_transitions(data: Mapping[str, Any], source: str) -> int:
     return n
 
 
+def _check_observation_values(
+    observations: np.ndarray, next_observations: np.ndarray, obs_space: spaces.Box, source: str
+) -> None:
+    """Observations must be finite and inside the space's bounds (per-feature min / max: no array-sized temporaries)."""
+    if len(observations) == 0:
+        return
+    for name, array in (("observations", observations), ("next_observations", next_observations)):
+        low, high = array.min(axis=0), array.max(axis=0)  # NaN propagates through min / max
+        if np.issubdtype(array.dtype, np.floating) and not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(
+                f"The demonstrations in {source} do not fit this model: '{name}' hold NaN or inf values; "
+                "record them again (or drop the affected episodes) and save again"
+            )
+        if np.any(low < obs_space.low) or np.any(high > obs_space.high):
+            raise ValueError(
+                f"The demonstrations in {source} do not fit this model: '{name}' lie outside the observation space "
+                f"bounds [{obs_space.low.min()}, {obs_space.high.max()}] ({obs_space}); record them with the same "
+                "environment and wrappers (the same normalization)"
+            )
+
+
 def _space_mismatch(source: str, what: str, found: str, expected: str, fix: str) -> ValueError:
     return ValueError(
         f"The demonstrations in {source} do not fit this model: {what} {found}, but the model expects {expected}; {fix}"
@@ -171,6 +193,7 @@ def _fit_to_model(data: Demonstrations, model: OffPolicyAlgorithm, source: str) 
         raise _space_mismatch(
             source, "observations are", str(observations.dtype), str(obs_space.dtype), "record them with the same environment"
         )
+    _check_observation_values(observations, next_observations, obs_space, source)
 
     actions = data["actions"]
     if isinstance(action_space, spaces.Box):
@@ -322,6 +345,11 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
             entries = {key: npz[key] for key in npz.files}
     except ValueError as error:  # object arrays need pickle
         raise UnsafeFileError(f"Refusing to load {source}: {error}; demonstrations hold plain numeric arrays only") from error
+    for key, entry in entries.items():
+        if not isinstance(entry, np.ndarray):  # np.load hands back members that are not .npy files as raw bytes
+            raise ValueError(
+                f"{source}: member '{key}' is not a numpy array (.npy file); demonstrations hold plain numeric arrays only"
+            )
     if "metadata" not in entries or entries["metadata"].dtype.kind != "U" or entries["metadata"].shape != ():
         raise ValueError(f"{source} is an .npz file but not sb3_sacae demonstrations (no JSON 'metadata' entry)")
     meta = json.loads(str(entries.pop("metadata")))
@@ -345,8 +373,17 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
             f"{source}: arrays {sorted(entries)} do not match the format, expected {sorted(expected_keys)} "
             f"(missing {sorted(expected_keys - set(entries))}, unexpected {sorted(set(entries) - expected_keys)})"
         )
+    missing = [key for key in _REQUIRED_METADATA if key not in meta]
+    if missing:
+        raise ValueError(
+            f"{source}: the metadata lacks {missing}; it is not a complete sb3_sacae demonstrations file "
+            "(write it with save_demonstrations)"
+        )
     observations = entries["observations"]
-    described = (tuple(meta["observation_shape"]), meta["observation_dtype"], tuple(meta["action_shape"]))
+    try:
+        described = (tuple(meta["observation_shape"]), str(meta["observation_dtype"]), tuple(meta["action_shape"]))
+    except TypeError as error:
+        raise ValueError(f"{source}: metadata 'observation_shape' and 'action_shape' must be lists ({error})") from error
     found = (observations.shape[1:], str(observations.dtype), entries["actions"].shape[1:])
     if described != found or meta.get("n_transitions") != len(observations):
         raise ValueError(
