@@ -72,7 +72,8 @@ SOURCE_PATCHES: dict[str, list[tuple[str, str, str]]] = {
     "rl_zoo3.enjoy": [
         (_OFF_POLICY_LIST, _OFF_POLICY_FIX, "no full replay buffer when watching SACAE"),
         *_security_patches(
-            "    hyperparams, maybe_stats_path = get_saved_hyperparams(stats_path, norm_reward=args.norm_reward, test_mode=True)"
+            "    hyperparams, maybe_stats_path = get_saved_hyperparams("
+            "stats_path, norm_reward=args.norm_reward, test_mode=True)"
         ),
     ],
     "rl_zoo3.record_video": [
