@@ -35,7 +35,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_sacae.serialization import _fsync_dir, atomic_write, read_replay_buffer_into, write_replay_buffer
+from sb3_sacae.serialization import _fsync_dir, atomic_write, pid_alive, read_replay_buffer_into, write_replay_buffer
 
 CHECKPOINT_FORMAT = "sb3_sacae.checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -512,7 +512,7 @@ class CheckpointBundleCallback(BaseCallback):
         found = []
         for path in self.save_path.iterdir():
             match = pattern.fullmatch(path.name)
-            if match and not _process_alive(int(match.group("pid"))):
+            if match and not pid_alive(int(match.group("pid"))):
                 found.append((match.group("kind") != "tmp", path, match.group("name")))  # tmp (newer) first
         for _, path, name in sorted(found):
             final = self.save_path / name
@@ -528,16 +528,6 @@ class CheckpointBundleCallback(BaseCallback):
         self._previous_handlers.clear()
 
 
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 __all__ = [

@@ -177,7 +177,8 @@ def _current_umask() -> int:
     return mask
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (the current one always does; one we may not signal counts as alive)."""
     if pid == os.getpid():
         return True
     try:
@@ -195,7 +196,7 @@ def _remove_stale_temporaries(path: Path) -> None:
     with contextlib.suppress(OSError):
         for candidate in path.parent.iterdir():
             match = pattern.fullmatch(candidate.name)
-            if match and not _pid_alive(int(match.group(1))):
+            if match and not pid_alive(int(match.group(1))):
                 with contextlib.suppress(OSError):
                     candidate.unlink()
 
