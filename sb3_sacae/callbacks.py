@@ -528,8 +528,6 @@ class CheckpointBundleCallback(BaseCallback):
         self._previous_handlers.clear()
 
 
-
-
 __all__ = [
     "CheckpointBundleCallback",
     "TrainingInterrupted",

@@ -20,7 +20,14 @@ from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits
 from sb3_sacae.discrete import DiscreteCritic, discrete_target_entropy, expected_log_prob, soft_state_value
 from sb3_sacae.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
-from sb3_sacae.torch_layers import MultiDecoder, PixelDecoder, Trunk, random_shift, reconstruction_target
+from sb3_sacae.torch_layers import (
+    ConvTrunk,
+    MultiDecoder,
+    PixelDecoder,
+    Trunk,
+    random_shift,
+    reconstruction_loss,
+)
 
 SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
 
@@ -136,8 +143,10 @@ class SACAE(SafeSerializationMixin, SAC):
     :param replay_ratio: gradient steps per environment step (transitions collected over all envs); when set, it
         replaces ``gradient_steps`` (``gradient_steps = replay_ratio * train_freq * n_envs``). The paper uses 1;
         high-ratio training (say 4 to 16) usually pairs with ``policy_kwargs=dict(critic_layer_norm=True)``
-    :param bf16_autocast: run the convs and transposed convs of ``train()`` in bfloat16 (autocast); projection heads,
-        actor, Q-heads, losses, optimizer states and target updates stay float32. See the README's speed table
+    :param bf16_autocast: run the encoder's and decoder's convs and Linears in ``train()`` in bfloat16 (autocast):
+        conv trunks, the projection heads' Linears (conv features -> latent) and the decoder. LayerNorms, latents,
+        actor and Q-head MLPs, log-probabilities, losses, optimizer states and target updates stay float32; state
+        encoders stay float32. See the README's speed table
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -448,8 +457,8 @@ class SACAE(SafeSerializationMixin, SAC):
 
             # 1. Critic: soft Bellman target from the target critic and the current actor
             with th.no_grad():
-                next_features = self.actor.features_extractor.head(self._conv(encoder, next_pixels))
-                next_latent = target_encoder.head(self._conv(target_encoder.trunk, next_pixels))
+                next_features = self._head(self.actor.features_extractor.head, self._conv(encoder, next_pixels))
+                next_latent = self._head(target_encoder.head, self._conv(target_encoder.trunk, next_pixels))
                 if discrete:
                     # Discrete SAC: the expectation over next actions is exact, not a sample (arXiv:1910.07207, eq. 10)
                     next_log_probs = self.actor.log_probs_from_features(next_features)
@@ -460,7 +469,7 @@ class SACAE(SafeSerializationMixin, SAC):
                     next_q = self._q_values(self.critic_target, next_latent, next_actions).min(dim=1, keepdim=True).values
                     next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
                 target_q = data.rewards + (1 - data.dones) * discounts * next_q
-            current_q = self._q_values(self.critic, critic_head(self._conv(encoder, pixels)), data.actions)
+            current_q = self._q_values(self.critic, self._head(critic_head, self._conv(encoder, pixels)), data.actions)
             # Sum over the twin Q-heads, as in the reference code
             critic_loss = sum(F.mse_loss(q, target_q) for q in current_q.split(1, dim=1))
             critic_losses.append(self._finite("critic loss", critic_loss))  # type: ignore[arg-type]
@@ -475,7 +484,7 @@ class SACAE(SafeSerializationMixin, SAC):
                 # Conv features after the critic step, with a graph only if the decoder will train them
                 with th.set_grad_enabled(update_decoder):
                     conv = self._conv(encoder, pixels)
-                    latent = critic_head(conv)
+                    latent = self._head(critic_head, conv)
 
             # 2. Actor and entropy coefficient, on detached conv features: the actor never moves the convs.
             # For Discrete actions log_prob is the exact E_pi[log pi] = -H(pi), so the alpha loss is alpha (H - target)
@@ -593,9 +602,27 @@ class SACAE(SafeSerializationMixin, SAC):
         return th.autocast(device_type=self.device.type, dtype=th.bfloat16, enabled=self.bf16_autocast)
 
     def _conv(self, trunk: Trunk, pixels: Any) -> th.Tensor:
-        """Trunk features (float32) of a preprocessed batch; only the convs run in bfloat16 under ``bf16_autocast``."""
+        """
+        Trunk features of a preprocessed batch: float32, or the convs' bfloat16 under ``bf16_autocast`` with a conv
+        trunk (its bfloat16 projection head reads them as they are, saving two casts per forward).
+        """
         with self._autocast():
+            if isinstance(trunk, ConvTrunk):
+                return trunk.conv_features(pixels, dtype=None if self._bf16_heads else th.float32)
             return trunk.conv_features(pixels)
+
+    @property
+    def _bf16_heads(self) -> bool:
+        return bool(self.bf16_autocast) and isinstance(self.policy.encoder, ConvTrunk)
+
+    def _head(self, head: Any, conv: th.Tensor) -> th.Tensor:
+        """
+        The float32 latent of a :class:`ProjectionHead`. Under ``bf16_autocast`` with a conv encoder its Linear (conv features
+        -> latent, the largest matmul of the update) runs in bfloat16: its input already holds bfloat16 conv outputs,
+        so only the weight and the Linear's output are rounded; LayerNorm and tanh run in float32. State encoders
+        (``MlpPolicy``, Dict policies) keep their heads in float32.
+        """
+        return head(conv, bf16_linear=self._bf16_heads)
 
     def _image_spaces(self) -> dict[str | None, spaces.Box]:
         """The image (3D Box) observation spaces by Dict key (None for a Box observation space)."""
@@ -631,7 +658,7 @@ class SACAE(SafeSerializationMixin, SAC):
         self, decoder: Any, reconstruction: th.Tensor, observations: th.Tensor, space: spaces.Box
     ) -> th.Tensor:
         if isinstance(decoder, PixelDecoder):
-            return F.mse_loss(reconstruction.float(), reconstruction_target(self._raw_pixels(observations, space)))
+            return reconstruction_loss(reconstruction, self._raw_pixels(observations, space))
         return F.mse_loss(reconstruction.float(), observations.float().flatten(start_dim=1))
 
     def _raw_pixels(self, observations: th.Tensor, space: spaces.Box | None = None) -> th.Tensor:
@@ -661,12 +688,13 @@ class SACAE(SafeSerializationMixin, SAC):
         """
         if isinstance(self.critic, DiscreteCritic):
             # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
-            log_probs = self.actor.log_probs_from_features(self.actor.features_extractor.head(conv.detach()))
+            log_probs = self.actor.log_probs_from_features(self._head(self.actor.features_extractor.head, conv.detach()))
             q_values = self.critic.q_values_from_features(latent.detach())
             # Discrete SAC actor loss, exact over actions: sum_a pi(a|s) [alpha log pi(a|s) - min_i Q_i(s, a)]
             return -soft_state_value(log_probs, q_values, ent_coef).mean(), expected_log_prob(log_probs)
         # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
-        actions_pi, log_prob = self.actor.action_log_prob_from_features(self.actor.features_extractor.head(conv.detach()))
+        features = self._head(self.actor.features_extractor.head, conv.detach())
+        actions_pi, log_prob = self.actor.action_log_prob_from_features(features)
         log_prob = log_prob.reshape(-1, 1)
         min_q_pi = self._q_values(self.critic, latent.detach(), actions_pi).min(dim=1, keepdim=True).values
         return (ent_coef * log_prob - min_q_pi).mean(), log_prob

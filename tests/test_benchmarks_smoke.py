@@ -83,3 +83,9 @@ def test_learning_writes_one_csv_per_seed_and_the_plot_summarises_them(tmp_path)
     summary = next(line for line in stdout.splitlines() if line.startswith("| PendulumPixels-v1"))
     final = [float(read_csv(env_dir / f"{seed}.csv")[-1]["eval_mean_return"]) for seed in (0, 1)]
     assert f"{sum(final) / 2:.1f} +/-" in summary and "| 0, 1 |" in summary
+
+
+def test_kernels_compares_each_speed_lever():
+    out = run_script("kernels.py", "--batch-size", "2", "--repeats", "1", "--threads", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "kernel" not in line]
+    assert len(rows) == 7 and all(line.rstrip().endswith("x |") for line in rows)

@@ -30,8 +30,10 @@ def test_preprocess_never_changes_its_input(channels_last):
 @pytest.mark.parametrize("scale, normalize", [(255.0, True), (1.0, False)])
 def test_reconstruction_target_sees_pixels_on_the_0_255_scale(monkeypatch, scale, normalize):
     seen = []
-    monkeypatch.setattr("sb3_sacae.sacae.reconstruction_target", lambda pixels: seen.append(pixels.max().item()) or
-                        th.zeros_like(pixels, dtype=th.float32))
+    monkeypatch.setattr(
+        "sb3_sacae.sacae.reconstruction_loss",
+        lambda reconstruction, pixels: seen.append(pixels.max().item()) or reconstruction.float().square().mean(),
+    )
     policy = {**TINY_POLICY, "channels_last": False, "normalize_images": normalize}
     tiny_model(_FloatPixels(TinyPixelEnv(), scale), policy_kwargs=policy, random_shift=2).learn(24)
     assert seen and max(seen) > 100  # TinyPixelEnv's bright square is 255 on the pixel scale

@@ -43,8 +43,9 @@ def _reference_update(model: SACAE) -> None:
     q_heads = [p for n, p in model.critic.named_parameters() if not n.startswith("features_extractor.")]
     q_targets = [p for n, p in model.critic_target.named_parameters() if not n.startswith("features_extractor.")]
     polyak_update(q_heads, q_targets, model.tau)
-    polyak_update(model.critic.features_extractor.parameters(), model.critic_target.features_extractor.parameters(),
-                  model.encoder_tau)
+    polyak_update(
+        model.critic.features_extractor.parameters(), model.critic_target.features_extractor.parameters(), model.encoder_tau
+    )
     latent = model.critic.features_extractor(obs)
     loss = F.mse_loss(model.policy.decoder(latent), reconstruction_target(obs))
     loss = loss + model.decoder_latent_lambda * (0.5 * latent.pow(2).sum(1)).mean()
