@@ -5,8 +5,10 @@ observations, 6-dim actions, batch 128; SACAE with 50 features, 32 filters, 4 co
 the decoder; SAC with SB3's defaults, its NatureCNN, but batch 128), fills each replay buffer with the same random
 transitions through ``replay_buffer.add()``, then times ``model.train(1, batch_size)`` after a warm-up. It also
 counts the FLOPs of a gradient step (``torch.utils.flop_counter.FlopCounterMode``, averaged over two steps since
-SACAE updates the actor every other step), measures the machine's matmul peak (a large float32 and bfloat16
-matmul) and reports the fraction of that peak each model reaches. Prints a table; ``--csv`` appends a row.
+SACAE updates the actor every other step), measures the machine's peak in float32 and bfloat16 (the best of a large
+matmul, which runs on the BLAS library, and a large 3x3 convolution with 256 channels, which runs on oneDNN: on AMD
+CPUs MKL's float32 matmul reaches half of what oneDNN's convolutions do) and reports the fraction of that peak
+each model reaches. Prints a table; ``--csv`` appends a row.
 
     python benchmarks/throughput.py                                   # paper settings, 3 warm-up + 10 timed steps
     python benchmarks/throughput.py --steps 30 --threads 2 --csv benchmarks/results/throughput.csv
@@ -61,6 +63,10 @@ CSV_FIELDS = [
     "sac_gflop_per_step",
     "peak_fp32_gflops",
     "peak_bf16_gflops",
+    "matmul_fp32_gflops",
+    "matmul_bf16_gflops",
+    "conv_fp32_gflops",
+    "conv_bf16_gflops",
     "sacae_fraction_fp32_peak",
     "sac_fraction_fp32_peak",
     "loadavg_before",
@@ -177,6 +183,27 @@ def matmul_peak(dtype: th.dtype, size: int, device: th.device, repeats: int = 5)
     return 2 * size**3 / best
 
 
+def conv_peak(dtype: th.dtype, size: int, device: th.device, repeats: int = 5) -> float:
+    """
+    Best FLOP/s of a 3x3 convolution, 256 -> 256 channels, channels-last, over ``repeats`` timed runs: the largest
+    conv throughput oneDNN (cuDNN on GPU) reaches. The batch scales with ``size`` (4096: 16 images of 32x32).
+    """
+    generator = th.Generator(device="cpu").manual_seed(0)
+    batch = max(1, (size // 64) ** 2 // 256)
+    x = th.randn(batch, 256, 32, 32, generator=generator).to(device=device, dtype=dtype)
+    weight = th.randn(256, 256, 3, 3, generator=generator).to(device=device, dtype=dtype)
+    x, weight = x.contiguous(memory_format=th.channels_last), weight.contiguous(memory_format=th.channels_last)
+    th.nn.functional.conv2d(x, weight)
+    synchronize(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        th.nn.functional.conv2d(x, weight)
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * batch * 30 * 30 * 256 * 256 * 9 / best
+
+
 def build_models(args: argparse.Namespace, device: th.device) -> dict[str, OffPolicyAlgorithm]:
     env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
     common = dict(buffer_size=args.transitions, learning_starts=0, batch_size=args.batch_size, seed=args.seed, device=device)
@@ -232,7 +259,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sac-policy-kwargs", type=json_arg, default={}, help="SB3 SAC policy_kwargs (JSON; default: SB3's)")
     parser.add_argument("--skip-sac", action="store_true", help="time SACAE only (no ratio)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--peak-size", type=int, default=None, help="matmul side for the peak (default 4096, 8192 on GPU)")
+    parser.add_argument(
+        "--peak-size",
+        type=int,
+        default=None,
+        help="matmul side for the peak, also scales the conv's batch (default 4096, 8192 on GPU)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", type=Path, default=None, help="append one row of settings and results to this CSV")
     args = parser.parse_args(argv)
@@ -256,8 +288,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results[name] = {**time_train(model, args.steps, args.warmup, args.batch_size, device), "flops": flops}
 
     peak_size = args.peak_size or (8192 if device.type == "cuda" else 4096)
-    peak_fp32 = matmul_peak(th.float32, peak_size, device)
-    peak_bf16 = matmul_peak(th.bfloat16, peak_size, device)
+    matmul = {dtype: matmul_peak(dtype, peak_size, device) for dtype in (th.float32, th.bfloat16)}
+    conv = {dtype: conv_peak(dtype, peak_size, device) for dtype in (th.float32, th.bfloat16)}
+    peak_fp32, peak_bf16 = (max(matmul[dtype], conv[dtype]) for dtype in (th.float32, th.bfloat16))
     load_after = loadavg()
 
     for result in results.values():
@@ -274,8 +307,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{args.steps} timed steps; SACAE kwargs {args.sacae_kwargs}, policy kwargs {args.policy_kwargs}"
     )
     print(
-        f"matmul peak ({peak_size}x{peak_size}): float32 {peak_fp32 / 1e9:,.0f} GFLOP/s, "
-        f"bfloat16 {peak_bf16 / 1e9:,.0f} GFLOP/s\n"
+        f"peak: float32 {peak_fp32 / 1e9:,.0f} GFLOP/s, bfloat16 {peak_bf16 / 1e9:,.0f} GFLOP/s (best of a "
+        f"{peak_size}x{peak_size} matmul: {matmul[th.float32] / 1e9:,.0f} / {matmul[th.bfloat16] / 1e9:,.0f}, "
+        f"and a 3x3 256-channel convolution: {conv[th.float32] / 1e9:,.0f} / {conv[th.bfloat16] / 1e9:,.0f})\n"
     )
     print("| model | steps/s | ms/step min / median / max | GFLOP/step | GFLOP/s | % fp32 peak | % bf16 peak |")
     print("|---|---|---|---|---|---|---|")
@@ -313,6 +347,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sac_gflop_per_step": f"{sac['flops'] / 1e9:.3f}" if sac else "",
         "peak_fp32_gflops": f"{peak_fp32 / 1e9:.1f}",
         "peak_bf16_gflops": f"{peak_bf16 / 1e9:.1f}",
+        "matmul_fp32_gflops": f"{matmul[th.float32] / 1e9:.1f}",
+        "matmul_bf16_gflops": f"{matmul[th.bfloat16] / 1e9:.1f}",
+        "conv_fp32_gflops": f"{conv[th.float32] / 1e9:.1f}",
+        "conv_bf16_gflops": f"{conv[th.bfloat16] / 1e9:.1f}",
         "sacae_fraction_fp32_peak": f"{sacae['fraction_fp32']:.4g}",
         "sac_fraction_fp32_peak": f"{sac['fraction_fp32']:.4g}" if sac else "",
         "loadavg_before": load_before,
