@@ -88,6 +88,12 @@ class SACAE(SafeSerializationMixin, SAC):
     target encoder (``encoder_tau``); every ``decoder_update_interval`` steps the autoencoder. The conv trunk is
     computed once after the critic step and reused by the actor (detached) and the decoder (attached): the actor
     step changes neither the convs nor the critic head, so this is the paper's computation with one forward less.
+    Each batch is converted to the compute dtype and layout once and shared by the three encoder forwards of the
+    step (current encoder on obs and next obs, target encoder on next obs): they use different parameters or inputs,
+    so none of them can be reused. The decoder's transposed convs run their backward as regular convolutions
+    (:class:`~sb3_sacae.torch_layers.DeconvLayer`, same math), the reconstruction loss is computed in place
+    (:func:`~sb3_sacae.torch_layers.reconstruction_loss`) and its dequantisation noise has 8 bits per pixel, drawn 8
+    pixels per 64-bit draw (``benchmarks/kernels.py`` times each of these against the plain version).
 
     :param policy: The policy model to use: "CnnPolicy" (images), "MlpPolicy" (state vectors: MLP autoencoder) or
         "MultiInputPolicy" (Dict observations: image and vector keys, ``encoder_keys`` / ``decoder_keys`` policy_kwargs)
