@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     parser.add_argument("--x", choices=["agent_steps", "env_frames"], default="agent_steps")
     parser.add_argument("--reference", type=parse_reference, action="append", default=[], help="'label=value[+-std]'")
     parser.add_argument("--out", type=Path, default=None, help="PNG path (one environment only)")
+    parser.add_argument("--by-step", action="store_true", help="also print mean +/- std and every seed's return per x")
     args = parser.parse_args(argv)
 
     env_dirs = (
@@ -130,7 +131,21 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     print("|" + "---|" * len(rows[0]))
     for row in rows:
         print("| " + " | ".join(row.values()) + " |")
+    if args.by_step:
+        for env, seeds in found.items():
+            print_by_step(env, seeds, args.x)
     return rows
+
+
+def print_by_step(env: str, seeds: dict[int, list[dict[str, float]]], x: str) -> None:
+    """One row per evaluation point: the mean +/- std over seeds and each seed's return (blank where not run)."""
+    per_seed = {seed: {row[x]: row["eval_mean_return"] for row in rows} for seed, rows in seeds.items()}
+    print(f"\n{env}\n")
+    print(f"| {x.replace('_', ' ')} | mean +/- std | " + " | ".join(f"seed {seed}" for seed in per_seed) + " |")
+    print("|" + "---|" * (2 + len(per_seed)))
+    for value, mean, std, count in zip(*curve(seeds, x), strict=True):
+        cells = [f"{returns[value]:.0f}" if value in returns else "" for returns in per_seed.values()]
+        print(f"| {value:.0f} | {mean:.0f} +/- {std:.0f} ({count}) | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

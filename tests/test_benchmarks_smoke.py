@@ -77,12 +77,15 @@ def test_learning_writes_one_csv_per_seed_and_the_plot_summarises_them(tmp_path)
     png = tmp_path / "curve.png"
     stdout = run_script(
         "plot_learning.py", "--results", str(tmp_path), "--env", "PendulumPixels-v1", "--x", "env_frames",
-        "--reference", "target=-200", "--reference", "DrQ=759+-92", "--out", str(png),
+        "--reference", "target=-200", "--reference", "DrQ=759+-92", "--out", str(png), "--by-step",
     )  # fmt: skip
     assert png.stat().st_size > 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = next(line for line in stdout.splitlines() if line.startswith("| PendulumPixels-v1"))
     final = [float(read_csv(env_dir / f"{seed}.csv")[-1]["eval_mean_return"]) for seed in (0, 1)]
     assert f"{sum(final) / 2:.1f} +/-" in summary and "| 0, 1 |" in summary
+    untrained = next(line for line in stdout.splitlines() if line.startswith("| 0 |"))  # env frame 0, both seeds
+    first = [float(read_csv(env_dir / f"{seed}.csv")[0]["eval_mean_return"]) for seed in (0, 1)]
+    assert "(2)" in untrained and untrained.rstrip(" |").endswith(f"{first[0]:.0f} | {first[1]:.0f}")
 
 
 def test_kernels_compares_each_speed_lever():
