@@ -19,6 +19,7 @@ class BuildPyWithStartupFiles(build_py):
     def get_outputs(self, include_bytecode: bool = True) -> list[str]:
         return [*super().get_outputs(include_bytecode), *(str(Path(self.build_lib) / name) for name in STARTUP_FILES)]
 
+
 here = Path(__file__).parent
 version = (here / "sb3_sacae" / "version.txt").read_text(encoding="utf-8").strip()
 
@@ -26,7 +27,7 @@ version = (here / "sb3_sacae" / "version.txt").read_text(encoding="utf-8").strip
 install_requires = [
     "stable-baselines3>=2.7,<3.0",
     "sb3-contrib>=2.7,<3.0",
-    "torch>=2.3",
+    "torch>=2.4",  # th.is_autocast_enabled(device_type), fused Adam on CPU
     "gymnasium>=1.0",
     "numpy>=1.24",
     "pyyaml>=6.0",

@@ -61,3 +61,27 @@ def test_other_configurations_fall_back_to_conv_transpose():
     x = th.randn(2, 3, 5, 5)
     th.testing.assert_close(ours(x), reference(x))
     th.testing.assert_close(ours(x, output_size=[9, 9]), reference(x, output_size=[9, 9]))
+
+
+def test_unbatched_input_falls_back_to_conv_transpose():
+    th.manual_seed(0)
+    reference = nn.ConvTranspose2d(3, 2, 3, stride=2, output_padding=1)
+    ours = DeconvLayer(3, 2, 3, stride=2, output_padding=1)
+    ours.load_state_dict(reference.state_dict())
+    x = th.randn(3, 5, 5, requires_grad=True)
+    ours(x).sum().backward()
+    th.testing.assert_close(ours.weight.grad, th.autograd.grad(reference(x).sum(), reference.weight)[0])
+
+
+def test_float64_stays_float64_under_autocast():
+    layer = DeconvLayer(2, 2, 3).double()
+    with th.autocast("cpu", dtype=th.bfloat16):
+        assert layer(th.randn(1, 2, 4, 4, dtype=th.float64)).dtype == th.float64
+
+
+def test_double_backward_is_refused():
+    layer = DeconvLayer(2, 2, 3).double()
+    x = th.randn(1, 2, 4, 4, dtype=th.float64, requires_grad=True)
+    (grad,) = th.autograd.grad(layer(x).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"once_differentiable|twice"):
+        grad.sum().backward()

@@ -8,8 +8,16 @@ def test_train_logs_losses_and_temperature():
     model = tiny_model()
     model.learn(40)
     logged = model.logger.name_to_value
-    for key in ("train/critic_loss", "train/actor_loss", "train/ent_coef_loss", "train/ent_coef",
-                "train/ae_loss", "train/latent_loss", "train/q_value", "train/entropy"):
+    for key in (
+        "train/critic_loss",
+        "train/actor_loss",
+        "train/ent_coef_loss",
+        "train/ent_coef",
+        "train/ae_loss",
+        "train/latent_loss",
+        "train/q_value",
+        "train/entropy",
+    ):
         assert key in logged, key
 
 

@@ -60,3 +60,14 @@ def test_speed_options_survive_save_and_load():
     model.save(saved)
     loaded = SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device="cpu")
     assert loaded.bf16_autocast and loaded.random_shift == 2 and not loaded.policy.channels_last
+
+
+def test_float32_heads_leave_the_callers_autocast_alone(model, batch):
+    head = model.critic.features_extractor.head
+    seen = []
+    handle = head.linear.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    conv = model.policy.encoder(batch.observations)
+    with th.autocast("cpu", dtype=th.bfloat16):
+        latent = head(conv)
+    handle.remove()
+    assert seen == [th.bfloat16] and latent.dtype == th.float32

@@ -47,16 +47,27 @@ def test_optimizers_round_trip(trained_and_loaded):
 def test_entropy_coefficient_and_hyperparameters_round_trip(trained_and_loaded):
     model, loaded = trained_and_loaded
     th.testing.assert_close(model.log_ent_coef, loaded.log_ent_coef, rtol=0, atol=0)
-    for name in ("encoder_tau", "actor_update_interval", "decoder_update_interval", "encoder_lr", "decoder_lr",
-                 "decoder_latent_lambda", "decoder_weight_lambda", "ent_coef_lr", "ent_coef_betas", "num_timesteps"):
+    for name in (
+        "encoder_tau",
+        "actor_update_interval",
+        "decoder_update_interval",
+        "encoder_lr",
+        "decoder_lr",
+        "decoder_latent_lambda",
+        "decoder_weight_lambda",
+        "ent_coef_lr",
+        "ent_coef_betas",
+        "num_timesteps",
+    ):
         assert getattr(model, name) == getattr(loaded, name), name
 
 
 def test_deterministic_predictions_equal_after_loading(trained_and_loaded, env):
     model, loaded = trained_and_loaded
     observations = np.stack([env.reset(seed=seed)[0] for seed in range(5)])
-    np.testing.assert_array_equal(model.predict(observations, deterministic=True)[0],
-                                  loaded.predict(observations, deterministic=True)[0])
+    np.testing.assert_array_equal(
+        model.predict(observations, deterministic=True)[0], loaded.predict(observations, deterministic=True)[0]
+    )
 
 
 def test_learn_continues_after_loading(trained_and_loaded):
