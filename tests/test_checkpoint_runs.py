@@ -112,6 +112,8 @@ def test_a_replaced_bundle_is_dropped_when_the_swap_completed(tmp_path):
 
 RAISING_WORKER = """
 import os, signal, sys
+# Python's own SIGINT handler, as in a foreground process (a shell's background job starts with SIGINT ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from stable_baselines3.common.callbacks import BaseCallback
 from sb3_sacae.callbacks import CheckpointBundleCallback
 from tests.conftest import tiny_model
