@@ -149,11 +149,10 @@ class SACAE(SafeSerializationMixin, SAC):
     :param replay_ratio: gradient steps per environment step (transitions collected over all envs); when set, it
         replaces ``gradient_steps`` (``gradient_steps = replay_ratio * train_freq * n_envs``). The paper uses 1;
         high-ratio training (say 4 to 16) usually pairs with ``policy_kwargs=dict(critic_layer_norm=True)``
-    :param bf16_autocast: run the encoder's and decoder's convs and Linears in ``train()`` in bfloat16 (autocast):
-        conv trunks, the projection heads' Linears (conv features -> latent; ``CnnPolicy`` only, ``MultiInputPolicy``
-        keeps its heads float32) and the decoder. LayerNorms, latents,
-        actor and Q-head MLPs, log-probabilities, losses, optimizer states and target updates stay float32; state
-        encoders stay float32. See the README's speed table
+    :param bf16_autocast: run the pixel encoder and decoder of ``train()`` in bfloat16 (autocast): conv trunks, the
+        projection heads' Linears (conv features -> latent; ``CnnPolicy`` only, ``MultiInputPolicy`` keeps its heads
+        float32) and the decoder. LayerNorms, latents, actor and Q-head MLPs, log-probabilities, losses, optimizer
+        states and target updates stay float32, and so do state encoders. See the README's speed table
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -624,10 +623,10 @@ class SACAE(SafeSerializationMixin, SAC):
 
     def _head(self, head: Any, conv: th.Tensor) -> th.Tensor:
         """
-        The float32 latent of a :class:`ProjectionHead`. Under ``bf16_autocast`` with a conv encoder its Linear (conv features
-        -> latent, the largest matmul of the update) runs in bfloat16: its input already holds bfloat16 conv outputs,
-        so only the weight, the bias and the Linear's output are rounded; LayerNorm and tanh run in float32. State encoders
-        (``MlpPolicy``, Dict policies) keep their heads in float32.
+        The float32 latent of a :class:`ProjectionHead`. Under ``bf16_autocast`` with a conv encoder its Linear (conv
+        features -> latent, the largest matmul of the update) runs in bfloat16: its input already holds bfloat16 conv
+        outputs, so only the weight, the bias and the Linear's output are rounded; LayerNorm and tanh run in float32.
+        State encoders (``MlpPolicy``, Dict policies) keep their heads in float32.
         """
         return head(conv, bf16_linear=self._bf16_heads)
 
