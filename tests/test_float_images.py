@@ -27,6 +27,18 @@ def test_preprocess_never_changes_its_input(channels_last):
     assert th.all(observations == 200.0)
 
 
+@pytest.mark.parametrize("dtype", [th.float32, th.bfloat16])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_preprocess_of_uint8_pixels_is_the_plain_formula_in_the_trunk_layout(dtype, channels_last):
+    model = tiny_model(TinyPixelEnv(), policy_kwargs={**TINY_POLICY, "channels_last": channels_last})
+    observations = th.randint(0, 256, (2, 3, 32, 32), dtype=th.uint8)
+    before = observations.clone()
+    pixels = model.policy.encoder.preprocess(observations, dtype)
+    assert th.equal(observations, before)
+    assert pixels.dtype == dtype and pixels.is_contiguous(memory_format=th.channels_last) == channels_last
+    assert th.equal(pixels, observations.to(dtype) * (1.0 / 255.0))
+
+
 @pytest.mark.parametrize("scale, normalize", [(255.0, True), (1.0, False)])
 def test_reconstruction_target_sees_pixels_on_the_0_255_scale(monkeypatch, scale, normalize):
     seen = []
