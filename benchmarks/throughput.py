@@ -35,7 +35,9 @@ from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
+
+from sb3_sacae.torch_layers import _ONEDNN_LINEAR
 
 from sb3_sacae import SACAE
 
@@ -113,6 +115,13 @@ def loadavg() -> str:
 def synchronize(device: th.device) -> None:
     if device.type == "cuda":
         th.cuda.synchronize(device)
+
+
+if _ONEDNN_LINEAR is not None:
+    # OneDNNLinear's op is not in torch's FLOP table: count it as the matmul it is (input (M, K), weight (N, K))
+    @register_flop_formula(th.ops.mkldnn._linear_pointwise)
+    def _onednn_linear_flops(input_shape: Any, weight_shape: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        return 2 * int(np.prod(input_shape[:-1])) * int(input_shape[-1]) * int(weight_shape[0])
 
 
 def fill_buffer(model: OffPolicyAlgorithm, transitions: int, seed: int) -> None:

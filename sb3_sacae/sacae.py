@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits
 from sb3_sacae.discrete import DiscreteCritic, discrete_target_entropy, expected_log_prob, soft_state_value
+from sb3_sacae.malloc import tune_malloc
 from sb3_sacae.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
 from sb3_sacae.torch_layers import (
@@ -153,6 +154,10 @@ class SACAE(SafeSerializationMixin, SAC):
         projection heads' Linears (conv features -> latent; ``CnnPolicy`` only, ``MultiInputPolicy`` keeps its heads
         float32) and the decoder. LayerNorms, latents, actor and Q-head MLPs, log-probabilities, losses, optimizer
         states and target updates stay float32, and so do state encoders. See the README's speed table
+    :param tune_malloc: on a CPU device with glibc (Linux), fix malloc's mmap threshold at 32 MB and keep up to 1 GiB
+        of freed heap for reuse, process-wide (:func:`sb3_sacae.malloc.tune_malloc`): the update's large temporaries
+        are then reused instead of being mapped and page-faulted afresh on every gradient step. False leaves malloc
+        alone. See the README's speed table
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -204,6 +209,7 @@ class SACAE(SafeSerializationMixin, SAC):
         random_shift: int = 0,
         replay_ratio: float | None = None,
         bf16_autocast: bool = False,
+        tune_malloc: bool = True,
         _init_setup_model: bool = True,
     ):
         for name, interval in (
@@ -271,6 +277,7 @@ class SACAE(SafeSerializationMixin, SAC):
         if replay_ratio is not None:
             self.gradient_steps = self._gradient_steps_for(replay_ratio)
         self.bf16_autocast = bf16_autocast
+        self.tune_malloc = tune_malloc
         self._env_frames = 0
         # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
         self._check_buffer_memory = _init_setup_model
@@ -336,6 +343,8 @@ class SACAE(SafeSerializationMixin, SAC):
             p for name, p in self.critic_target.named_parameters() if not name.startswith("features_extractor.")
         ]
         self._action_repeat = self._read_action_repeat() or getattr(self, "_action_repeat", None)
+        if self.tune_malloc and self.device.type == "cpu":
+            tune_malloc()
 
     def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: th.device | str = "auto") -> None:
         super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)

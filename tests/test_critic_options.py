@@ -11,7 +11,8 @@ from tests.conftest import TINY_POLICY, TinyPixelEnv, tiny_model
 def test_critic_layer_norm_after_each_hidden_layer():
     model = tiny_model(policy_kwargs={**TINY_POLICY, "critic_layer_norm": True})
     for q_net in (*model.critic.q_networks, *model.critic_target.q_networks):
-        kinds = [type(layer) for layer in q_net]
+        # Linear layers are nn.Linear subclasses (OneDNNLinear) by default
+        kinds = [nn.Linear if isinstance(layer, nn.Linear) else type(layer) for layer in q_net]
         assert kinds == [nn.Linear, nn.LayerNorm, nn.ReLU, nn.Linear, nn.LayerNorm, nn.ReLU, nn.Linear]
     model.learn(24)
 
