@@ -575,7 +575,7 @@ class SACAE(SafeSerializationMixin, SAC):
         for name, optimizer in optimizers.items():
             grads = [p.grad for group in (optimizer.param_groups if optimizer else []) for p in group["params"]]
             grads = [grad for grad in grads if grad is not None]
-            if grads and not th.isfinite(th.stack([th.linalg.vector_norm(grad) for grad in grads])).all():
+            if grads and not th.isfinite(th.stack(th._foreach_norm(grads))).all():  # one fused call for all norms
                 raise FloatingPointError(
                     f"SACAE: non-finite {name} gradients at gradient step {self._n_updates + 1} (agent step "
                     f"{self.num_timesteps}); training stopped before any parameter became non-finite"
