@@ -8,7 +8,13 @@ Times forward + backward (median of ``--repeats`` runs after a warm-up) for a ba
 - the dequantisation noise of the reconstruction target: ``torch.rand`` (a float per pixel) vs
   ``uniform_bytes`` (8 bytes per 64-bit draw);
 - the reconstruction loss: ``F.mse_loss(reconstruction.float(), target)`` vs ``reconstruction_loss``;
-- the projection head's Linear (39,200 conv features -> 50): float32 vs bfloat16.
+- the projection head's Linear (39,200 conv features -> 50): float32 vs bfloat16;
+- float32 Linear layers (the 1024-wide MLPs, the projection head outside bfloat16): ``nn.Linear`` (BLAS, MKL) vs
+  ``sb3_sacae.torch_layers.OneDNNLinear``;
+- the conv input: uint8 NCHW -> bfloat16 NHWC in one layout-changing copy vs the layout change in uint8 first
+  (``ConvTrunk.preprocess``);
+- the C allocator: 8 blocks of 24 MB allocated, written and freed, with glibc's defaults vs ``tune_malloc`` (run
+  last, since it changes the process; the page faults per round are printed too).
 
     python benchmarks/kernels.py                    # 2 threads, 20 repeats
     python benchmarks/kernels.py --threads 1 --repeats 50
@@ -17,7 +23,9 @@ Times forward + backward (median of ``--repeats`` runs after a warm-up) for a ba
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+import resource
 import time
 from collections.abc import Callable
 
@@ -26,7 +34,15 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_sacae.torch_layers import DeconvLayer, reconstruction_loss, reconstruction_target, uniform_bytes
+from sb3_sacae.malloc import tune_malloc
+from sb3_sacae.torch_layers import (
+    DeconvLayer,
+    OneDNNLinear,
+    reconstruction_loss,
+    reconstruction_target,
+    uniform_bytes,
+    use_onednn_linears,
+)
 
 CHANNELS, SIDE, FILTERS = 9, 84, 32
 
@@ -113,6 +129,42 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
 
     compare("projection Linear 39200->50 fwd+bwd (fp32 -> bf16)", projection(False), projection(True))
 
+    def linear_pair(in_features: int, out_features: int) -> tuple[Callable[[], None], Callable[[], None]]:
+        inputs = th.randn(args.batch_size, in_features).requires_grad_()
+        blas = nn.Linear(in_features, out_features)
+        onednn = use_onednn_linears(copy.deepcopy(blas))
+        assert isinstance(onednn, OneDNNLinear)
+        return (lambda: blas(inputs).sum().backward()), (lambda: onednn(inputs).sum().backward())
+
+    compare("MLP Linear 1024->1024 fwd+bwd fp32 (nn.Linear -> OneDNNLinear)", *linear_pair(1024, 1024))
+    compare("projection Linear 39200->50 fwd+bwd fp32 (nn.Linear -> OneDNNLinear)", *linear_pair(FILTERS * 35 * 35, 50))
+
+    def layout_then_widen() -> th.Tensor:
+        return pixels.contiguous(memory_format=th.channels_last).to(th.bfloat16).mul_(1.0 / 255.0)
+
+    compare(
+        "uint8 NCHW -> bf16 NHWC conv input (one copy -> uint8 layout first)",
+        lambda: pixels.to(dtype=th.bfloat16, memory_format=th.channels_last, copy=True).mul_(1.0 / 255.0),
+        layout_then_widen,
+    )
+
+    faults = {}
+
+    def churn(label: str) -> Callable[[], None]:
+        def run() -> None:
+            start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            blocks = [th.empty(6_000_000).fill_(1.0) for _ in range(8)]
+            del blocks
+            faults[label] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+        return run
+
+    before_ms = median_ms(churn("before"), args.repeats)
+    tuned = tune_malloc()
+    after_ms = median_ms(churn("after"), args.repeats)
+    name = f"8 x 24 MB alloc+write+free (glibc defaults -> tune_malloc{'' if tuned else ': not glibc, no-op'})"
+    rows.append((name, before_ms, after_ms))
+
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     settings = f"{th.get_num_threads()} threads, batch {args.batch_size}, median of {args.repeats}, load {load}"
     print(f"\ntorch {th.__version__}, {settings}\n")
@@ -120,6 +172,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float]]:
     print("|---|---|---|---|")
     for name, before, after in rows:
         print(f"| {name} | {before:.1f} | {after:.1f} | {before / after:.2f}x |")
+    print(f"\npage faults per round of 8 x 24 MB blocks: {faults['before']} with glibc's defaults, {faults['after']} tuned")
     return rows
 
 
