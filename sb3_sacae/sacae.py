@@ -466,6 +466,9 @@ class SACAE(SafeSerializationMixin, SAC):
             if self.random_shift:
                 # DrQ: shift obs and next obs independently; every loss below sees the shifted images
                 observations, next_observations = self._shift(observations), self._shift(next_observations)
+            if isinstance(encoder, ConvTrunk):
+                # Raw pixels change layout once (uint8): the conv input and the reconstruction target both read them
+                observations = encoder.in_layout(observations)
             # Each batch is converted and normalised once; every encoder forward below reuses it
             pixels = encoder.preprocess(observations, compute_dtype)
             next_pixels = encoder.preprocess(next_observations, compute_dtype)

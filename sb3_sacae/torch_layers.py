@@ -163,12 +163,16 @@ class ConvTrunk(nn.Module):
         self.n_flatten = int(np.prod(self.output_shape))
         self.memory_format = th.channels_last if channels_last else th.contiguous_format
 
+    def in_layout(self, observations: th.Tensor) -> th.Tensor:
+        """Raw observations in the trunk's memory layout, as they are (no copy when they already are)."""
+        return observations.contiguous(memory_format=self.memory_format) if observations.dim() == 4 else observations
+
     def preprocess(self, observations: th.Tensor, dtype: th.dtype = th.float32) -> th.Tensor:
         """Raw observations -> conv input: one copy into ``dtype`` and the trunk's memory layout, then / 255."""
         if observations.element_size() < th.empty((), dtype=dtype).element_size():
             # Change the layout in the narrow dtype, then widen in a contiguous pass: the layout-changing widening
             # copy is 2x slower than the two together (uint8 -> bfloat16 NHWC, 9 channels)
-            observations = observations.contiguous(memory_format=self.memory_format)
+            observations = self.in_layout(observations)
         # copy=True: the in-place division must never reach the caller's tensor (float images already in layout)
         pixels = observations.to(dtype=dtype, memory_format=self.memory_format, copy=True)
         return pixels.mul_(1.0 / 255.0) if self.normalize_images else pixels
