@@ -91,4 +91,5 @@ def test_learning_writes_one_csv_per_seed_and_the_plot_summarises_them(tmp_path)
 def test_kernels_compares_each_speed_lever():
     out = run_script("kernels.py", "--batch-size", "2", "--repeats", "1", "--threads", "1")
     rows = [line for line in out.splitlines() if line.startswith("| ") and "kernel" not in line]
-    assert len(rows) == 7 and all(line.rstrip().endswith("x |") for line in rows)
+    assert len(rows) == 11 and all(line.rstrip().endswith("x |") for line in rows)
+    assert any(line.startswith("page faults per round of 8 x 24 MB blocks:") for line in out.splitlines())
