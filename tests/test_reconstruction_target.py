@@ -64,38 +64,21 @@ def test_layout_does_not_change_the_target():
 
 @pytest.mark.parametrize("dtype", [th.float32, th.bfloat16])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_loss_equals_mse_to_the_target(dtype, channels_last):
-    pixels = th.randint(0, 256, (4, 6, 9, 9), dtype=th.uint8)
-    reconstruction = (th.rand(4, 6, 9, 9) - 0.5).to(dtype)
-    if channels_last:
-        reconstruction = reconstruction.contiguous(memory_format=th.channels_last)
-    ours, reference = reconstruction.clone().requires_grad_(), reconstruction.clone().requires_grad_()
-    th.manual_seed(3)
-    loss = reconstruction_loss(ours, pixels)
-    loss.backward()
-    th.manual_seed(3)
-    expected = F.mse_loss(reference.float(), reconstruction_target(pixels))
-    expected.backward()
-    th.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-7)
-    assert ours.grad.dtype == dtype
-    th.testing.assert_close(ours.grad.float(), reference.grad.float(), rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("dtype", [th.float32, th.bfloat16])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_loss_in_slices_equals_mse_to_the_target(monkeypatch, dtype, channels_last):
-    # 3 x 6 x 9 x 9 elements per slice: 7 rows in 3 slices, the last one short
-    monkeypatch.setattr("sb3_sacae.torch_layers._RESIDUAL_CHUNK", 3 * 6 * 9 * 9)
+@pytest.mark.parametrize("sliced", [False, True])
+def test_loss_equals_mse_to_the_target(monkeypatch, dtype, channels_last, sliced):
+    if sliced:
+        # 3 x 6 x 9 x 9 elements per slice: 7 rows in 3 slices, the last one short
+        monkeypatch.setattr("sb3_sacae.torch_layers._RESIDUAL_CHUNK", 3 * 6 * 9 * 9)
     pixels = th.randint(0, 256, (7, 6, 9, 9), dtype=th.uint8)
     reconstruction = (th.rand(7, 6, 9, 9) - 0.5).to(dtype)
     if channels_last:
         reconstruction = reconstruction.contiguous(memory_format=th.channels_last)
         pixels = pixels.contiguous(memory_format=th.channels_last)
     ours, reference = reconstruction.clone().requires_grad_(), reconstruction.clone().requires_grad_()
-    th.manual_seed(5)
+    th.manual_seed(3)
     loss = reconstruction_loss(ours, pixels)
     loss.backward()
-    th.manual_seed(5)
+    th.manual_seed(3)
     expected = F.mse_loss(reference.float(), reconstruction_target(pixels))
     expected.backward()
     th.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-7)
