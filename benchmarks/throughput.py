@@ -37,9 +37,8 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
-from sb3_sacae.torch_layers import _ONEDNN_LINEAR
-
 from sb3_sacae import SACAE
+from sb3_sacae.torch_layers import _ONEDNN_LINEAR
 
 PAPER_POLICY_KWARGS: dict[str, Any] = dict(features_dim=50, n_filters=32, n_conv_layers=4, net_arch=[1024, 1024])
 

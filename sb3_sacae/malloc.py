@@ -12,6 +12,7 @@ threshold at glibc's maximum and keeps up to 1 GiB of freed heap for reuse: the 
 import ctypes
 import sys
 import threading
+from collections.abc import Callable
 
 # mallopt parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -25,7 +26,7 @@ _lock = threading.Lock()
 _tuned = False
 
 
-def _glibc_mallopt() -> "ctypes._CFuncPtr | None":
+def _glibc_mallopt() -> Callable[[int, int], int] | None:
     """glibc's ``mallopt``, or None on other C libraries (musl, macOS, Windows) and 32-bit builds."""
     if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_long) != 8:
         return None

@@ -78,7 +78,7 @@ class OneDNNLinear(nn.Linear):
     """
     ``nn.Linear`` whose float32 matmuls on CPU (forward and backward) run on oneDNN instead of the BLAS library: the
     same float32 math, with float32 accumulation, in a different summation order. On AMD CPUs MKL's float32 matmul
-    runs at about half of oneDNN's speed (``benchmarks/kernels.py``: 2.2x on the 128 x 1024 x 1024 layers of the
+    runs at about half of oneDNN's speed (``benchmarks/kernels.py``: 2x on the 128 x 1024 x 1024 layers of the
     actor and critic MLPs). Other devices and dtypes, autocast, and torch builds without oneDNN use ``F.linear``.
     Same parameters and state-dict keys as ``nn.Linear``; :func:`use_onednn_linears` converts a network in place.
     """
@@ -531,7 +531,9 @@ class _ReconstructionLoss(th.autograd.Function):
         total = reconstruction.new_zeros((), dtype=th.float32)
         for start in range(0, len(reconstruction), rows):
             part = slice(start, start + rows)
-            residual = _fill_target(th.empty_like(reconstruction[part], dtype=th.float32), observations[part], noise[part], bits)
+            residual = _fill_target(
+                th.empty_like(reconstruction[part], dtype=th.float32), observations[part], noise[part], bits
+            )
             residual.sub_(reconstruction[part])
             total += th.linalg.vector_norm(residual).square()
             # d loss / d reconstruction = -2 (target - reconstruction) / n, rounded once into the gradient's dtype

@@ -12,8 +12,7 @@ from tests.conftest import TinyPixelEnv, tiny_model
 needs_glibc = pytest.mark.skipif(_glibc_mallopt() is None, reason="mallopt is glibc's")
 
 # Rounds of 12 blocks of 12 MB, allocated, written and freed: page faults of the rounds after the first
-FAULTS = textwrap.dedent(
-    """
+FAULTS = textwrap.dedent("""
     import resource, sys
     import torch as th
     from sb3_sacae.malloc import tune_malloc
@@ -30,8 +29,7 @@ FAULTS = textwrap.dedent(
     if sys.argv[1] == "tuned":
         assert tune_malloc() and tune_malloc()  # once, then a no-op
     print(faults_per_round())
-    """
-)
+    """)
 
 
 def _faults(mode: str) -> float:

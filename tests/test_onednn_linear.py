@@ -73,7 +73,7 @@ def test_double_backward_matches_nn_linear():
 
 
 def test_other_dtypes_and_autocast_take_torch_linear():
-    ours, reference = _pair(6, 3)
+    ours, _ = _pair(6, 3)
     ours.double()
     th.autograd.gradcheck(ours, (th.randn(4, 6, dtype=th.float64, requires_grad=True),))
     ours.float()
