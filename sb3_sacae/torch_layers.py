@@ -183,8 +183,12 @@ class ConvTrunk(nn.Module):
 
         :param dtype: dtype of the features; None keeps the convs' (bfloat16 under autocast, for a bfloat16 head)
         """
+        *layers, last_relu = self.convs
+        hidden = pixels
+        for layer in layers:
+            hidden = layer(hidden)
         # The last ReLU runs after the layout change: its backward then reads gradient and output in one layout
-        features = self.convs[-1](self.convs[:-1](pixels).contiguous()).flatten(start_dim=1)
+        features = last_relu(hidden.contiguous()).flatten(start_dim=1)
         return features if dtype is None else features.to(dtype)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
