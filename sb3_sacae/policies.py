@@ -21,10 +21,12 @@ from sb3_sacae.discrete import CategoricalActor, DiscreteCritic
 from sb3_sacae.torch_layers import (
     ConvTrunk,
     Encoder,
+    FlatOrdered,
     MlpDecoder,
     MlpTrunk,
     MultiDecoder,
     MultiTrunk,
+    OptimizerStateOrder,
     PixelDecoder,
     Trunk,
     use_onednn_linears,
@@ -248,6 +250,9 @@ class SACAEPolicy(BasePolicy):
         if self.onednn_linear:
             use_onednn_linears(self)
         self.apply(weight_init)
+        for module in self.modules():
+            if isinstance(module, FlatOrdered):
+                module.to_flat_order_()  # initialised in (C, H, W) order, as in earlier versions
         if self.channels_last:
             self.to(memory_format=th.channels_last)  # conv weights only; Linear weights are 2D
         self.critic_target = copy.deepcopy(self.critic)
@@ -271,6 +276,11 @@ class SACAEPolicy(BasePolicy):
                 lr=self.decoder_lr,
                 **{**self.optimizer_kwargs, "weight_decay": self.decoder_weight_lambda},
             )
+        # Saved optimizer states hold the (C, H, W) order too, whatever channels_last is (see FlatOrdered)
+        state_order = OptimizerStateOrder(self)
+        for optimizer in (self.critic.optimizer, self.actor.optimizer, self.encoder_optimizer, self.decoder_optimizer):
+            if optimizer is not None:
+                state_order.register(optimizer)
 
     def _build_continuous_networks(self, net_kwargs: dict[str, Any]) -> None:
         obs_space = self.observation_space

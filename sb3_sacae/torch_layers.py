@@ -123,6 +123,122 @@ def min_image_side(n_conv_layers: int) -> int:
     return side
 
 
+def hwc_order(shape: tuple[int, ...]) -> th.Tensor:
+    """
+    Positions, in the (C, H, W) flattening of a ``shape`` = (C, H, W) feature map, of the features in (H, W, C)
+    order: ``hwc = chw[:, hwc_order(shape)]``, the flattening NHWC (channels-last) memory gives without a copy.
+    """
+    channels, height, width = shape
+    return th.arange(channels * height * width).view(channels, height, width).permute(1, 2, 0).flatten()
+
+
+class FlatOrdered(nn.Module):
+    """
+    Base of the modules that keep a dimension of some parameters in the order their trunk flattens its features
+    (``flat_order``: positions in (C, H, W) order, None when that order is (C, H, W) itself): the projection head
+    reads channels-last conv features as they lie in memory, and the decoder's Linear writes a channels-last map,
+    both without a layout copy of the activations. State dicts (the module's, and through
+    :class:`OptimizerStateOrder` the optimizers') always hold the (C, H, W) order, so checkpoints do not depend on
+    ``channels_last`` and match the modules of earlier versions; only the live parameters, and the optimizer
+    moments of them, are in the trunk's order.
+    """
+
+    def _set_flat_order(self, flat_order: th.Tensor | None) -> None:
+        self.register_buffer("flat_order", flat_order, persistent=False)
+        self._register_state_dict_hook(_state_dict_in_chw_order)
+
+    def flat_ordered(self) -> list[tuple[str, int]]:
+        """(parameter name, dimension in the trunk's flat order) of each such parameter."""
+        raise NotImplementedError
+
+    def ordered_parameters(self) -> list[tuple[nn.Parameter, int, th.Tensor]]:
+        """(parameter, dimension, order) of each parameter kept in the trunk's order; empty in (C, H, W) order."""
+        order = self.flat_order
+        if order is None:
+            return []
+        return [(self.get_parameter(name), dim, order) for name, dim in self.flat_ordered()]
+
+    def to_flat_order_(self) -> None:
+        """Rearrange parameters written in (C, H, W) order (by an initialiser, say) into the trunk's order, in place."""
+        with th.no_grad():
+            for parameter, dim, order in self.ordered_parameters():
+                parameter.copy_(parameter.index_select(dim, order.to(parameter.device)))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        # (C, H, W) order in the file -> the trunk's order, before the child modules read their entries
+        for name, dim in self.flat_ordered() if self.flat_order is not None else []:
+            key = prefix + name
+            value = state_dict.get(key)
+            if isinstance(value, th.Tensor) and value.shape == self.get_parameter(name).shape:
+                state_dict[key] = value.index_select(dim, self.flat_order.to(value.device))  # type: ignore[union-attr]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _state_dict_in_chw_order(module: FlatOrdered, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    """State-dict hook of :class:`FlatOrdered`: write the ordered parameters back in (C, H, W) order."""
+    for parameter, dim, order in module.ordered_parameters():
+        name = next(name for name, value in module.named_parameters() if value is parameter)
+        key = prefix + name
+        if key in state_dict:
+            state_dict[key] = to_chw_order(state_dict[key], dim, order)
+
+
+def to_chw_order(value: th.Tensor, dim: int, order: th.Tensor) -> th.Tensor:
+    """A tensor with ``dim`` in the trunk's flat ``order``, back in (C, H, W) order (a new tensor)."""
+    return value.detach().index_select(dim, th.argsort(order).to(value.device))
+
+
+class OptimizerStateOrder:
+    """
+    Optimizer state-dict hooks (``register_state_dict_post_hook`` / ``register_load_state_dict_pre_hook``) that
+    keep the saved per-parameter state (Adam's moments) of :class:`FlatOrdered` parameters in (C, H, W) order, like
+    the parameters themselves in the module state dicts.
+
+    :param network: the module holding the optimizer's parameters
+    """
+
+    def __init__(self, network: nn.Module):
+        self.network = network
+
+    def register(self, optimizer: th.optim.Optimizer) -> th.optim.Optimizer:
+        optimizer.register_state_dict_post_hook(self.saved)
+        optimizer.register_load_state_dict_pre_hook(self.loaded)
+        return optimizer
+
+    def _orders(self, optimizer: th.optim.Optimizer) -> dict[int, tuple[th.Size, int, th.Tensor]]:
+        """Index in the optimizer's state dict -> (shape, dimension, order) of its parameters kept in a trunk's order."""
+        ordered = {
+            id(parameter): (parameter.shape, dim, order)
+            for module in self.network.modules()
+            if isinstance(module, FlatOrdered)
+            for parameter, dim, order in module.ordered_parameters()
+        }
+        parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+        return {index: ordered[id(parameter)] for index, parameter in enumerate(parameters) if id(parameter) in ordered}
+
+    def _rearranged(self, optimizer: th.optim.Optimizer, state_dict: dict, to_chw: bool) -> dict:
+        """A shallow copy of ``state_dict`` with new state tensors: never the live ones, nor the caller's."""
+        state = dict(state_dict["state"])
+        for index, (shape, dim, order) in self._orders(optimizer).items():
+            if index not in state:
+                continue
+            state[index] = {
+                key: (
+                    (to_chw_order(value, dim, order) if to_chw else value.index_select(dim, order.to(value.device)))
+                    if isinstance(value, th.Tensor) and value.shape == shape
+                    else value
+                )
+                for key, value in state[index].items()
+            }
+        return {**state_dict, "state": state}
+
+    def saved(self, optimizer: th.optim.Optimizer, state_dict: dict) -> dict:
+        return self._rearranged(optimizer, state_dict, to_chw=True)
+
+    def loaded(self, optimizer: th.optim.Optimizer, state_dict: dict) -> dict:
+        return self._rearranged(optimizer, state_dict, to_chw=False)
+
+
 class ConvTrunk(nn.Module):
     """
     The conv layers of the SAC-AE encoder: shared (one object) by the actor and the critic.
@@ -163,6 +279,10 @@ class ConvTrunk(nn.Module):
         self.n_flatten = int(np.prod(self.output_shape))
         self.memory_format = th.channels_last if channels_last else th.contiguous_format
 
+    def flat_order(self) -> th.Tensor | None:
+        """Order of the flat features (see :func:`hwc_order`): (H, W, C) with channels_last, None for (C, H, W)."""
+        return hwc_order(self.output_shape) if self.memory_format == th.channels_last else None
+
     def in_layout(self, observations: th.Tensor) -> th.Tensor:
         """Raw observations in the trunk's memory layout, as they are (no copy when they already are)."""
         return observations.contiguous(memory_format=self.memory_format) if observations.dim() == 4 else observations
@@ -179,7 +299,8 @@ class ConvTrunk(nn.Module):
 
     def conv_features(self, pixels: th.Tensor, dtype: th.dtype | None = th.float32) -> th.Tensor:
         """
-        Flat conv features of preprocessed pixels, in (C, H, W) order whatever the memory layout.
+        Flat conv features of preprocessed pixels, in the trunk's :meth:`flat_order`: (H, W, C) with channels_last,
+        the order NHWC memory holds them in (no copy), (C, H, W) otherwise.
 
         :param dtype: dtype of the features; None keeps the convs' (bfloat16 under autocast, for a bfloat16 head)
         """
@@ -187,21 +308,34 @@ class ConvTrunk(nn.Module):
         hidden = pixels
         for layer in layers:
             hidden = layer(hidden)
-        # The last ReLU runs after the layout change: its backward then reads gradient and output in one layout
-        features = last_relu(hidden.contiguous()).flatten(start_dim=1)
+        if self.memory_format == th.channels_last:
+            features = last_relu(hidden).permute(0, 2, 3, 1).flatten(start_dim=1)  # a view of NHWC memory
+        else:
+            features = last_relu(hidden.contiguous()).flatten(start_dim=1)
         return features if dtype is None else features.to(dtype)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         return self.conv_features(self.preprocess(observations))
 
 
-class ProjectionHead(nn.Module):
-    """Linear -> LayerNorm -> tanh: turns conv features into the SAC-AE latent."""
+class ProjectionHead(FlatOrdered):
+    """
+    Linear -> LayerNorm -> tanh: turns conv features into the SAC-AE latent.
 
-    def __init__(self, n_input: int, features_dim: int):
+    :param n_input: number of trunk features
+    :param features_dim: size of the latent
+    :param flat_order: the trunk's feature order (``trunk.flat_order()``); the Linear's weight columns follow it, and
+        state dicts hold them in (C, H, W) order (:class:`FlatOrdered`)
+    """
+
+    def __init__(self, n_input: int, features_dim: int, flat_order: th.Tensor | None = None):
         super().__init__()
         self.linear = nn.Linear(n_input, features_dim)
         self.layer_norm = nn.LayerNorm(features_dim)
+        self._set_flat_order(flat_order)
+
+    def flat_ordered(self) -> list[tuple[str, int]]:
+        return [("linear.weight", 1)]
 
     def forward(self, conv_features: th.Tensor, bf16_linear: bool = False) -> th.Tensor:
         """
@@ -293,6 +427,17 @@ class MultiTrunk(nn.Module):
         vectors = th.cat([observations[key].float().flatten(start_dim=1) for key in self.vector_keys], dim=1)
         return images, vectors
 
+    def flat_order(self) -> th.Tensor | None:
+        """Order of the flat features: each image trunk's (see :meth:`ConvTrunk.flat_order`), then the vectors'."""
+        orders, offset = [], 0
+        for trunk in self.image_trunks.values():
+            order = trunk.flat_order()  # type: ignore[operator]
+            orders.append(offset + (th.arange(trunk.n_flatten) if order is None else order))  # type: ignore[arg-type]
+            offset += int(trunk.n_flatten)  # type: ignore[arg-type]
+        if all(trunk.flat_order() is None for trunk in self.image_trunks.values()):  # type: ignore[operator]
+            return None
+        return th.cat([*orders, th.arange(offset, self.n_flatten)])
+
     def conv_features(self, prepared: tuple[dict[str, th.Tensor], th.Tensor | None]) -> th.Tensor:
         """Flat float32 features: each image key's conv features, then the vector trunk's, concatenated."""
         images, vectors = prepared
@@ -321,7 +466,8 @@ class Encoder(BaseFeaturesExtractor):
     def __init__(self, observation_space: spaces.Space, trunk: Trunk, features_dim: int = 50, detach_trunk: bool = False):
         super().__init__(observation_space, features_dim)
         self.trunk = trunk
-        self.head = ProjectionHead(trunk.n_flatten, features_dim)
+        flat_order = trunk.flat_order() if isinstance(trunk, (ConvTrunk, MultiTrunk)) else None
+        self.head = ProjectionHead(trunk.n_flatten, features_dim, flat_order)
         self.detach_trunk = detach_trunk
 
     def forward(self, observations: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
@@ -391,7 +537,7 @@ class DeconvLayer(nn.ConvTranspose2d):
         return _TransposedConvFunction.apply(input, self.weight, self.bias, self.stride, self.output_padding)
 
 
-class PixelDecoder(nn.Module):
+class PixelDecoder(FlatOrdered):
     """
     Deterministic deconvolutional decoder: latent -> image of the trunk's input shape.
 
@@ -403,6 +549,9 @@ class PixelDecoder(nn.Module):
     :param image_shape: (H, W) of the reconstructed image
     :param features_dim: size of the latent
     :param n_filters: filters per transposed conv
+
+    With a channels-last trunk the Linear's outputs (weight rows and bias) are in (H, W, C) order, so they are the
+    first map in NHWC memory without a copy; state dicts hold them in (C, H, W) order (:class:`FlatOrdered`).
     """
 
     def __init__(self, trunk: ConvTrunk, n_channels: int, image_shape: tuple[int, int], features_dim: int, n_filters: int):
@@ -410,6 +559,7 @@ class PixelDecoder(nn.Module):
         self.conv_shape = trunk.output_shape
         self.memory_format = trunk.memory_format
         self.linear = nn.Linear(features_dim, trunk.n_flatten)
+        self._set_flat_order(trunk.flat_order())
         n_conv_layers = sum(isinstance(layer, nn.Conv2d) for layer in trunk.convs)
         layers: list[nn.Module] = []
         for _ in range(n_conv_layers - 1):
@@ -422,8 +572,14 @@ class PixelDecoder(nn.Module):
         layers.append(DeconvLayer(n_filters, n_channels, 3, stride=2, output_padding=output_padding))
         self.deconvs = nn.Sequential(*layers)
 
+    def flat_ordered(self) -> list[tuple[str, int]]:
+        return [("linear.weight", 0), ("linear.bias", 0)]
+
     def forward(self, latent: th.Tensor) -> th.Tensor:
         hidden = th.relu_(self.linear(latent))
+        if self.flat_order is not None:
+            channels, height, width = self.conv_shape
+            return self.deconvs(hidden.view(-1, height, width, channels).permute(0, 3, 1, 2))  # NHWC, no copy
         return self.deconvs(hidden.view(-1, *self.conv_shape).contiguous(memory_format=self.memory_format))
 
 
