@@ -12,9 +12,10 @@ warm-up, channels-last, batch 128, bfloat16 by default (what ``bf16_autocast=Tru
   then a 2x2 stride-1 conv), forward + weight gradient;
 - the online and the target encoder on the same next observations (second layer, 32 -> 32): two convs vs one
   grouped conv over their 64 stacked channels, forward;
-- the projection Linear on NHWC conv features, forward + backward: flatten to (C, H, W) order first (a copy of the
-  activations) vs a weight permuted to (H, W, C) order on every forward vs a weight stored in (H, W, C) order
-  (the fastest, but a different parameter layout in checkpoints and optimizer states);
+- the projection Linear on NHWC conv features, forward + backward: the adopted weight kept in (H, W, C) order
+  (``FlatOrdered``: it reads the NHWC memory as it is) vs a (C, H, W) weight with the features flattened to
+  (C, H, W) order first (a copy of the activations; the layout before) vs a (C, H, W) weight permuted to (H, W, C)
+  order on every forward;
 - transposed conv 32 -> 32 vs the same values from oneDNN's backward-data convolution (``convolution_backward``),
   forward.
 
@@ -144,10 +145,11 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float, float]]
 
         return run
 
+    adopted = projection("hwc")
+    compare("projection 39200->50 fwd+bwd ((H, W, C) weight -> flatten copy, (C, H, W) weight)", adopted, projection("chw"))
     compare(
-        "projection 39200->50 fwd+bwd (flatten copy -> weight permuted per forward)", projection("chw"), projection("permuted")
+        "projection 39200->50 fwd+bwd ((H, W, C) weight -> (C, H, W) permuted per forward)", adopted, projection("permuted")
     )
-    compare("projection 39200->50 fwd+bwd (flatten copy -> weight stored (H, W, C))", projection("chw"), projection("hwc"))
 
     # 6. transposed conv through the backward-data primitive
     deconv_in, deconv_weight = rand(n, FILTERS, 35, 35, dtype=dtype), rand(FILTERS, FILTERS, 3, 3, dtype=dtype)

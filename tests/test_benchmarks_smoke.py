@@ -93,3 +93,13 @@ def test_kernels_compares_each_speed_lever():
     rows = [line for line in out.splitlines() if line.startswith("| ") and "kernel" not in line]
     assert len(rows) == 11 and all(line.rstrip().endswith("x |") for line in rows)
     assert any(line.startswith("page faults per round of 8 x 24 MB blocks:") for line in out.splitlines())
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_alternatives_time_equivalent_formulations(dtype):
+    out = run_script("alternatives.py", "--batch-size", "2", "--repeats", "1", "--threads", "1", "--dtype", dtype)
+    rows = [line for line in out.splitlines() if " -> " in line and not line.startswith("kernel")]
+    assert len(rows) == 7
+    # every alternative computes the adopted values: float32 to rounding, bfloat16 to about one bf16 step
+    tolerance = 1e-5 if dtype == "float32" else 1e-2
+    assert all(float(line.split()[-1]) <= tolerance for line in rows), out
