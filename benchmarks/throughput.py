@@ -14,6 +14,10 @@ each model reaches. Prints a table; ``--csv`` appends a row.
     python benchmarks/throughput.py --steps 30 --threads 2 --csv benchmarks/results/throughput.csv
     python benchmarks/throughput.py --sacae-kwargs '{"decoder_update_interval": 0}'   # extra SACAE arguments
     python benchmarks/throughput.py --device cuda --steps 200 --warmup 20
+    python benchmarks/throughput.py --skip-sac --sacae-kwargs '{"bf16_autocast": true}' --profile 4   # where time goes
+
+``--profile N`` then runs N more SACAE steps under ``torch.profiler`` and prints the self CPU time per step of the
+busiest ops and of op groups (convolutions, matmuls, copies, ReLU, optimizer), profiler overhead included.
 """
 
 from __future__ import annotations
@@ -212,6 +216,39 @@ def conv_peak(dtype: th.dtype, size: int, device: th.device, repeats: int = 5) -
     return 2 * batch * 30 * 30 * 256 * 256 * 9 / best
 
 
+# op groups of --profile: the first group whose pattern an op's name contains
+PROFILE_GROUPS = {
+    "convolutions and transposed convolutions": ("convolution", "conv_transpose", "mkldnn_convolution"),
+    "matmuls (Linear layers)": ("mm", "linear", "matmul"),
+    "copies and dtype conversions": ("copy_", "to_copy", "clone", "contiguous", "cat", "stack"),
+    "ReLU forward and backward": ("relu", "clamp_min", "threshold_backward"),
+    "optimizers": ("adam", "sgd", "foreach"),
+    "random numbers": ("random_", "uniform_", "normal_"),
+}
+
+
+def profile_steps(model: OffPolicyAlgorithm, steps: int, batch_size: int, rows: int = 15) -> None:
+    """Print the self CPU time per gradient step of the busiest ops and of :data:`PROFILE_GROUPS` over ``steps``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        model.train(gradient_steps=steps, batch_size=batch_size)
+    averages = [event for event in profiler.key_averages() if event.self_cpu_time_total > 0]
+    total_ms = sum(event.self_cpu_time_total for event in averages) / 1e3 / steps
+    print(f"\nprofile of {steps} SACAE steps: {total_ms:.0f} ms of self CPU time per step (profiler overhead included)")
+    print("| op | ms/step | calls/step |\n|---|---|---|")
+    for event in sorted(averages, key=lambda event: -event.self_cpu_time_total)[:rows]:
+        print(f"| {event.key} | {event.self_cpu_time_total / 1e3 / steps:.1f} | {event.count / steps:g} |")
+    groups = dict.fromkeys([*PROFILE_GROUPS, "other"], 0.0)
+    for event in averages:
+        name = event.key.lower()
+        group = next((group for group, patterns in PROFILE_GROUPS.items() if any(p in name for p in patterns)), "other")
+        groups[group] += event.self_cpu_time_total / 1e3 / steps
+    print("| group | ms/step |\n|---|---|")
+    for group, ms in groups.items():
+        print(f"| {group} | {ms:.1f} |")
+
+
 def build_models(args: argparse.Namespace, device: th.device) -> dict[str, OffPolicyAlgorithm]:
     env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
     common = dict(buffer_size=args.transitions, learning_starts=0, batch_size=args.batch_size, seed=args.seed, device=device)
@@ -275,6 +312,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", type=Path, default=None, help="append one row of settings and results to this CSV")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="then profile N SACAE steps and print where the time goes"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be >= 1 and --warmup >= 0")
@@ -367,6 +407,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.csv is not None:
         append_csv(args.csv, row)
         print(f"appended to {args.csv}")
+    if args.profile > 0:
+        profile_steps(models["SACAE"], args.profile, args.batch_size)
     return row
 
 

@@ -53,6 +53,23 @@ def test_throughput_times_both_models_and_appends_a_csv_row(tmp_path):
     assert json.loads(row["policy_kwargs"]) == json.loads(TINY_SACAE_POLICY)
 
 
+def test_throughput_profile_splits_a_step_into_ops_and_groups():
+    tiny = [
+        "--image-size", "40", "--batch-size", "8", "--transitions", "16", "--steps", "1", "--warmup", "1",
+        "--threads", "1", "--peak-size", "128", "--policy-kwargs", TINY_SACAE_POLICY, "--skip-sac", "--profile", "2",
+    ]  # fmt: skip
+    stdout = run_script("throughput.py", *tiny)
+    lines = stdout[stdout.index("profile of 2 SACAE steps") :].splitlines()
+    total = float(lines[0].split(": ")[1].split(" ms")[0])
+    cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[1:]]
+    split = cells.index(["group", "ms/step"])
+    op_rows, group_rows = cells[2:split], cells[split + 2 :]
+    groups = {name: float(ms) for name, ms in group_rows}
+    assert groups["convolutions and transposed convolutions"] > 0 and "other" in groups
+    assert sum(groups.values()) == pytest.approx(total, abs=0.1 * len(groups))  # every op in exactly one group
+    assert 0 < len(op_rows) <= 15 and all(float(ms) >= 0 and float(calls) > 0 for _, ms, calls in op_rows)
+
+
 def test_learning_writes_one_csv_per_seed_and_the_plot_summarises_them(tmp_path):
     hyperparams = {"batch_size": 8, "learning_starts": 10, "policy_kwargs": json.loads(TINY_SACAE_POLICY)}
     stdout = run_script(
