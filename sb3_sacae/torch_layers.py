@@ -162,25 +162,27 @@ class FlatOrdered(nn.Module):
         """Rearrange parameters written in (C, H, W) order (by an initialiser, say) into the trunk's order, in place."""
         with th.no_grad():
             for parameter, dim, order in self.ordered_parameters():
-                parameter.copy_(parameter.index_select(dim, order.to(parameter.device)))
+                parameter.copy_(to_flat_order(parameter, dim, order))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def, override]
         # (C, H, W) order in the file -> the trunk's order, before the child modules read their entries
         for name, dim in self.flat_ordered() if self.flat_order is not None else []:
-            key = prefix + name
-            value = state_dict.get(key)
+            value = state_dict.get(prefix + name)
             if isinstance(value, th.Tensor) and value.shape == self.get_parameter(name).shape:
-                state_dict[key] = value.index_select(dim, self.flat_order.to(value.device))  # type: ignore[union-attr]
+                state_dict[prefix + name] = to_flat_order(value, dim, self.flat_order)  # type: ignore[arg-type]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def _state_dict_in_chw_order(module: FlatOrdered, state_dict: dict, prefix: str, local_metadata: dict) -> None:
     """State-dict hook of :class:`FlatOrdered`: write the ordered parameters back in (C, H, W) order."""
-    for parameter, dim, order in module.ordered_parameters():
-        name = next(name for name, value in module.named_parameters() if value is parameter)
-        key = prefix + name
-        if key in state_dict:
-            state_dict[key] = to_chw_order(state_dict[key], dim, order)
+    for name, dim in module.flat_ordered() if module.flat_order is not None else []:
+        if prefix + name in state_dict:
+            state_dict[prefix + name] = to_chw_order(state_dict[prefix + name], dim, module.flat_order)  # type: ignore[arg-type]
+
+
+def to_flat_order(value: th.Tensor, dim: int, order: th.Tensor) -> th.Tensor:
+    """A tensor with ``dim`` in (C, H, W) order, in the trunk's flat ``order`` (a new tensor)."""
+    return value.detach().index_select(dim, order.to(value.device))
 
 
 def to_chw_order(value: th.Tensor, dim: int, order: th.Tensor) -> th.Tensor:
@@ -224,7 +226,7 @@ class OptimizerStateOrder:
                 continue
             state[index] = {
                 key: (
-                    (to_chw_order(value, dim, order) if to_chw else value.index_select(dim, order.to(value.device)))
+                    (to_chw_order if to_chw else to_flat_order)(value, dim, order)
                     if isinstance(value, th.Tensor) and value.shape == shape
                     else value
                 )
@@ -429,13 +431,13 @@ class MultiTrunk(nn.Module):
 
     def flat_order(self) -> th.Tensor | None:
         """Order of the flat features: each image trunk's (see :meth:`ConvTrunk.flat_order`), then the vectors'."""
+        trunk_orders = [trunk.flat_order() for trunk in self.image_trunks.values()]  # type: ignore[operator]
+        if all(order is None for order in trunk_orders):
+            return None
         orders, offset = [], 0
-        for trunk in self.image_trunks.values():
-            order = trunk.flat_order()  # type: ignore[operator]
+        for trunk, order in zip(self.image_trunks.values(), trunk_orders, strict=True):
             orders.append(offset + (th.arange(trunk.n_flatten) if order is None else order))  # type: ignore[arg-type]
             offset += int(trunk.n_flatten)  # type: ignore[arg-type]
-        if all(trunk.flat_order() is None for trunk in self.image_trunks.values()):  # type: ignore[operator]
-            return None
         return th.cat([*orders, th.arange(offset, self.n_flatten)])
 
     def conv_features(self, prepared: tuple[dict[str, th.Tensor], th.Tensor | None]) -> th.Tensor:
