@@ -370,6 +370,10 @@ class MlpTrunk(nn.Module):
         """Raw state vectors -> flat float32 (``dtype`` is for pixels: states stay float32 under ``bf16_autocast``)."""
         return observations.float().flatten(start_dim=1)
 
+    def flat_order(self) -> None:
+        """The features' order: the MLP's own, nothing to rearrange (see :meth:`ConvTrunk.flat_order`)."""
+        return None
+
     def conv_features(self, states: th.Tensor) -> th.Tensor:
         """Flat float32 features of preprocessed states (never autocast: ``bf16_autocast`` is for the convs)."""
         with th.autocast(device_type=states.device.type, enabled=False):
@@ -468,8 +472,7 @@ class Encoder(BaseFeaturesExtractor):
     def __init__(self, observation_space: spaces.Space, trunk: Trunk, features_dim: int = 50, detach_trunk: bool = False):
         super().__init__(observation_space, features_dim)
         self.trunk = trunk
-        flat_order = trunk.flat_order() if isinstance(trunk, (ConvTrunk, MultiTrunk)) else None
-        self.head = ProjectionHead(trunk.n_flatten, features_dim, flat_order)
+        self.head = ProjectionHead(trunk.n_flatten, features_dim, trunk.flat_order())
         self.detach_trunk = detach_trunk
 
     def forward(self, observations: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
@@ -559,7 +562,6 @@ class PixelDecoder(FlatOrdered):
     def __init__(self, trunk: ConvTrunk, n_channels: int, image_shape: tuple[int, int], features_dim: int, n_filters: int):
         super().__init__()
         self.conv_shape = trunk.output_shape
-        self.memory_format = trunk.memory_format
         self.linear = nn.Linear(features_dim, trunk.n_flatten)
         self._set_flat_order(trunk.flat_order())
         n_conv_layers = sum(isinstance(layer, nn.Conv2d) for layer in trunk.convs)
@@ -582,7 +584,7 @@ class PixelDecoder(FlatOrdered):
         if self.flat_order is not None:
             channels, height, width = self.conv_shape
             return self.deconvs(hidden.view(-1, height, width, channels).permute(0, 3, 1, 2))  # NHWC, no copy
-        return self.deconvs(hidden.view(-1, *self.conv_shape).contiguous(memory_format=self.memory_format))
+        return self.deconvs(hidden.view(-1, *self.conv_shape))  # NCHW trunk: (C, H, W) order is already its layout
 
 
 class MlpDecoder(nn.Module):
