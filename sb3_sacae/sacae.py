@@ -1,5 +1,7 @@
 """SAC-AE as a Stable-Baselines3 algorithm."""
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -600,7 +602,9 @@ class SACAE(SafeSerializationMixin, SAC):
     def _autoencoder_params(self) -> list[th.Tensor]:
         """The parameters the encoder and decoder optimizers step (what the reconstruction loss trains)."""
         optimizers = (self.policy.encoder_optimizer, self.policy.decoder_optimizer)
-        return [p for optimizer in optimizers if optimizer is not None for group in optimizer.param_groups for p in group["params"]]
+        return [
+            p for optimizer in optimizers if optimizer is not None for group in optimizer.param_groups for p in group["params"]
+        ]
 
     def _finite(self, quantity: str, value: th.Tensor) -> float:
         """The loss as a float; raise, naming the update and the quantity, before a non-finite loss is used."""
@@ -739,7 +743,9 @@ class SACAE(SafeSerializationMixin, SAC):
     def _actor_loss(self, conv: th.Tensor, latent: th.Tensor, ent_coef: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """
         Actor loss from the shared conv features and the critic's latent, both read detached: only the actor's
-        projection head and MLP receive its gradient (the Q-heads get one too, but are not stepped by it).
+        projection head and MLP receive its gradient. The Q-heads are evaluated with their parameters frozen, so the
+        backward skips their weight gradients (the reference code computes them, and the critic's ``zero_grad``
+        clears them unused before its next backward).
 
         :return: the loss and the log-probabilities of the sampled actions, shape (batch, 1); for Discrete actions
             the exact expectation E_pi[log pi(a|s)] = -H(pi(.|s)) instead
@@ -747,15 +753,30 @@ class SACAE(SafeSerializationMixin, SAC):
         if isinstance(self.critic, DiscreteCritic):
             # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
             log_probs = self.actor.log_probs_from_features(self._head(self.actor.features_extractor.head, conv.detach()))
-            q_values = self.critic.q_values_from_features(latent.detach())
+            with self._frozen(self._q_params):
+                q_values = self.critic.q_values_from_features(latent.detach())
             # Discrete SAC actor loss, exact over actions: sum_a pi(a|s) [alpha log pi(a|s) - min_i Q_i(s, a)]
             return -soft_state_value(log_probs, q_values, ent_coef).mean(), expected_log_prob(log_probs)
         # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
         features = self._head(self.actor.features_extractor.head, conv.detach())
         actions_pi, log_prob = self.actor.action_log_prob_from_features(features)
         log_prob = log_prob.reshape(-1, 1)
-        min_q_pi = self._q_values(self.critic, latent.detach(), actions_pi).min(dim=1, keepdim=True).values
+        with self._frozen(self._q_params):
+            min_q_pi = self._q_values(self.critic, latent.detach(), actions_pi).min(dim=1, keepdim=True).values
         return (ent_coef * log_prob - min_q_pi).mean(), log_prob
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _frozen(parameters: list[th.Tensor]) -> Iterator[None]:
+        """Parameters that require gradients stop requiring them inside the block (graphs built there skip them)."""
+        frozen = [parameter for parameter in parameters if parameter.requires_grad]
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for parameter in frozen:
+                parameter.requires_grad_(True)
 
     def learn(
         self: SelfSACAE,

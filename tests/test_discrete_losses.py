@@ -155,6 +155,7 @@ def test_actor_loss_does_not_reach_shared_convs():
     assert all(p.grad is None or not p.grad.any() for p in model.policy.encoder.parameters())
     assert all(p.grad is not None and p.grad.any() for p in model.actor.features_extractor.head.parameters())
     assert all(p.grad is not None for p in model.actor.action_logits.parameters())
+    assert all(p.grad is None and p.requires_grad for p in model._q_params)  # frozen for the actor's backward only
 
 
 def test_critic_and_reconstruction_losses_reach_shared_convs():

@@ -89,3 +89,15 @@ def test_decoder_step_moves_only_the_decoder(model):
 def test_encoder_optimizer_holds_the_critic_encoder(model):
     held = {id(p) for group in model.policy.encoder_optimizer.param_groups for p in group["params"]}
     assert held == {id(p) for p in model.critic.features_extractor.parameters()}
+
+
+def test_actor_backward_skips_the_q_heads_weight_gradients_and_leaves_them_trainable(model, batch):
+    model.policy.zero_grad(set_to_none=True)
+    conv = model.policy.encoder(batch.observations)
+    latent = model.critic.features_extractor.head(conv)
+    actor_loss, _ = model._actor_loss(conv, latent, th.tensor(0.1))
+    actor_loss.backward()
+    assert model._q_params and all(p.grad is None for p in model._q_params)
+    assert all(p.requires_grad for p in model._q_params)
+    trained = [p for group in model.actor.optimizer.param_groups for p in group["params"]]
+    assert all(p.grad is not None for p in trained) and any(p.grad.any() for p in trained)
