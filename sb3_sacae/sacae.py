@@ -91,6 +91,8 @@ class SACAE(SafeSerializationMixin, SAC):
     target encoder (``encoder_tau``); every ``decoder_update_interval`` steps the autoencoder. The conv trunk is
     computed once after the critic step and reused by the actor (detached) and the decoder (attached): the actor
     step changes neither the convs nor the critic head, so this is the paper's computation with one forward less.
+    ``reuse_critic_features=True`` drops that forward too: the actor and the reconstruction loss then read the critic's
+    forward, from before the critic step (not the paper's exact order; off by default).
     Each batch is converted to the compute dtype and layout once and shared by the three encoder forwards of the
     step (current encoder on obs and next obs, target encoder on next obs): they use different parameters or inputs,
     so none of them can be reused. The decoder's transposed convs run their backward as regular convolutions
