@@ -16,6 +16,14 @@ each model reaches. Prints a table; ``--csv`` appends a row.
     python benchmarks/throughput.py --device cuda --steps 200 --warmup 20
     python benchmarks/throughput.py --skip-sac --sacae-kwargs '{"bf16_autocast": true}' --profile 4   # where time goes
 
+``--versus '<json>'`` then times SACAE against a second SACAE built with those constructor arguments merged over
+``--sacae-kwargs``, in the same process and on the same transitions, alternating single steps (which model goes
+first alternates too), so the VM's drift over minutes affects both alike; it prints each one's mean and median step
+time and the change:
+
+    python benchmarks/throughput.py --steps 40 --skip-sac --sacae-kwargs '{"bf16_autocast": true}' \
+        --versus '{"reuse_critic_features": true}'
+
 ``--profile N`` then runs N more SACAE steps under ``torch.profiler`` and prints the self CPU time per step of the
 busiest ops and of op groups (convolutions, matmuls, copies, ReLU, optimizer), profiler overhead included.
 """
@@ -172,6 +180,23 @@ def time_train(model: OffPolicyAlgorithm, steps: int, warmup: int, batch_size: i
     }
 
 
+def time_alternating(
+    models: dict[str, OffPolicyAlgorithm], steps: int, warmup: int, batch_size: int, device: th.device
+) -> dict[str, list[float]]:
+    """Seconds per ``train(1)`` of each model over ``steps`` rounds, one step each per round, in alternating order."""
+    for model in models.values():
+        model.train(gradient_steps=warmup, batch_size=batch_size)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
+    for round_ in range(steps):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            models[name].train(gradient_steps=1, batch_size=batch_size)
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def count_flops(model: OffPolicyAlgorithm, batch_size: int) -> float:
     """FLOPs of one gradient step (forward and backward of every network), the mean of two consecutive steps."""
     with FlopCounterMode(display=False) as counter:
@@ -313,6 +338,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", type=Path, default=None, help="append one row of settings and results to this CSV")
     parser.add_argument(
+        "--versus",
+        type=json_arg,
+        default=None,
+        help="then time SACAE against SACAE with these arguments merged over --sacae-kwargs (JSON), alternating steps",
+    )
+    parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="then profile N SACAE steps and print where the time goes"
     )
     args = parser.parse_args(argv)
@@ -407,9 +438,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.csv is not None:
         append_csv(args.csv, row)
         print(f"appended to {args.csv}")
+    if args.versus is not None:
+        row["versus"] = compare(models["SACAE"], args, device)
     if args.profile > 0:
         profile_steps(models["SACAE"], args.profile, args.batch_size)
     return row
+
+
+def compare(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device: th.device) -> dict[str, float]:
+    """Print and return the step times of ``sacae`` and of SACAE with ``--versus`` merged in, timed alternately."""
+    versus_kwargs = {**args.sacae_kwargs, **args.versus}
+    env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
+    other = SACAE(
+        "CnnPolicy",
+        env,
+        policy_kwargs={**PAPER_POLICY_KWARGS, **args.policy_kwargs},
+        buffer_size=args.transitions,
+        learning_starts=0,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=device,
+        **versus_kwargs,
+    )
+    prepare(other, args.transitions, args.seed)
+    labels = {f"SACAE {args.sacae_kwargs}": sacae, f"SACAE {versus_kwargs}": other}
+    times = time_alternating(labels, args.steps, args.warmup, args.batch_size, device)
+    print(f"\nin one process, {args.steps} alternating steps each:")
+    print("| model | ms/step mean | ms/step median | steps/s |\n|---|---|---|---|")
+    means = []
+    for label, seconds in times.items():
+        mean = float(np.mean(seconds))
+        means.append(mean)
+        print(f"| {label} | {1e3 * mean:.1f} | {1e3 * float(np.median(seconds)):.1f} | {1 / mean:.2f} |")
+    change = means[1] / means[0] - 1
+    print(f"step time with {args.versus}: {100 * change:+.1f} %")
+    return {"ms_mean": 1e3 * means[0], "versus_ms_mean": 1e3 * means[1], "change": change}
 
 
 if __name__ == "__main__":

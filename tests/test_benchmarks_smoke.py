@@ -120,3 +120,17 @@ def test_alternatives_time_equivalent_formulations(dtype):
     # every alternative computes the adopted values: float32 to rounding, bfloat16 to about one bf16 step
     tolerance = 1e-5 if dtype == "float32" else 1e-2
     assert all(float(line.split()[-1]) <= tolerance for line in rows), out
+
+
+def test_throughput_versus_times_two_sacae_models_alternately():
+    tiny = [
+        "--image-size", "40", "--batch-size", "8", "--transitions", "16", "--steps", "2", "--warmup", "1",
+        "--threads", "1", "--peak-size", "128", "--policy-kwargs", TINY_SACAE_POLICY, "--skip-sac",
+        "--versus", json.dumps({"reuse_critic_features": True}),
+    ]  # fmt: skip
+    stdout = run_script("throughput.py", *tiny)
+    lines = stdout[stdout.index("in one process, 2 alternating steps each") :].splitlines()
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[3:5]]
+    assert rows[0][0] == "SACAE {}" and rows[1][0] == "SACAE {'reuse_critic_features': True}"
+    assert all(float(mean) > 0 and float(median) > 0 and float(rate) > 0 for _, mean, median, rate in rows)
+    assert "step time with {'reuse_critic_features': True}: " in lines[5]
