@@ -12,16 +12,32 @@ from sb3_sacae.torch_layers import reconstruction_target
 from tests.conftest import TinyPixelEnv, tiny_model
 
 
-def _reference_update(model: SACAE) -> None:
-    """The reference code's update written out plainly, through the SB3 modules' ordinary forward passes."""
+def sample_with_target(model: SACAE):
+    """A batch of 8, the temperature and the soft Bellman target, as the reference code computes them."""
     data = model.replay_buffer.sample(8)
-    obs, next_obs = data.observations, data.next_observations
     model.policy.set_training_mode(True)
     alpha = model.log_ent_coef.detach().exp()
     with th.no_grad():
-        next_actions, next_log_prob = model.actor.action_log_prob(next_obs)
-        target_v = th.cat(model.critic_target(next_obs, next_actions), 1).min(1, keepdim=True).values
+        next_actions, next_log_prob = model.actor.action_log_prob(data.next_observations)
+        target_v = th.cat(model.critic_target(data.next_observations, next_actions), 1).min(1, keepdim=True).values
         target_q = data.rewards + (1 - data.dones) * model.gamma * (target_v - alpha * next_log_prob.reshape(-1, 1))
+    return data, alpha, target_q
+
+
+def update_targets(model: SACAE) -> None:
+    """Polyak updates of the target Q-heads (tau) and of the target encoder (encoder_tau)."""
+    q_heads = [p for n, p in model.critic.named_parameters() if not n.startswith("features_extractor.")]
+    q_targets = [p for n, p in model.critic_target.named_parameters() if not n.startswith("features_extractor.")]
+    polyak_update(q_heads, q_targets, model.tau)
+    polyak_update(
+        model.critic.features_extractor.parameters(), model.critic_target.features_extractor.parameters(), model.encoder_tau
+    )
+
+
+def _reference_update(model: SACAE) -> None:
+    """The reference code's update written out plainly, through the SB3 modules' ordinary forward passes."""
+    data, alpha, target_q = sample_with_target(model)
+    obs = data.observations
     q1, q2 = model.critic(obs, data.actions)
     critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
     model.critic.optimizer.zero_grad()
@@ -40,12 +56,7 @@ def _reference_update(model: SACAE) -> None:
     model.ent_coef_optimizer.zero_grad()
     (model.log_ent_coef.exp() * (-log_prob - model.target_entropy).detach()).mean().backward()
     model.ent_coef_optimizer.step()
-    q_heads = [p for n, p in model.critic.named_parameters() if not n.startswith("features_extractor.")]
-    q_targets = [p for n, p in model.critic_target.named_parameters() if not n.startswith("features_extractor.")]
-    polyak_update(q_heads, q_targets, model.tau)
-    polyak_update(
-        model.critic.features_extractor.parameters(), model.critic_target.features_extractor.parameters(), model.encoder_tau
-    )
+    update_targets(model)
     latent = model.critic.features_extractor(obs)
     loss = F.mse_loss(model.policy.decoder(latent), reconstruction_target(obs))
     loss = loss + model.decoder_latent_lambda * (0.5 * latent.pow(2).sum(1)).mean()

@@ -6,25 +6,19 @@ import numpy as np
 import pytest
 import torch as th
 import torch.nn.functional as F
-from stable_baselines3.common.utils import polyak_update
 
 from sb3_sacae import SACAE
 from sb3_sacae.torch_layers import reconstruction_target
 from tests.conftest import TINY, TinyPixelEnv, tiny_model
 from tests.test_discrete_losses import DiscreteTinyPixelEnv
 from tests.test_multi_input_policy import TINY_MULTI, TinyDictEnv
+from tests.test_reference_update import sample_with_target, update_targets
 
 
 def _reused_update(model: SACAE) -> None:
     """The update with ``reuse_critic_features``, written out plainly through the SB3 modules' forward passes."""
-    data = model.replay_buffer.sample(8)
-    obs, next_obs = data.observations, data.next_observations
-    model.policy.set_training_mode(True)
-    alpha = model.log_ent_coef.detach().exp()
-    with th.no_grad():
-        next_actions, next_log_prob = model.actor.action_log_prob(next_obs)
-        target_v = th.cat(model.critic_target(next_obs, next_actions), 1).min(1, keepdim=True).values
-        target_q = data.rewards + (1 - data.dones) * model.gamma * (target_v - alpha * next_log_prob.reshape(-1, 1))
+    data, alpha, target_q = sample_with_target(model)
+    obs = data.observations
     # one encoder forward, before any step: the critic loss and the reconstruction loss both read it
     conv = model.policy.encoder(obs)
     latent = model.critic.features_extractor.head(conv)
@@ -46,12 +40,7 @@ def _reused_update(model: SACAE) -> None:
     model.ent_coef_optimizer.zero_grad()
     (model.log_ent_coef.exp() * (-log_prob - model.target_entropy).detach()).mean().backward()
     model.ent_coef_optimizer.step()
-    q_heads = [p for n, p in model.critic.named_parameters() if not n.startswith("features_extractor.")]
-    q_targets = [p for n, p in model.critic_target.named_parameters() if not n.startswith("features_extractor.")]
-    polyak_update(q_heads, q_targets, model.tau)
-    polyak_update(
-        model.critic.features_extractor.parameters(), model.critic_target.features_extractor.parameters(), model.encoder_tau
-    )
+    update_targets(model)
     model.policy.encoder_optimizer.zero_grad()
     model.policy.decoder_optimizer.zero_grad()
     for parameter, grad in zip(autoencoder_params, autoencoder_grads, strict=True):
