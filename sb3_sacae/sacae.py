@@ -513,9 +513,9 @@ class SACAE(SafeSerializationMixin, SAC):
                 # reuse_critic_features: the reconstruction gradients of the critic's forward, taken before the critic
                 # step moves the encoder (its graph is kept for the critic's backward)
                 autoencoder_loss = self._autoencoder_loss(current_latent, observations, ae_losses, latent_losses)
-                autoencoder_grads = th.autograd.grad(
-                    autoencoder_loss, self._autoencoder_params, retain_graph=True, allow_unused=True
-                )
+                parameters = self._autoencoder_params
+                grads = th.autograd.grad(autoencoder_loss, parameters, retain_graph=True, allow_unused=True)
+                autoencoder_grads = list(zip(parameters, grads, strict=True))
             self.critic.optimizer.zero_grad()
             critic_loss.backward()  # type: ignore[union-attr]
             self._step(self.critic.optimizer, "critic")
@@ -561,7 +561,7 @@ class SACAE(SafeSerializationMixin, SAC):
                 if autoencoder_grads is None:
                     self._autoencoder_loss(latent, observations, ae_losses, latent_losses).backward()
                 else:
-                    for parameter, grad in zip(self._autoencoder_params, autoencoder_grads, strict=True):
+                    for parameter, grad in autoencoder_grads:
                         parameter.grad = grad
                 self._check_gradients(autoencoder_optimizers)  # both, before either optimizer moves
                 for optimizer in autoencoder_optimizers.values():
