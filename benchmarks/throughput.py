@@ -274,17 +274,24 @@ def profile_steps(model: OffPolicyAlgorithm, steps: int, batch_size: int, rows: 
         print(f"| {group} | {ms:.1f} |")
 
 
-def build_models(args: argparse.Namespace, device: th.device) -> dict[str, OffPolicyAlgorithm]:
+def common_kwargs(args: argparse.Namespace, device: th.device) -> dict[str, Any]:
+    """Constructor arguments both models share: the buffer, no warm-up, the batch size, the seed and the device."""
+    return dict(buffer_size=args.transitions, learning_starts=0, batch_size=args.batch_size, seed=args.seed, device=device)
+
+
+def build_sacae(args: argparse.Namespace, device: th.device, sacae_kwargs: dict[str, Any]) -> SACAE:
+    """SACAE with the paper's policy (``--policy-kwargs`` merged over it) and ``sacae_kwargs``, on synthetic pixels."""
     env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
-    common = dict(buffer_size=args.transitions, learning_starts=0, batch_size=args.batch_size, seed=args.seed, device=device)
     sacae_policy = {**PAPER_POLICY_KWARGS, **args.policy_kwargs}
-    models: dict[str, OffPolicyAlgorithm] = {
-        "SACAE": SACAE("CnnPolicy", env, policy_kwargs=sacae_policy, **common, **args.sacae_kwargs)  # type: ignore[arg-type]
-    }
+    return SACAE("CnnPolicy", env, policy_kwargs=sacae_policy, **common_kwargs(args, device), **sacae_kwargs)  # type: ignore[arg-type]
+
+
+def build_models(args: argparse.Namespace, device: th.device) -> dict[str, OffPolicyAlgorithm]:
+    models: dict[str, OffPolicyAlgorithm] = {"SACAE": build_sacae(args, device, args.sacae_kwargs)}
     if not args.skip_sac:
-        models["SAC (SB3 CnnPolicy)"] = SAC(
-            "CnnPolicy", env, policy_kwargs=dict(args.sac_policy_kwargs) or None, **common  # type: ignore[arg-type]
-        )
+        env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
+        sac_policy = dict(args.sac_policy_kwargs) or None
+        models["SAC (SB3 CnnPolicy)"] = SAC("CnnPolicy", env, policy_kwargs=sac_policy, **common_kwargs(args, device))  # type: ignore[arg-type]
     return models
 
 
@@ -448,19 +455,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def compare(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device: th.device) -> dict[str, float]:
     """Print and return the step times of ``sacae`` and of SACAE with ``--versus`` merged in, timed alternately."""
     versus_kwargs = {**args.sacae_kwargs, **args.versus}
-    env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
-    other = SACAE(
-        "CnnPolicy",
-        env,
-        policy_kwargs={**PAPER_POLICY_KWARGS, **args.policy_kwargs},
-        buffer_size=args.transitions,
-        learning_starts=0,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=device,
-        **versus_kwargs,
-    )
-    prepare(other, args.transitions, args.seed)
+    other = prepare(build_sacae(args, device, versus_kwargs), args.transitions, args.seed)
     labels = {f"SACAE {args.sacae_kwargs}": sacae, f"SACAE {versus_kwargs}": other}
     times = time_alternating(labels, args.steps, args.warmup, args.batch_size, device)
     print(f"\nin one process, {args.steps} alternating steps each:")
