@@ -67,26 +67,40 @@ def _reference_update(model: SACAE) -> None:
     model.policy.decoder_optimizer.step()
 
 
-def test_train_step_equals_the_reference_update():
-    trained = tiny_model()
+def copies(n_updates: int, **kwargs):
+    """Identical models (trained briefly, saved, loaded) sharing a replay buffer, at gradient step ``n_updates``."""
+    trained = tiny_model(**kwargs)
     trained.learn(40)
     saved = io.BytesIO()
     trained.save(saved)
 
-    def copy() -> SACAE:
-        model = SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device="cpu")
+    def copy(**changes) -> SACAE:
+        model = SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device="cpu", **changes)
         model.replay_buffer = trained.replay_buffer
         model.set_logger(trained.logger)
-        model._n_updates = 10  # a step where the actor, the targets and the decoder all update
+        model._n_updates = n_updates
         return model
 
+    return copy
+
+
+def assert_same_parameters(a: SACAE, b: SACAE) -> None:
+    """Policy parameters equal to 1e-6 and the entropy coefficient to 1e-7."""
+    for (name, x), y in zip(a.policy.state_dict().items(), b.policy.state_dict().values(), strict=True):
+        th.testing.assert_close(x, y, rtol=0, atol=1e-6, msg=name)
+    th.testing.assert_close(a.log_ent_coef, b.log_ent_coef, rtol=0, atol=1e-7)
+
+
+def same_seed_step(model: SACAE, update=None) -> None:
+    """One gradient step (``train`` or ``update``) from the same numpy and torch seeds."""
+    np.random.seed(5)
+    th.manual_seed(5)
+    model.train(1, 8) if update is None else update(model)
+
+
+def test_train_step_equals_the_reference_update():
+    copy = copies(10)  # a step where the actor, the targets and the decoder all update
     ours, reference = copy(), copy()
-    np.random.seed(5)
-    th.manual_seed(5)
-    ours.train(1, 8)
-    np.random.seed(5)
-    th.manual_seed(5)
-    _reference_update(reference)
-    for (name, a), b in zip(ours.policy.state_dict().items(), reference.policy.state_dict().values(), strict=True):
-        th.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
-    th.testing.assert_close(ours.log_ent_coef, reference.log_ent_coef, rtol=0, atol=1e-7)
+    same_seed_step(ours)
+    same_seed_step(reference, _reference_update)
+    assert_same_parameters(ours, reference)

@@ -12,7 +12,13 @@ from sb3_sacae.torch_layers import reconstruction_target
 from tests.conftest import TINY, TinyPixelEnv, tiny_model
 from tests.test_discrete_losses import DiscreteTinyPixelEnv
 from tests.test_multi_input_policy import TINY_MULTI, TinyDictEnv
-from tests.test_reference_update import sample_with_target, update_targets
+from tests.test_reference_update import (
+    assert_same_parameters,
+    copies,
+    same_seed_step,
+    sample_with_target,
+    update_targets,
+)
 
 
 def _reused_update(model: SACAE) -> None:
@@ -49,53 +55,24 @@ def _reused_update(model: SACAE) -> None:
     model.policy.decoder_optimizer.step()
 
 
-def _copies(n_updates: int, **kwargs):
-    """Identical models (trained briefly, saved, loaded) sharing a replay buffer, at gradient step ``n_updates``."""
-    trained = tiny_model(**kwargs)
-    trained.learn(40)
-    saved = io.BytesIO()
-    trained.save(saved)
-
-    def copy(**changes) -> SACAE:
-        model = SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device="cpu", **changes)
-        model.replay_buffer = trained.replay_buffer
-        model.set_logger(trained.logger)
-        model._n_updates = n_updates
-        return model
-
-    return copy
-
-
-def _assert_same_parameters(a: SACAE, b: SACAE) -> None:
-    for (name, x), y in zip(a.policy.state_dict().items(), b.policy.state_dict().values(), strict=True):
-        th.testing.assert_close(x, y, rtol=0, atol=1e-6, msg=name)
-    th.testing.assert_close(a.log_ent_coef, b.log_ent_coef, rtol=0, atol=1e-7)
-
-
-def _same_seed_step(model: SACAE, update=None) -> None:
-    np.random.seed(5)
-    th.manual_seed(5)
-    model.train(1, 8) if update is None else update(model)
-
-
 def test_train_step_equals_the_written_out_reused_update():
-    copy = _copies(10, reuse_critic_features=True)  # step 10: actor, targets and decoder all update
+    copy = copies(10, reuse_critic_features=True)  # step 10: actor, targets and decoder all update
     ours, reference = copy(), copy()
     assert ours.reuse_critic_features
-    _same_seed_step(ours)
-    _same_seed_step(reference, _reused_update)
-    _assert_same_parameters(ours, reference)
+    same_seed_step(ours)
+    same_seed_step(reference, _reused_update)
+    assert_same_parameters(ours, reference)
 
 
 def test_it_is_the_paper_update_when_the_critic_step_moves_nothing():
     # learning_rate 0: the critic step leaves the encoder where it was, so reading the critic's forward is exact.
     # Step 11 updates neither the actor nor the targets; the decoder (interval 1) updates
-    copy = _copies(11, learning_rate=0.0)
+    copy = copies(11, learning_rate=0.0)
     reused, paper = copy(reuse_critic_features=True), copy()
     encoder_before = [p.detach().clone() for p in paper.policy.encoder_optimizer.param_groups[0]["params"]]
-    _same_seed_step(reused)
-    _same_seed_step(paper)
-    _assert_same_parameters(reused, paper)
+    same_seed_step(reused)
+    same_seed_step(paper)
+    assert_same_parameters(reused, paper)
     moved = [
         p
         for p, before in zip(paper.policy.encoder_optimizer.param_groups[0]["params"], encoder_before, strict=True)
@@ -105,10 +82,10 @@ def test_it_is_the_paper_update_when_the_critic_step_moves_nothing():
 
 
 def test_with_a_learning_rate_it_differs_from_the_paper_update_but_stays_close():
-    copy = _copies(10)
+    copy = copies(10)
     reused, paper = copy(reuse_critic_features=True), copy()
-    _same_seed_step(reused)
-    _same_seed_step(paper)
+    same_seed_step(reused)
+    same_seed_step(paper)
     differences = [
         (x - y).abs().max().item()
         for x, y in zip(reused.policy.state_dict().values(), paper.policy.state_dict().values(), strict=True)
