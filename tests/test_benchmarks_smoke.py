@@ -87,7 +87,13 @@ def test_learning_writes_one_csv_per_seed_and_the_plot_summarises_them(tmp_path)
         assert all(float(row["eval_std_return"]) >= 0 for row in rows)
         wall = [float(row["wall_time_s"]) for row in rows]
         assert wall == sorted(wall) and wall[-1] > 0
+        eval_times = [float(row["eval_time_s"]) for row in rows]
+        assert all(t > 0 for t in eval_times) and sum(eval_times) < wall[-1]
         assert (env_dir / "evaluations" / str(seed) / "evaluations.npz").exists()
+        seed_settings = json.loads((env_dir / f"settings-seed{seed}.json").read_text())
+        assert seed_settings["seed"] == seed and seed_settings["threads"] == 1
+        assert seed_settings["code"]["sb3_sacae"] and "command" in seed_settings and "cpu" in seed_settings["machine"]
+    assert "% of the wall time" in stdout
     settings = json.loads((env_dir / "settings.json").read_text())
     assert settings["steps"] == 20 and settings["seeds"] == [0, 1] and settings["hyperparams"]["batch_size"] == 8
 
