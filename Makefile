@@ -7,7 +7,7 @@ PYTHON ?= python
 install:
 	bash scripts/install_system_deps.sh
 	$(PYTHON) -m pip install torch==2.13.0
-	$(PYTHON) -m pip install ".[all,tests]"
+	$(PYTHON) -m pip install ".[all,tests,docs]"
 
 # The main job: a short pixel Pendulum run with a progress bar; saves the model and a learning-curve plot
 demo:
