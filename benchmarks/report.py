@@ -165,8 +165,31 @@ def configuration(result: LearningResult) -> str:
     for settings in result.settings.values():
         hyperparams.update(settings.get("hyperparams", {}))
     if not hyperparams:
-        return "paper settings"
+        return "paper hyperparameters"
     return ", ".join(f"`{key}={value!r}`" for key, value in sorted(hyperparams.items()))
+
+
+def environment_text(result: LearningResult) -> str:
+    """Image size, frame stack and action repeat, from the settings' environment keyword arguments."""
+    texts = set()
+    for settings in result.settings.values():
+        kwargs = settings.get("env_kwargs", {})
+        if {"image_size", "frame_stack", "action_repeat"} <= set(kwargs):
+            size = kwargs["image_size"]
+            texts.add(f"{size}x{size} pixels, {kwargs['frame_stack']} frames, action repeat {kwargs['action_repeat']}")
+    return "; ".join(sorted(texts)) if texts else "environment settings not recorded"
+
+
+def evaluation_text(result: LearningResult) -> str:
+    """How the evaluations were run, from the settings (the same for every seed of a result)."""
+    texts = sorted(
+        {
+            f"{s['eval_episodes']} deterministic episodes every {s['eval_freq']:,} agent steps"
+            for s in result.settings.values()
+            if "eval_episodes" in s and "eval_freq" in s
+        }
+    )
+    return "; ".join(texts) if texts else "evaluation settings not recorded"
 
 
 def seeds_label(result: LearningResult) -> str:
@@ -282,7 +305,7 @@ def results_page(results: list[LearningResult]) -> str:
         "## Summary: DeepMind Control against the published numbers",
         "",
         f"Published values: {PUBLISHED_SOURCE}. Measured: the mean over seeds of each seed's last common evaluation "
-        "(10 deterministic episodes unless the command says otherwise); +/- is the standard deviation over seeds.",
+        "(the mean return of deterministic episodes); +/- is the standard deviation over seeds.",
         "",
         summary_table(results),
     ]
@@ -292,7 +315,8 @@ def results_page(results: list[LearningResult]) -> str:
         lines += [
             f"## `{result.run}`: {result.env}",
             "",
-            f"Configuration: {configuration(result)}; {seeds_label(result)}. "
+            f"Configuration: {configuration(result)}; {seeds_label(result)}; environment: {environment_text(result)}; "
+            f"evaluation: {evaluation_text(result)}. "
             f"At {fmt_x(result, end)}: **{fmt_return(result.returns_at(end))}**"
             + (
                 " (published: " + ", ".join(f"{name} {value}" for name, value in published.items()) + ")."

@@ -48,7 +48,7 @@ def test_every_results_folder_is_picked_up_and_fewer_than_three_seeds_are_labell
     page = report.results_page(report.find_learning_results(tmp_path))
 
     assert "## `full`: DMC-cartpole-swingup-v0" in page and "## `new-option`: DMC-cartpole-swingup-v0" in page
-    assert "| DMC-cartpole-swingup-v0 | paper settings | 3 seeds | **310 +/- 8** at 100,000 frames |" in page
+    assert "| DMC-cartpole-swingup-v0 | paper hyperparameters | 3 seeds | **310 +/- 8** at 100,000 frames |" in page
     assert "`random_shift=4` | 1 seed (fewer than 3: not a result yet) | **700** at 100,000 frames" in page
 
 
