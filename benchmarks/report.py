@@ -433,6 +433,15 @@ def session_table(rows: list[dict[str, str]]) -> list[str]:
             f"{f'{rates.mean() / default_rate:.2f}' if default_rate else '-'} | "
             f"{f'{np.mean(versus_sac):.2f}' if versus_sac else '-'} | {float(config_rows[0]['sacae_gflop_per_step']):.1f} |"
         )
+    sac_rows = [r for r in rows if r.get("sac_steps_per_s")]
+    if sac_rows:  # the reference point, timed in the same processes as the rows above that name it
+        rates = np.array([float(r["sac_steps_per_s"]) for r in sac_rows])
+        spread = f" ({rates.min():.2f}-{rates.max():.2f})" if len(rates) > 1 else ""
+        lines.append(
+            f"| SB3 SAC `CnnPolicy` (reference point) | {len(rates)} | {rates.mean():.2f}{spread} | "
+            f"{f'{rates.mean() / default_rate:.2f}' if default_rate else '-'} | 1.00 | "
+            f"{float(sac_rows[0]['sac_gflop_per_step']):.1f} |"
+        )
     return lines
 
 

@@ -84,7 +84,7 @@ def throughput_row(date: str, steps_per_s: float, sacae_kwargs: str = "{}", sac:
     row = {field: "" for field in ["cpu", "nproc", "gpu", "torch", "device", "threads", "image_size", "batch_size"]}
     row.update(cpu="Test CPU", nproc="2", torch="2.0", device="cpu", threads="2", image_size="84", batch_size="128")
     row.update(date=date, steps="20", warmup="3", sacae_kwargs=sacae_kwargs, policy_kwargs="{}")
-    row.update(sacae_steps_per_s=str(steps_per_s), sacae_gflop_per_step="126.4")
+    row.update(sacae_steps_per_s=str(steps_per_s), sacae_gflop_per_step="126.4", sac_gflop_per_step="33.1" if sac else "")
     row.update(sac_steps_per_s=str(sac) if sac else "", ratio=f"{steps_per_s / sac:.4f}" if sac else "")
     return row
 
@@ -102,6 +102,7 @@ def test_speed_ratios_compare_rows_of_the_same_session_only():
     assert [len(session) for session in sessions] == [1, 2]
     assert "| exact default (float32) | 1 | 2.00 | 1.00 | 0.40 | 126.4 |" in table
     assert "| `bf16_autocast=True` | 1 | 3.00 | 1.50 | - | 126.4 |" in table  # 3.0 / 2.0, not 3.0 / 4.0
+    assert "| SB3 SAC `CnnPolicy` (reference point) | 1 | 5.00 | 2.50 | 1.00 | 33.1 |" in table
     assert report.speed_line(rows).startswith("2026-01-02, Test CPU, 2 cores, cpu: the exact default 0.40x")
 
 
