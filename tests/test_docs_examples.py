@@ -3,6 +3,7 @@ page's recipe for the original code's burst of updates, each executed as written
 step counts (the examples' own numbers are for real training)."""
 
 import itertools
+import os
 import re
 from pathlib import Path
 
@@ -56,7 +57,12 @@ def tiny_examples(monkeypatch, tmp_path):
     monkeypatch.setattr(gym, "make", make_small)
     monkeypatch.setattr(sb3_sacae, "SACAE", TinySACAE)
     monkeypatch.chdir(tmp_path)
-    return tmp_path
+    # making a MuJoCo env sets MUJOCO_GL and PYOPENGL_PLATFORM in this process: later tests that start renderers in
+    # subprocesses with another backend must not inherit them
+    environment = dict(os.environ)
+    yield tmp_path
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def run(code: str) -> dict:
