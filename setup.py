@@ -3,7 +3,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
-# rl_zoo3 start-up hook (sb3_sacae/zoo/_hook.py, design notes section 4): these files must sit at the root of
+# rl_zoo3 start-up hook (sb3_sacae/zoo/_hook.py; docs/guide/zoo.md): these files must sit at the root of
 # site-packages, next to the packages, where site.py reads .pth (and, from Python 3.15, PEP 829 .start) files.
 STARTUP_FILES = ("sb3_sacae_zoo.pth", "sb3_sacae_zoo.start")
 
@@ -23,7 +23,7 @@ class BuildPyWithStartupFiles(build_py):
 here = Path(__file__).parent
 version = (here / "sb3_sacae" / "version.txt").read_text(encoding="utf-8").strip()
 
-# torch must be installed first and pinned by the user's set-up (see README): an unpinned torch pulls CUDA wheels
+# torch must be installed first and pinned by the user's set-up (docs/guide/install.md): an unpinned torch pulls CUDA wheels
 install_requires = [
     "stable-baselines3>=2.7,<3.0",
     "sb3-contrib>=2.7,<3.0",
@@ -36,7 +36,7 @@ extras = {
     "envs": [
         "gymnasium[box2d,mujoco,atari]>=1.0",
         "shimmy[dm-control]>=2.0",
-        "mujoco==3.17.0",  # dm_control 1.0.50 breaks with mujoco 4.x (design notes section 6)
+        "mujoco==3.17.0",  # dm_control 1.0.50 breaks with mujoco 4.x
         "opencv-python-headless>=4.8",  # gymnasium's ResizeObservation
     ],
     "zoo": [
@@ -51,6 +51,8 @@ extras = {
         "tensorboard",
     ],
     "tests": ["pytest>=8", "pytest-xdist>=3", "ruff", "black", "mypy"],
+    # the documentation site (make docs): Sphinx with MyST Markdown pages, the Furo theme, type hints from signatures
+    "docs": ["sphinx>=8,<9", "myst-parser>=4", "furo>=2024.8", "sphinx-autodoc-typehints>=2"],
 }
 extras["all"] = sorted({req for reqs in (extras["envs"], extras["zoo"]) for req in reqs})
 
