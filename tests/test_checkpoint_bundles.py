@@ -88,9 +88,9 @@ def test_bundles_are_written_between_steps(tmp_path):
 def test_a_crash_mid_bundle_leaves_only_complete_bundles(tmp_path, monkeypatch):
     model = tiny_model()
     model.learn(10, callback=CheckpointBundleCallback(10, tmp_path))
-    import sb3_sacae.callbacks as callbacks
+    import sb3_sacae.checkpoints as checkpoints
 
-    monkeypatch.setattr(callbacks, "write_replay_buffer", lambda *a: (_ for _ in ()).throw(OSError("killed (simulated)")))
+    monkeypatch.setattr(checkpoints, "write_replay_buffer", lambda *a: (_ for _ in ()).throw(OSError("killed (simulated)")))
     with pytest.raises(OSError, match="simulated"):
         save_bundle(model, tmp_path / "checkpoint_20_steps")
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_10_steps"]

@@ -1,0 +1,277 @@
+"""
+Hostile files built at test time: plain-JSON entries that would make SB3 import something, pickles that would change
+an allowed class, and small files that ask for huge allocations are refused, and nothing of them ran or persisted.
+"""
+
+import base64
+import io
+import json
+import os
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+from stable_baselines3.common.utils import FloatSchedule
+
+from sb3_sacae import SACAE
+from sb3_sacae.io import UnsafeFileError, restricted_loads
+from sb3_sacae.io.errors import FileLimitError
+from sb3_sacae.io.files import read_regular_file
+from sb3_sacae.io.limits import MAX_METADATA_BYTES
+from tests.conftest import tiny_model
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory) -> Path:
+    model = tiny_model()
+    model.learn(20)
+    path = tmp_path_factory.mktemp("model") / "model.zip"
+    model.save(path)
+    return path
+
+
+def _rewrite(source: Path, target: Path, edit_data=None, extra: dict[str, bytes] | None = None, compress=False) -> Path:
+    """Copy a model zip, passing its JSON ``data`` through ``edit_data`` and adding ``extra`` members."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(source) as archive_in, zipfile.ZipFile(target, "w", method) as archive_out:
+        for name in archive_in.namelist():
+            content = archive_in.read(name)
+            if name == "data" and edit_data is not None:
+                data = json.loads(content)
+                edit_data(data)
+                content = json.dumps(data).encode()
+            archive_out.writestr(name, content)
+        for name, content in (extra or {}).items():
+            archive_out.writestr(name, content)
+    return target
+
+
+def _serialized(payload: bytes) -> dict:
+    return {":type:": "x", ":serialized:": base64.b64encode(payload).decode()}
+
+
+# --- 1. plain-JSON entries that make SB3 import or build things ---------------------------------------------------
+
+
+@pytest.fixture
+def evil_module(tmp_path, monkeypatch) -> tuple[str, Path]:
+    """An importable module that writes a marker file when imported."""
+    marker = tmp_path / "imported"
+    name = f"sb3_sacae_evil_{os.getpid()}"
+    (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name, marker
+    sys.modules.pop(name, None)
+
+
+def test_env_entry_with_module_prefix_is_refused_without_importing(saved_model, tmp_path, evil_module):
+    name, marker = evil_module
+    hostile = _rewrite(saved_model, tmp_path / "hostile.zip", lambda data: data.update(env=f"{name}:Evil-v0"))
+    with pytest.raises(UnsafeFileError, match="entry 'env'"):
+        SACAE.load(hostile)
+    assert not marker.exists()
+    assert name not in sys.modules
+
+
+def test_env_entry_can_be_ignored_with_custom_objects(saved_model, tmp_path, evil_module):
+    name, marker = evil_module
+    hostile = _rewrite(saved_model, tmp_path / "hostile.zip", lambda data: data.update(env=f"{name}:Evil-v0"))
+    model = SACAE.load(hostile, custom_objects={"env": None})
+    assert model.env is None and not marker.exists()
+
+
+def test_policy_class_name_outside_the_aliases_is_refused(saved_model, tmp_path):
+    hostile = _rewrite(saved_model, tmp_path / "hostile.zip", lambda data: data.update(policy_class="os:system"))
+    with pytest.raises(UnsafeFileError, match="policy_class"):
+        SACAE.load(hostile)
+
+
+def test_space_that_is_not_a_space_is_refused(saved_model, tmp_path):
+    hostile = _rewrite(saved_model, tmp_path / "hostile.zip", lambda data: data.update(observation_space="Box"))
+    with pytest.raises(UnsafeFileError, match="observation_space"):
+        SACAE.load(hostile)
+
+
+# --- 5. allowed classes stay immutable ----------------------------------------------------------------------------
+
+
+def _text(value: str) -> bytes:
+    encoded = value.encode()
+    return pickle.SHORT_BINUNICODE + bytes([len(encoded)]) + encoded
+
+
+def _build_on_global(module: str, name: str, attribute: str, replacement_module: str, replacement: str) -> bytes:
+    """A pickle that sets ``module.name.attribute = replacement_module.replacement`` through BUILD's slot state."""
+    return (
+        pickle.PROTO
+        + b"\x04"
+        + _text(module)
+        + _text(name)
+        + pickle.STACK_GLOBAL
+        + pickle.NONE
+        + pickle.EMPTY_DICT
+        + _text(attribute)
+        + _text(replacement_module)
+        + _text(replacement)
+        + pickle.STACK_GLOBAL
+        + pickle.SETITEM
+        + pickle.TUPLE2
+        + pickle.BUILD
+        + pickle.STOP
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "attribute"),
+    [
+        ("stable_baselines3.common.utils", "FloatSchedule", "__call__"),
+        ("gymnasium.spaces.box", "Box", "contains"),
+        ("sb3_sacae.policies", "SACAEPolicy", "forward"),
+    ],
+)
+def test_build_on_an_allowed_class_is_refused_and_the_class_is_unchanged(module, name, attribute):
+    cls = getattr(sys.modules[module], name)
+    before = cls.__dict__.get(attribute)
+    payload = _build_on_global(module, name, attribute, "builtins", "range")
+    with pytest.raises(UnsafeFileError, match="class or global"):
+        restricted_loads(payload, "the test pickle")
+    assert cls.__dict__.get(attribute) is before
+
+
+def test_dunder_state_on_an_instance_is_refused():
+    schedule = FloatSchedule(0.5)
+    payload = pickle.dumps(schedule, protocol=4)
+    hostile = payload.replace(b"value_schedule", b"__class__\x00\x00\x00\x00\x00")  # same length, a dunder name
+    with pytest.raises(UnsafeFileError):
+        restricted_loads(hostile, "the test pickle")
+
+
+def test_reference_only_classes_are_not_instantiated():
+    payload = pickle.PROTO + b"\x04" + _text("torch.nn.modules.linear") + _text("Linear") + pickle.STACK_GLOBAL
+    payload += pickle.BININT + (100_000).to_bytes(4, "little") + pickle.BININT + (100_000).to_bytes(4, "little")
+    payload += pickle.TUPLE2 + pickle.REDUCE + pickle.STOP
+    with pytest.raises(UnsafeFileError, match="may only name that class"):
+        restricted_loads(payload, "the test pickle")
+
+
+def test_genuine_entries_still_load():
+    space = spaces.Box(0, 255, (3, 8, 8), np.uint8)
+    loaded = restricted_loads(pickle.dumps(space, protocol=4), "space")
+    assert loaded == space
+    assert restricted_loads(pickle.dumps(FloatSchedule(3e-4)), "schedule")(1.0) == pytest.approx(3e-4)
+
+
+# --- 6. bounded reads ---------------------------------------------------------------------------------------------
+
+
+def _call(module: str, name: str, *arguments: bytes) -> bytes:
+    return (
+        pickle.PROTO
+        + b"\x04"
+        + _text(module)
+        + _text(name)
+        + pickle.STACK_GLOBAL
+        + pickle.MARK
+        + b"".join(arguments)
+        + pickle.TUPLE
+        + pickle.REDUCE
+        + pickle.STOP
+    )
+
+
+def _long(value: int) -> bytes:
+    encoded = value.to_bytes(8, "little", signed=True)
+    return pickle.LONG1 + bytes([len(encoded)]) + encoded
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _call("builtins", "bytearray", _long(10**12)),
+        _call("builtins", "set", _call("builtins", "range", _long(10**12))[2:-1]),
+        _call("numpy", "ndarray", _long(10**6) + _long(10**6) + pickle.TUPLE2),
+        _call("gymnasium.spaces.box", "Box", _long(0) + _long(1) + _long(10**6) + _long(10**6) + pickle.TUPLE2),
+    ],
+    ids=["bytearray", "set-of-range", "ndarray-shape", "box-shape"],
+)
+def test_tiny_pickles_asking_for_huge_containers_are_refused(payload):
+    assert len(payload) < 120
+    with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_PICKLE_ELEMENTS"):
+        restricted_loads(payload, "the test pickle")
+
+
+def test_pickle_element_limit_can_be_raised(monkeypatch):
+    payload = _call("builtins", "bytearray", _long(1000))
+    monkeypatch.setenv("SB3_SACAE_MAX_PICKLE_ELEMENTS", "100")
+    with pytest.raises(FileLimitError):
+        restricted_loads(payload, "the test pickle")
+    monkeypatch.setenv("SB3_SACAE_MAX_PICKLE_ELEMENTS", "100000")
+    assert restricted_loads(payload, "the test pickle") == bytearray(1000)
+
+
+def test_small_zip_with_a_600_mb_member_is_refused_without_inflating(saved_model, tmp_path):
+    big = io.BytesIO()
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("policy.pth", "w", force_zip64=True) as member:
+            chunk = bytes(1 << 20)
+            for _ in range(600):
+                member.write(chunk)
+    with zipfile.ZipFile(big) as bomb:
+        info = bomb.getinfo("policy.pth")
+    hostile = tmp_path / "bomb.zip"
+    _rebuild_with_member(saved_model, hostile, big.getvalue(), info)  # the header states 600 MB, the file is small
+    assert hostile.stat().st_size < 5 << 20
+    with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_MODEL_BYTES"):
+        SACAE.load(hostile)
+
+
+def _rebuild_with_member(source: Path, target: Path, bomb_zip: bytes, info: zipfile.ZipInfo) -> None:
+    """Write ``source``'s members except policy.pth, then the compressed policy.pth of ``bomb_zip`` byte for byte."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as out:
+        for name in original.namelist():
+            if name != "policy.pth":
+                out.writestr(name, original.read(name))
+        # the raw deflate stream of the bomb, written without recompressing it
+        header_offset = info.header_offset
+        name_length, extra_length = np.frombuffer(bomb_zip[header_offset + 26 : header_offset + 30], "<u2")
+        start = header_offset + 30 + int(name_length) + int(extra_length)
+        compressed = bomb_zip[start : start + info.compress_size]
+        clone = zipfile.ZipInfo("policy.pth")
+        clone.compress_type = zipfile.ZIP_DEFLATED
+        clone.file_size, clone.compress_size, clone.CRC = info.file_size, len(compressed), info.CRC
+        clone.header_offset = out.fp.tell()
+        clone.flag_bits = 0
+        clone.extract_version = max(clone.extract_version, 45)
+        out.fp.write(clone.FileHeader(zip64=True))
+        out.fp.write(compressed)
+        out.filelist.append(clone)
+        out.NameToInfo[clone.filename] = clone
+        out.start_dir = out.fp.tell()
+        out._didModify = True
+
+
+def test_model_file_that_is_a_symlink_to_a_device_is_refused(tmp_path):
+    link = tmp_path / "model.zip"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(UnsafeFileError, match="not a regular file"):
+        SACAE.load(link)
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "config.yml"
+    os.mkfifo(fifo)
+    with pytest.raises(UnsafeFileError, match="not a regular file"):
+        read_regular_file(fifo, "the config", MAX_METADATA_BYTES)
+
+
+def test_enormous_layers_in_policy_kwargs_are_refused_before_allocating(saved_model, tmp_path):
+    def huge(data: dict) -> None:
+        data["policy_kwargs"] = {**data["policy_kwargs"], "net_arch": [200_000, 200_000]}  # 4e10 parameters
+
+    hostile = _rewrite(saved_model, tmp_path / "hostile.zip", huge)
+    with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_PARAMETERS"):
+        SACAE.load(hostile)
