@@ -18,29 +18,9 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-try:
-    import psutil
-except ImportError:  # pragma: no cover - psutil comes with SB3's extras, not its core
-    psutil = None
+from sb3_sacae.io.limits import available_memory
 
 __all__ = ["FRAME_SHARING_OPTION", "FrameStackReplayBuffer", "available_memory", "check_memory_fits"]
-
-
-def available_memory() -> int | None:
-    """
-    :return: Bytes of memory available to this process without swapping (psutil, else
-        ``MemAvailable`` of ``/proc/meminfo``), or ``None`` when it cannot be measured.
-    """
-    if psutil is not None:
-        return int(psutil.virtual_memory().available)
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 FRAME_SHARING_OPTION = (

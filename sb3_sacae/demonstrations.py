@@ -64,7 +64,10 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize, unwrap_vec_wrapper
 
 from sb3_sacae import __version__
-from sb3_sacae.serialization import UnsafeFileError, atomic_write
+from sb3_sacae.io.archives import read_npz
+from sb3_sacae.io.errors import CorruptFileError, UnsafeFileError
+from sb3_sacae.io.files import atomic_write, read_regular_file
+from sb3_sacae.io.limits import MAX_ARRAY_BYTES, MAX_METADATA_BYTES, Limit
 
 __all__ = [
     "DEMONSTRATIONS_FORMAT",
@@ -331,34 +334,41 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
         ``episode_starts`` (numpy arrays, N rows each) and ``metadata`` (a dict)
     :raises UnsafeFileError: For anything but an ``.npz`` of plain arrays (pickles, object arrays); nothing in the
         file is executed
-    :raises ValueError: When arrays are missing, have the wrong shape or dtype, or disagree with the metadata
+    :raises UnsafeFileError: Also (as :class:`~sb3_sacae.io.CorruptFileError`, a ``ValueError``) when arrays are
+        missing, have the wrong shape or dtype, or disagree with the metadata; and when the file is not a regular
+        file or its arrays exceed ``SB3_SACAE_MAX_ARRAY_BYTES`` or the memory available (checked before reading)
     """
-    source = str(path)
-    with open(path, "rb") as file:
-        if file.read(2) != b"PK":
-            raise UnsafeFileError(
-                f"Refusing to load {source}: it is not an .npz archive (a pickle?); "
-                "demonstrations are .npz files of plain arrays"
-            )
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            entries = {key: npz[key] for key in npz.files}
-    except ValueError as error:  # object arrays need pickle
-        raise UnsafeFileError(f"Refusing to load {source}: {error}; demonstrations hold plain numeric arrays only") from error
-    for key, entry in entries.items():
-        if not isinstance(entry, np.ndarray):  # np.load hands back members that are not .npy files as raw bytes
-            raise ValueError(
-                f"{source}: member '{key}' is not a numpy array (.npy file); demonstrations hold plain numeric arrays only"
-            )
+        return _read_demonstrations(path)
+    except UnsafeFileError:
+        raise
+    except (TypeError, IndexError, KeyError, ValueError, AttributeError, OverflowError) as error:
+        raise CorruptFileError(f"Refusing to load {path}: {type(error).__name__}: {error}") from error
+
+
+def _read_demonstrations(path: str | os.PathLike) -> Demonstrations:
+    source = str(path)
+    raw = read_regular_file(path, "the demonstrations", MAX_ARRAY_BYTES)
+    if not raw.startswith(b"PK"):
+        raise UnsafeFileError(
+            f"Refusing to load {source}: it is not an .npz archive (a pickle?); "
+            "demonstrations are .npz files of plain arrays"
+        )
+    # every member's shape and dtype is checked from its header, and the total against the limits, before reading
+    metadata_limit = Limit(MAX_METADATA_BYTES.variable, MAX_METADATA_BYTES.default * 4, "bytes (metadata, as UTF-32)")
+    entries = read_npz(raw, source, member_limits={"metadata": metadata_limit})
     if "metadata" not in entries or entries["metadata"].dtype.kind != "U" or entries["metadata"].shape != ():
-        raise ValueError(f"{source} is an .npz file but not sb3_sacae demonstrations (no JSON 'metadata' entry)")
-    meta = json.loads(str(entries.pop("metadata")))
+        raise CorruptFileError(f"{source} is an .npz file but not sb3_sacae demonstrations (no JSON 'metadata' entry)")
+    try:
+        meta = json.loads(str(entries.pop("metadata")))
+    except (ValueError, RecursionError) as error:
+        raise CorruptFileError(f"{source}: the demonstrations metadata is not JSON ({error})") from error
     if not isinstance(meta, dict) or meta.get("format") != DEMONSTRATIONS_FORMAT:
-        raise ValueError(
+        raise CorruptFileError(
             f"{source} is not sb3_sacae demonstrations (format {meta.get('format') if isinstance(meta, dict) else meta!r})"
         )
     if meta.get("version") != DEMONSTRATIONS_VERSION:
-        raise ValueError(
+        raise CorruptFileError(
             f"{source} has demonstrations format version {meta.get('version')}; this sb3_sacae reads version "
             f"{DEMONSTRATIONS_VERSION}: upgrade sb3_sacae"
         )
@@ -366,16 +376,16 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
     layout = meta.get("next_observations")
     next_key = {"shifted": "final_observations", "stored": "next_observations"}.get(str(layout))
     if next_key is None:
-        raise ValueError(f"{source}: metadata 'next_observations' is {layout!r}, expected 'shifted' or 'stored'")
+        raise CorruptFileError(f"{source}: metadata 'next_observations' is {layout!r}, expected 'shifted' or 'stored'")
     expected_keys = (_FILE_KEYS - {"metadata"}) | {next_key}
     if set(entries) != expected_keys:
-        raise ValueError(
+        raise CorruptFileError(
             f"{source}: arrays {sorted(entries)} do not match the format, expected {sorted(expected_keys)} "
             f"(missing {sorted(expected_keys - set(entries))}, unexpected {sorted(set(entries) - expected_keys)})"
         )
     missing = [key for key in _REQUIRED_METADATA if key not in meta]
     if missing:
-        raise ValueError(
+        raise CorruptFileError(
             f"{source}: the metadata lacks {missing}; it is not a complete sb3_sacae demonstrations file "
             "(write it with save_demonstrations)"
         )
@@ -383,10 +393,10 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
     try:
         described = (tuple(meta["observation_shape"]), str(meta["observation_dtype"]), tuple(meta["action_shape"]))
     except TypeError as error:
-        raise ValueError(f"{source}: metadata 'observation_shape' and 'action_shape' must be lists ({error})") from error
+        raise CorruptFileError(f"{source}: metadata 'observation_shape' and 'action_shape' must be lists ({error})") from error
     found = (observations.shape[1:], str(observations.dtype), entries["actions"].shape[1:])
     if described != found or meta.get("n_transitions") != len(observations):
-        raise ValueError(
+        raise CorruptFileError(
             f"{source}: metadata describes observations {described[:2]}, actions {described[2]} and "
             f"{meta.get('n_transitions')} transitions, the arrays hold {found[:2]}, {found[2]} and {len(observations)}"
         )
@@ -396,9 +406,9 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
         finals = entries.pop("final_observations")
         starts = np.flatnonzero(entries["episode_starts"])
         if n and not entries["episode_starts"][0]:
-            raise ValueError(f"{source}: 'episode_starts' must be True on the first transition")
+            raise CorruptFileError(f"{source}: 'episode_starts' must be True on the first transition")
         if (len(finals), finals.shape[1:], finals.dtype) != (len(starts), observations.shape[1:], observations.dtype):
-            raise ValueError(
+            raise CorruptFileError(
                 f"{source}: 'final_observations' is {finals.shape} {finals.dtype}, expected one observation per episode "
                 f"({len(starts)}, {observations.shape[1:]}) {observations.dtype}"
             )
@@ -407,7 +417,10 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
             next_observations[:-1] = observations[1:]
             next_observations[np.append(starts[1:] - 1, n - 1)] = finals
         entries["next_observations"] = next_observations
-    _check_transitions(entries, source)
+    try:
+        _check_transitions(entries, source)
+    except ValueError as error:
+        raise CorruptFileError(str(error)) from error
     return {
         key: entries[key]
         for key in ("observations", "actions", "rewards", "next_observations", "terminated", "truncated", "episode_starts")

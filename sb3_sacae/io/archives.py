@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sb3_sacae.io.errors import CorruptFileError, FileMismatchError, UnsafeFileError
-from sb3_sacae.io.limits import MAX_ARRAY_BYTES, Limit
+from sb3_sacae.io.limits import MAX_ARRAY_BYTES, Limit, check_fits_in_memory
 
 
 def open_zip(raw: bytes, what: str) -> zipfile.ZipFile:
@@ -54,7 +54,7 @@ def npy_header(archive: zipfile.ZipFile, name: str, what: str) -> tuple[tuple[in
         raise CorruptFileError(f"Refusing to load member '{name}' of {what}: not a valid .npy header ({error})") from error
     if dtype.hasobject:
         raise UnsafeFileError(
-            f"Refusing to load member '{name}' of {what}: it is an object array, which needs pickle to read (allow_pickle)"
+            f"Refusing to load member '{name}' of {what}: Object arrays cannot be loaded when allow_pickle=False (reading them runs pickle)"
         )
     return tuple(int(side) for side in shape), dtype, header_length
 
@@ -75,8 +75,9 @@ def read_npz(
     that ``expected`` and ``member_limits`` do not name is refused. ``keys`` reads only those members.
     """
     member_limits = member_limits or {}
-    arrays: dict[str, np.ndarray] = {}
     with open_zip(raw, what) as archive:
+        selected: list[tuple[str, zipfile.ZipInfo]] = []
+        total = 0
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
                 raise CorruptFileError(
@@ -101,6 +102,12 @@ def read_npz(
                     f"{what} does not match this model: array '{key}' is {shape} {dtype} in the file but "
                     f"{expected[key][0]} {expected[key][1]} in the model"
                 )
+            selected.append((key, info))
+            total += nbytes
+        limit.check(total, f"the arrays of {what}")
+        check_fits_in_memory(total, what)
+        arrays: dict[str, np.ndarray] = {}
+        for key, info in selected:
             try:
                 with archive.open(info) as member:
                     arrays[key] = np.lib.format.read_array(member, allow_pickle=False)

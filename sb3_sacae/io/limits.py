@@ -7,6 +7,11 @@ A bound is read when it is checked, so setting the variable in a running process
 import os
 from dataclasses import dataclass
 
+try:
+    import psutil
+except ImportError:  # pragma: no cover - psutil comes with SB3's extras, not its core
+    psutil = None
+
 from sb3_sacae.io.errors import FileLimitError
 
 
@@ -50,9 +55,35 @@ MAX_MODEL_BYTES = Limit("SB3_SACAE_MAX_MODEL_BYTES", 512 * _MIB, "bytes (uncompr
 MAX_PICKLE_ELEMENTS = Limit("SB3_SACAE_MAX_PICKLE_ELEMENTS", 10_000_000, "elements (built by one pickle)")
 # The JSON text of a model zip's data entry, a buffer's or bundle's metadata, a config file
 MAX_METADATA_BYTES = Limit("SB3_SACAE_MAX_METADATA_BYTES", 64 * _MIB, "bytes (metadata)")
-# Uncompressed size of one array of a replay buffer or demonstrations file
-MAX_ARRAY_BYTES = Limit("SB3_SACAE_MAX_ARRAY_BYTES", 256 * _GIB, "bytes (uncompressed array)")
+# Uncompressed size of the arrays of one replay buffer or demonstrations file (also bounded by the memory available)
+MAX_ARRAY_BYTES = Limit("SB3_SACAE_MAX_ARRAY_BYTES", 256 * _GIB, "bytes (uncompressed arrays of one file)")
 # Parameters the networks of a loaded model may hold, checked from policy_kwargs before anything is allocated
 MAX_PARAMETERS = Limit("SB3_SACAE_MAX_PARAMETERS", 2_000_000_000, "network parameters")
 
 ALL_LIMITS = (MAX_MODEL_BYTES, MAX_PICKLE_ELEMENTS, MAX_METADATA_BYTES, MAX_ARRAY_BYTES, MAX_PARAMETERS)
+
+
+def available_memory() -> int | None:
+    """
+    :return: Bytes of memory available to this process without swapping (psutil, else
+        ``MemAvailable`` of ``/proc/meminfo``), or ``None`` when it cannot be measured.
+    """
+    if psutil is not None:
+        return int(psutil.virtual_memory().available)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_fits_in_memory(nbytes: int, source: str) -> None:
+    """Refuse to allocate ``nbytes`` for a file's contents when the machine does not have them available."""
+    available = available_memory()
+    if available is not None and nbytes > available:
+        raise FileLimitError(
+            f"Refusing {source}: its arrays need {nbytes:,} bytes but only {available:,} bytes of memory are available"
+        )
