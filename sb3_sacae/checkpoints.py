@@ -426,7 +426,12 @@ def _resume(
     bundle: Path, env: Any, algorithm_class: type[BaseAlgorithm], device: th.device | str, load_kwargs: dict[str, Any]
 ) -> BaseAlgorithm:
     _check_bundle_files(bundle)
-    state = json.loads(read_regular_file(bundle / STATE_FILE, "the bundle state", MAX_METADATA_BYTES, False))
+    try:
+        state = json.loads(read_regular_file(bundle / STATE_FILE, "the bundle state", MAX_METADATA_BYTES, False))
+    except (ValueError, RecursionError) as error:
+        if isinstance(error, UnsafeFileError):
+            raise
+        raise CorruptFileError(f"{bundle}: {STATE_FILE} is not JSON ({error})") from error
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CorruptFileError(f"{bundle} is not an sb3_sacae checkpoint bundle (no valid {STATE_FILE})")
     if state.get("version") != CHECKPOINT_FORMAT_VERSION:
