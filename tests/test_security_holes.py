@@ -275,3 +275,36 @@ def test_enormous_layers_in_policy_kwargs_are_refused_before_allocating(saved_mo
     hostile = _rewrite(saved_model, tmp_path / "hostile.zip", huge)
     with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_PARAMETERS"):
         SACAE.load(hostile)
+
+
+def _npy_header(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return header.getvalue()
+
+
+def test_demonstrations_member_with_a_huge_header_shape_is_refused_before_reading(tmp_path, monkeypatch):
+    from sb3_sacae.demonstrations import load_demonstrations
+
+    path = tmp_path / "demos.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.npy", _npy_header((), "<U2") + "{}".encode("utf-32-le"))
+        archive.writestr("observations.npy", _npy_header((10**11,)) + b"\0" * 16)  # states 400 GB, holds 16 bytes
+    with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_ARRAY_BYTES"):
+        load_demonstrations(path)
+
+
+def test_compressed_npz_member_is_refused_from_its_header_before_inflating(tmp_path, monkeypatch):
+    from sb3_sacae.demonstrations import load_demonstrations
+
+    monkeypatch.setenv("SB3_SACAE_MAX_ARRAY_BYTES", str(100 << 20))
+    path = tmp_path / "demos.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("observations.npy", "w", force_zip64=True) as member:
+            member.write(_npy_header((300 << 20,), "|u1"))
+            chunk = bytes(1 << 20)
+            for _ in range(300):
+                member.write(chunk)
+    assert path.stat().st_size < 2 << 20
+    with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_ARRAY_BYTES"):
+        load_demonstrations(path)

@@ -54,7 +54,8 @@ def npy_header(archive: zipfile.ZipFile, name: str, what: str) -> tuple[tuple[in
         raise CorruptFileError(f"Refusing to load member '{name}' of {what}: not a valid .npy header ({error})") from error
     if dtype.hasobject:
         raise UnsafeFileError(
-            f"Refusing to load member '{name}' of {what}: Object arrays cannot be loaded when allow_pickle=False (reading them runs pickle)"
+            f"Refusing to load member '{name}' of {what}: Object arrays cannot be loaded when allow_pickle=False "
+            "(reading them runs pickle)"
         )
     return tuple(int(side) for side in shape), dtype, header_length
 
