@@ -308,3 +308,14 @@ def test_compressed_npz_member_is_refused_from_its_header_before_inflating(tmp_p
     assert path.stat().st_size < 2 << 20
     with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_ARRAY_BYTES"):
         load_demonstrations(path)
+
+
+def test_object_array_state_with_a_huge_shape_is_refused_before_numpy_allocates_it():
+    array = np.empty(2, dtype=object)
+    array[:] = [1, 2]
+    payload = pickle.dumps(array, protocol=4)
+    # the state's shape tuple (2,) becomes (10**11,): numpy would allocate 10**11 pointers before checking the list
+    hostile = payload.replace(b"K\x02\x85", b"\x8a\x05\x00\xe8vH\x17\x85")
+    assert hostile != payload
+    with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_PICKLE_ELEMENTS"):
+        restricted_loads(hostile, "the test pickle")

@@ -260,6 +260,14 @@ class _RestrictedUnpickler(_PythonUnpickler):
         inst = self.stack[-2]
         if id(inst) in self._globals or isinstance(inst, _NOT_INSTANCES):
             raise self._refuse(f"it sets state on {inst!r}, a class or global rather than an instance the file built")
+        if isinstance(inst, np.ndarray) and isinstance(state, tuple) and len(state) in (4, 5):
+            # (version,) shape, dtype, is_fortran, data: numpy allocates the shape before it checks an object list
+            shape, dtype = state[-4], state[-3]
+            try:
+                cost = _shape_size(shape) * _itemsize(dtype)
+            except (TypeError, ValueError, OverflowError) as error:
+                raise CorruptFileError(f"Refusing to load {self.what}: a malformed array state ({error})") from error
+            self._charge(cost)
         if getattr(type(inst), "__setstate__", None) is None:  # pickle's fallback: update __dict__, setattr slots
             parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
             keys = [key for part in parts if isinstance(part, dict) for key in part]
