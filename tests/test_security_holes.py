@@ -319,3 +319,28 @@ def test_object_array_state_with_a_huge_shape_is_refused_before_numpy_allocates_
     assert hostile != payload
     with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_PICKLE_ELEMENTS"):
         restricted_loads(hostile, "the test pickle")
+
+
+def test_build_on_a_shared_enum_member_is_refused_and_the_member_is_unchanged():
+    from stable_baselines3.common.type_aliases import TrainFrequencyUnit
+
+    module, name = "stable_baselines3.common.type_aliases", "TrainFrequencyUnit"
+    payload = (
+        pickle.PROTO
+        + b"\x04"
+        + _text(module)
+        + _text(name)
+        + pickle.STACK_GLOBAL
+        + _text("step")
+        + pickle.TUPLE1
+        + pickle.REDUCE
+        + pickle.EMPTY_DICT
+        + _text("_value_")
+        + _text("episode")
+        + pickle.SETITEM
+        + pickle.BUILD
+        + pickle.STOP
+    )
+    with pytest.raises(UnsafeFileError, match="enum member"):
+        restricted_loads(payload, "the test pickle")
+    assert TrainFrequencyUnit.STEP.value == "step"

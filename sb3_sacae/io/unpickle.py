@@ -10,13 +10,15 @@ state on what they returned (``BUILD``). This unpickler
 - charges everything it builds to a budget of ``SB3_SACAE_MAX_PICKLE_ELEMENTS`` elements: every opcode, and, before
   the call, what an allowed callable would allocate (``bytearray(10**12)``, an array shape, a space shape,
   ``set(range(...))``, the copies of a vectorized action noise), so a 56-byte pickle cannot ask for a terabyte;
-- sets state only on instances: ``BUILD`` on a class, function or other global is refused (it would replace a
-  method for the whole process, and the change would outlive a refused file), and so are dunder attribute names.
+- sets state only on instances the file built: ``BUILD`` on a class, function, other global, enum member or shared
+  numpy dtype is refused (it would change them for the whole process, and the change would outlive a refused
+  file), and so are dunder attribute names.
 
 It runs on the pure-Python :class:`pickle._Unpickler`, whose opcode table can be overridden; the entries it reads are
 small (spaces, schedules, episode statistics), the weights are torch files read with ``weights_only=True``.
 """
 
+import enum
 import io
 import math
 import pickle
@@ -260,6 +262,8 @@ class _RestrictedUnpickler(_PythonUnpickler):
         inst = self.stack[-2]
         if id(inst) in self._globals or isinstance(inst, _NOT_INSTANCES):
             raise self._refuse(f"it sets state on {inst!r}, a class or global rather than an instance the file built")
+        if isinstance(inst, enum.Enum):  # members are process-wide singletons (e.g. SB3's TrainFrequencyUnit.STEP)
+            raise self._refuse(f"it sets state on the enum member {inst!r}, which the whole process shares")
         if isinstance(inst, np.ndarray) and isinstance(state, tuple) and len(state) in (4, 5):
             # (version,) shape, dtype, is_fortran, data: numpy allocates the shape before it checks an object list
             shape, dtype = state[-4], state[-3]
