@@ -112,6 +112,7 @@ def _parse_global_rng_states(states: dict[str, Any]) -> Callable[[], None]:
     numpy_state["state"] = {**numpy_state["state"], "key": np.array(numpy_state["state"]["key"], dtype=np.uint32)}
     np.random.RandomState().set_state(numpy_state)
     torch_state = th.tensor(states["torch"], dtype=th.uint8)
+    th.Generator().set_state(torch_state)  # validates the size without touching the global generator
     cuda_states = [th.tensor(state, dtype=th.uint8) for state in states.get("torch_cuda", [])]
 
     def apply() -> None:

@@ -12,8 +12,10 @@ import contextlib
 import io
 import os
 import pickle
+import struct
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -134,6 +136,8 @@ class SafeSerializationMixin:
             OverflowError,
             pickle.UnpicklingError,
             zipfile.BadZipFile,
+            zlib.error,
+            struct.error,
         ) as error:
             raise CorruptFileError(
                 f"Refusing to load {source}: the model cannot be built from it ({type(error).__name__}: {error})"

@@ -9,6 +9,7 @@ inflate or allocate gigabytes.
 
 import io
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ def read_member(archive: zipfile.ZipFile, name: str, what: str, limit: Limit) ->
     limit.check(info.file_size, f"member '{name}' of {what}")
     try:
         data = archive.read(info)  # zipfile stops at the header's file_size and checks the CRC
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError, zlib.error) as error:
         raise CorruptFileError(f"Refusing to load member '{name}' of {what}: {error}") from error
     if len(data) != info.file_size:
         raise CorruptFileError(f"Refusing to load member '{name}' of {what}: it is truncated")
@@ -50,7 +51,16 @@ def npy_header(archive: zipfile.ZipFile, name: str, what: str) -> tuple[tuple[in
             else:
                 raise ValueError(f"unknown .npy version {version}")
             header_length = member.tell()
-    except (ValueError, SyntaxError, TypeError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as error:
+    except (
+        ValueError,
+        SyntaxError,
+        TypeError,
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        NotImplementedError,
+        zlib.error,
+    ) as error:
         raise CorruptFileError(f"Refusing to load member '{name}' of {what}: not a valid .npy header ({error})") from error
     if dtype.hasobject:
         raise UnsafeFileError(
@@ -112,7 +122,7 @@ def read_npz(
             try:
                 with archive.open(info) as member:
                     arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError, zlib.error) as error:
                 raise CorruptFileError(f"Refusing to load array '{key}' of {what}: {error}") from error
     return arrays
 

@@ -22,6 +22,7 @@ import enum
 import io
 import math
 import pickle
+import struct
 import sys
 import types
 from collections.abc import Callable
@@ -313,7 +314,16 @@ def restricted_loads(payload: bytes, what: str) -> Any:
         return _RestrictedUnpickler(io.BytesIO(payload), what).load()
     except UnsafeFileError:
         raise
-    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        struct.error,
+    ) as error:
         raise CorruptFileError(
             f"Refusing to load {what}: it is not a valid pickle ({type(error).__name__}: {error})"
         ) from error
