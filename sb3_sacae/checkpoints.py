@@ -138,14 +138,16 @@ def directory_lock(directory: str | os.PathLike, exclusive: bool = True) -> Iter
     """
     Hold an advisory lock on ``directory`` itself (no lock file): exclusive for renames, pruning and recovery,
     shared while a resume reads a bundle. The kernel drops it when the process dies, so a kill leaves no stale lock.
-    Where locks are unavailable (Windows, a directory that cannot be opened), nothing is locked.
+    Where locks are unavailable (Windows, some network file systems, a directory that cannot be opened), nothing
+    is locked: use one writer per directory there.
     """
     fd = None
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
     try:
         if fd is not None and fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            with contextlib.suppress(OSError):  # e.g. NFS, where flock needs a file opened for writing
+                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
     finally:
         if fd is not None:
