@@ -8,6 +8,7 @@ inflate or allocate gigabytes.
 """
 
 import io
+import tokenize
 import zipfile
 import zlib
 from typing import Any
@@ -16,6 +17,19 @@ import numpy as np
 
 from sb3_sacae.io.errors import CorruptFileError, FileMismatchError, UnsafeFileError
 from sb3_sacae.io.limits import MAX_ARRAY_BYTES, Limit, check_fits_in_memory
+
+# What numpy's .npy reader (which tokenizes the header's Python literal) and zipfile raise on damaged bytes
+_NPY_ERRORS = (
+    ValueError,
+    SyntaxError,
+    tokenize.TokenError,
+    TypeError,
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    NotImplementedError,
+    zlib.error,
+)
 
 
 def open_zip(raw: bytes, what: str) -> zipfile.ZipFile:
@@ -51,16 +65,7 @@ def npy_header(archive: zipfile.ZipFile, name: str, what: str) -> tuple[tuple[in
             else:
                 raise ValueError(f"unknown .npy version {version}")
             header_length = member.tell()
-    except (
-        ValueError,
-        SyntaxError,
-        TypeError,
-        OSError,
-        EOFError,
-        zipfile.BadZipFile,
-        NotImplementedError,
-        zlib.error,
-    ) as error:
+    except _NPY_ERRORS as error:
         raise CorruptFileError(f"Refusing to load member '{name}' of {what}: not a valid .npy header ({error})") from error
     if dtype.hasobject:
         raise UnsafeFileError(
@@ -122,7 +127,7 @@ def read_npz(
             try:
                 with archive.open(info) as member:
                     arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError, zlib.error) as error:
+            except _NPY_ERRORS as error:
                 raise CorruptFileError(f"Refusing to load array '{key}' of {what}: {error}") from error
     return arrays
 
