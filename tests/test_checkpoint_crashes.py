@@ -164,7 +164,7 @@ def _stress(tmp_path: Path, rounds: int) -> None:
 def test_two_writers_and_a_reader_in_one_directory(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _stress(tmp_path, rounds=3)
+        _stress(tmp_path, rounds=2)
 
 
 @pytest.mark.slow
