@@ -344,3 +344,11 @@ def test_build_on_a_shared_enum_member_is_refused_and_the_member_is_unchanged():
     with pytest.raises(UnsafeFileError, match="enum member"):
         restricted_loads(payload, "the test pickle")
     assert TrainFrequencyUnit.STEP.value == "step"
+
+
+def test_a_shared_numpy_dtype_is_not_handed_to_the_file():
+    payload = _call("numpy", "dtype", _text("f4") + pickle.NEWFALSE + pickle.NEWFALSE)
+    with pytest.raises(UnsafeFileError, match="shared numpy dtype"):
+        restricted_loads(payload, "the test pickle")
+    genuine = pickle.dumps(np.dtype("f4"), protocol=4)  # numpy asks for a copy: dtype("f4", False, True)
+    assert restricted_loads(genuine, "dtype") == np.dtype("f4")

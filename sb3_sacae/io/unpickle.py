@@ -200,7 +200,9 @@ class _RestrictedUnpickler(_PythonUnpickler):
         module, name = getattr(func, "__module__", ""), getattr(func, "__name__", "")
         if not name or (name not in ALLOWED_GLOBALS.get(module, ()) and _is_reference_only_class(module, name)):
             raise self._refuse(f"it builds an instance of {module}.{name}; a model file may only name that class")
-        if func is np.dtype and len(args) >= 3 and not args[2]:
+        if func is np.dtype and not (len(args) >= 3 and args[2] is True):
+            # numpy pickles dtypes as dtype(name, align, copy=True); without the copy, the process-wide dtype object
+            # is returned, and a following BUILD would change its state
             raise self._refuse("it asks for a shared numpy dtype object (copy=False), whose state it could then change")
         try:
             cost = _call_cost(func, args, kwargs)
