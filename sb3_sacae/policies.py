@@ -63,6 +63,11 @@ def check_image_space(observation_space: spaces.Space, normalize_images: bool, w
                 "pass policy_kwargs=dict(normalize_images=False) if the images are already normalised, "
                 "or give the space bounds [0, 255]"
             )
+        if high <= 1.0:
+            raise ValueError(
+                f"SACAE got float images with bounds [{low}, {high}], already normalised, while normalize_images=True "
+                "would divide them by 255 a second time: pass policy_kwargs=dict(normalize_images=False)"
+            )
     return observation_space
 
 
