@@ -18,6 +18,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 from torch.nn import functional as F
 
+from sb3_sacae.network_loading import RefusePickledLoad
 from sb3_sacae.torch_layers import Encoder
 
 # Christodoulou 2019 sets the target entropy to 0.98 of the maximum entropy log |A|
@@ -47,7 +48,7 @@ def discrete_target_entropy(n_actions: int, target_entropy: str) -> float:
     return fraction * math.log(n_actions)
 
 
-class CategoricalActor(BasePolicy):
+class CategoricalActor(RefusePickledLoad, BasePolicy):
     """
     Categorical policy pi(a|s) over ``Discrete(n)`` actions: features -> MLP -> one logit per action.
 
@@ -95,7 +96,7 @@ class CategoricalActor(BasePolicy):
         return self(observation, deterministic)
 
 
-class DiscreteCritic(BaseModel):
+class DiscreteCritic(RefusePickledLoad, BaseModel):
     """
     Twin Q-networks that output Q(s, a) for every action at once (no action input), on the critic's latent.
 

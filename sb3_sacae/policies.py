@@ -18,6 +18,7 @@ from stable_baselines3.sac.policies import Actor
 from torch import nn
 
 from sb3_sacae.discrete import CategoricalActor, DiscreteCritic
+from sb3_sacae.network_loading import RefusePickledLoad
 from sb3_sacae.torch_layers import (
     ConvTrunk,
     Encoder,
@@ -71,7 +72,7 @@ def check_image_space(observation_space: spaces.Space, normalize_images: bool, w
     return observation_space
 
 
-class SACAEActor(Actor):
+class SACAEActor(RefusePickledLoad, Actor):
     """
     SB3's SAC actor with SAC-AE's log-std parametrisation: tanh, then affinely into [LOG_STD_MIN, LOG_STD_MAX].
 
@@ -96,7 +97,7 @@ class SACAEActor(Actor):
         return self.action_dist.log_prob_from_params(mean_actions, log_std, **kwargs)
 
 
-class SACAECritic(ContinuousCritic):
+class SACAECritic(RefusePickledLoad, ContinuousCritic):
     """
     SB3's twin-Q critic, optionally with LayerNorm after each hidden Linear of the Q-heads (recent SAC practice for
     high replay ratios, e.g. Ball et al. 2023, arXiv:2302.02948).
@@ -120,7 +121,7 @@ class SACAECritic(ContinuousCritic):
             self.q_networks[idx] = q_net_with_norm
 
 
-class SACAEPolicy(BasePolicy):
+class SACAEPolicy(RefusePickledLoad, BasePolicy):
     """
     Policy of SAC-AE (Yarats et al. 2019, https://arxiv.org/abs/1910.01741).
 
@@ -387,21 +388,6 @@ class SACAEPolicy(BasePolicy):
                     "environment returns them (with the same wrappers as in training)"
                 )
         return super().predict(observation, state, episode_start, deterministic)
-
-    @classmethod
-    def load(cls, path: str, device: th.device | str = "auto", trust_remote_code: bool = False):  # type: ignore[override]
-        """
-        SB3's policy-only loader unpickles the whole file (``torch.load(weights_only=False)``): it can run code from
-        the file, so it is refused unless you trust the file. ``SACAE.load()`` loads whole models safely.
-
-        :param trust_remote_code: load with SB3's (unsafe) policy loader, for files you trust
-        """
-        if not trust_remote_code:
-            raise ValueError(
-                f"{cls.__name__}.load() would unpickle {path!r}, which can run arbitrary code: save and load whole "
-                "models with SACAE.save()/SACAE.load() (safe by default), or pass trust_remote_code=True for a file you trust"
-            )
-        return super().load(path, device=device)
 
     def set_training_mode(self, mode: bool) -> None:
         self.actor.set_training_mode(mode)
