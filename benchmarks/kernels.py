@@ -34,7 +34,7 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_sacae.malloc import tune_malloc
+from sb3_sacae.accel.malloc import tune_malloc
 from sb3_sacae.torch_layers import (
     DeconvLayer,
     OneDNNLinear,

@@ -183,6 +183,8 @@ def run_seed(config: dict[str, Any], seed: int) -> dict[str, Any]:
     eval_env = make_vec_env(config["env"], n_envs=1, seed=seed + 10_000, env_kwargs=env_kwargs)
     hyperparams = {"buffer_size": config["steps"], **config["hyperparams"]}
     model = SACAE("CnnPolicy", env, seed=seed, device=config["device"], verbose=0, **hyperparams)
+    if model.device.type == "cpu":
+        tune_malloc()  # the opt-in of a CPU training script: the update's large temporaries are reused
 
     (out_dir / f"settings-seed{seed}.json").write_text(json.dumps({**config["settings"], "seed": seed}, indent=2) + "\n")
     eval_clock["start"] = time.perf_counter()

@@ -20,7 +20,6 @@ from torch.nn import functional as F
 
 from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits
 from sb3_sacae.discrete import DiscreteCritic, discrete_target_entropy, expected_log_prob, soft_state_value
-from sb3_sacae.malloc import tune_malloc
 from sb3_sacae.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
 from sb3_sacae.torch_layers import (
@@ -164,10 +163,6 @@ class SACAE(SafeSerializationMixin, SAC):
         paper's exact order: the reconstruction gradients are taken at the encoder's parameters before the critic
         step moves them (one Adam step of ``learning_rate`` earlier), and the actor reads those features too. Off by
         default; see the README's speed table for its throughput and learning runs
-    :param tune_malloc: on a CPU device with glibc (Linux), fix malloc's mmap threshold at 32 MB and keep up to 1 GiB
-        of freed heap for reuse, process-wide (:func:`sb3_sacae.malloc.tune_malloc`): the update's large temporaries
-        are then reused instead of being mapped and page-faulted afresh on every gradient step. False leaves malloc
-        alone. See the README's speed table
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -220,7 +215,6 @@ class SACAE(SafeSerializationMixin, SAC):
         replay_ratio: float | None = None,
         bf16_autocast: bool = False,
         reuse_critic_features: bool = False,
-        tune_malloc: bool = True,
         _init_setup_model: bool = True,
     ):
         for name, interval in (
@@ -289,7 +283,6 @@ class SACAE(SafeSerializationMixin, SAC):
             self.gradient_steps = self._gradient_steps_for(replay_ratio)
         self.bf16_autocast = bf16_autocast
         self.reuse_critic_features = bool(reuse_critic_features)
-        self.tune_malloc = tune_malloc
         self._env_frames = 0
         # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
         self._check_buffer_memory = _init_setup_model
@@ -355,8 +348,6 @@ class SACAE(SafeSerializationMixin, SAC):
             p for name, p in self.critic_target.named_parameters() if not name.startswith("features_extractor.")
         ]
         self._action_repeat = self._read_action_repeat() or getattr(self, "_action_repeat", None)
-        if self.tune_malloc and self.device.type == "cpu":
-            tune_malloc()
 
     def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: th.device | str = "auto") -> None:
         super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)
@@ -799,7 +790,9 @@ class SACAE(SafeSerializationMixin, SAC):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_q_params", "_q_target_params", "_check_buffer_memory"]
+        # tune_malloc: a constructor argument of earlier releases, set on models loaded from their files
+        excluded = ["_q_params", "_q_target_params", "_check_buffer_memory", "tune_malloc"]
+        return [*super()._excluded_save_params(), *excluded]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()
