@@ -57,6 +57,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_sacae import SACAE  # importing sb3_sacae registers the pixel environment ids
+from sb3_sacae.accel import tune_malloc
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CSV_FIELDS = ["agent_steps", "env_frames", "eval_mean_return", "eval_std_return", "wall_time_s", "eval_time_s"]
