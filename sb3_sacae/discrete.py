@@ -12,6 +12,7 @@ import math
 
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BaseModel, BasePolicy
 from stable_baselines3.common.torch_layers import create_mlp
 from stable_baselines3.common.type_aliases import PyTorchObs
@@ -23,6 +24,21 @@ from sb3_sacae.torch_layers import Encoder
 
 # Christodoulou 2019 sets the target entropy to 0.98 of the maximum entropy log |A|
 DEFAULT_TARGET_ENTROPY_FRACTION = 0.98
+
+
+class AllowDiscreteActions(OffPolicyAlgorithm):
+    """
+    Lets SB3's ``SAC.__init__`` run unchanged for Discrete action spaces too.
+
+    ``SAC.__init__`` passes ``supported_action_spaces=(spaces.Box,)`` to its parent; placed between ``SAC`` and
+    ``OffPolicyAlgorithm`` in the method resolution order (``class SACAE(..., SAC, AllowDiscreteActions)``), this
+    class adds ``spaces.Discrete`` to that tuple, so every attribute SB3's SAC sets is set by SB3's own code.
+    """
+
+    def __init__(self, *args, supported_action_spaces: tuple[type[spaces.Space], ...] | None = None, **kwargs) -> None:
+        if supported_action_spaces is not None and spaces.Box in supported_action_spaces:
+            supported_action_spaces = (*supported_action_spaces, spaces.Discrete)
+        super().__init__(*args, supported_action_spaces=supported_action_spaces, **kwargs)
 
 
 def discrete_target_entropy(n_actions: int, target_entropy: str) -> float:

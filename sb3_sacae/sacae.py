@@ -11,7 +11,6 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.noise import ActionNoise
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
@@ -19,7 +18,13 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, unwrap_vec_w
 from torch.nn import functional as F
 
 from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits
-from sb3_sacae.discrete import DiscreteCritic, discrete_target_entropy, expected_log_prob, soft_state_value
+from sb3_sacae.discrete import (
+    AllowDiscreteActions,
+    DiscreteCritic,
+    discrete_target_entropy,
+    expected_log_prob,
+    soft_state_value,
+)
 from sb3_sacae.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
 from sb3_sacae.torch_layers import (
@@ -73,7 +78,7 @@ def check_action_space(action_space: spaces.Space | None) -> None:
         )
 
 
-class SACAE(SafeSerializationMixin, SAC):
+class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
     """
     Soft Actor-Critic with a deterministic pixel autoencoder (SAC-AE).
 
@@ -228,10 +233,9 @@ class SACAE(SafeSerializationMixin, SAC):
             raise ValueError(
                 f"decoder_update_interval must be >= 0 (0 turns the autoencoder off), got {decoder_update_interval}"
             )
-        # SAC.__init__ restricts BaseAlgorithm to Box actions: call its parent with Discrete allowed too and set
-        # the attributes SAC.__init__ sets (it builds nothing else when _init_setup_model=False)
-        OffPolicyAlgorithm.__init__(
-            self,
+        # AllowDiscreteActions lets SAC.__init__ accept Discrete actions; the model is built below, once the SAC-AE
+        # attributes are set
+        super().__init__(
             policy,
             env,
             learning_rate=learning_rate,
@@ -247,6 +251,9 @@ class SACAE(SafeSerializationMixin, SAC):
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
+            ent_coef=ent_coef,
+            target_update_interval=target_update_interval,
+            target_entropy=target_entropy,
             use_sde=use_sde,
             sde_sample_freq=sde_sample_freq,
             use_sde_at_warmup=use_sde_at_warmup,
@@ -256,14 +263,8 @@ class SACAE(SafeSerializationMixin, SAC):
             verbose=verbose,
             seed=seed,
             device=device,
-            supported_action_spaces=(spaces.Box, spaces.Discrete),
-            support_multi_env=True,
+            _init_setup_model=False,
         )
-        self.target_entropy = target_entropy
-        self.log_ent_coef: th.Tensor | None = None
-        self.ent_coef = ent_coef
-        self.target_update_interval = target_update_interval
-        self.ent_coef_optimizer: th.optim.Adam | None = None
         if action_noise is not None and isinstance(self.action_space, spaces.Discrete):
             raise ValueError("action_noise needs continuous (Box) actions: discrete SAC explores by sampling its policy")
         self.encoder_tau = encoder_tau
