@@ -4,7 +4,7 @@ over actions of discrete SAC (Christodoulou 2019, "Soft Actor-Critic for Discret
 https://arxiv.org/abs/1910.07207).
 
 Both networks read the same :class:`~sb3_sacae.torch_layers.Encoder` latents as their continuous
-counterparts, so the gradient routing of the design notes is unchanged: the actor's encoder detaches the shared
+counterparts, so the gradient routing of the design page is unchanged: the actor's encoder detaches the shared
 trunk, the critic's encoder is trained by the critic and reconstruction losses.
 """
 
@@ -45,7 +45,7 @@ def discrete_target_entropy(n_actions: int, target_entropy: str) -> float:
     """
     ``"auto"`` -> ``0.98 * log(n_actions)`` (Christodoulou 2019); ``"auto_<fraction>"`` -> ``fraction * log(n_actions)``.
 
-    :param n_actions: number of actions |A|
+    :param n_actions: number of actions ``|A|``
     :param target_entropy: "auto" or "auto_<fraction>" with a fraction in (0, 1]
     """
     fraction = DEFAULT_TARGET_ENTROPY_FRACTION

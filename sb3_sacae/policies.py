@@ -125,7 +125,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     """
     Policy of SAC-AE (Yarats et al. 2019, https://arxiv.org/abs/1910.01741).
 
-    Gradient routing (design notes, "who trains what"): ``encoder`` is one conv trunk referenced by the actor's
+    Gradient routing ("Who trains what" on the design page): ``encoder`` is one conv trunk referenced by the actor's
     and the critic's features extractors; the critic loss and the reconstruction loss train it, the actor reads
     it detached and trains only its own projection head. ``critic_target`` is an independent copy of the whole
     critic, encoder included. The policy owns the decoder and the encoder/decoder optimizers so that
@@ -146,10 +146,9 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     :param n_conv_layers: conv layers of the encoder (paper: 4)
     :param normalize_images: divide pixels by 255 (True for uint8 images)
     :param channels_last: run convs and transposed convs in NHWC memory layout: same math, faster oneDNN kernels
-        (see the README's speed table)
     :param onednn_linear: run the float32 Linear layers on CPU (actor and critic MLPs, and the projection heads and
-        decoder Linear outside ``bf16_autocast``) on oneDNN instead of the BLAS library: same float32 math, about
-        2x faster on AMD CPUs (:class:`~sb3_sacae.torch_layers.OneDNNLinear`; README, speed table)
+        decoder Linear outside ``bf16_autocast``) on oneDNN instead of the BLAS library: same float32 math, faster where
+        the BLAS library is slow for these shapes (:class:`~sb3_sacae.torch_layers.OneDNNLinear`; the speed page)
     :param use_sde: Whether to use State Dependent Exploration or not (Box actions only)
     :param log_std_init: Initial value for the log standard deviation (gSDE only)
     :param optimizer_class: optimizer of actor, critic, encoder and decoder (paper: Adam)

@@ -84,7 +84,7 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
 
     Paper: Yarats et al. 2019, "Improving Sample Efficiency in Model-Free Reinforcement Learning from Images",
     https://arxiv.org/abs/1910.01741. Reference code: https://github.com/denisyarats/pytorch_sac_ae.
-    The defaults are the paper's training-script values (design notes, "Paper defaults").
+    The defaults are the paper's training-script values (see "The paper's defaults, and where they live" on the design page).
 
     ``Discrete`` action spaces (e.g. Atari) use discrete SAC (Christodoulou 2019, https://arxiv.org/abs/1910.07207):
     a categorical actor and one Q-value per action, with the soft value, the actor loss and the entropy computed
@@ -129,8 +129,8 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
     :param ent_coef: Entropy regularization coefficient; "auto_0.1" learns it starting from 0.1 (paper)
     :param target_update_interval: update the targets every ``target_update_interval`` gradient steps (paper: 2)
     :param target_entropy: target entropy when learning ``ent_coef``, in nats. "auto": -dim(A) for Box actions
-        (paper); 0.98 * log |A| for Discrete actions (Christodoulou 2019), "auto_<fraction>" for another fraction of
-        the maximum entropy log |A| (Discrete only, e.g. "auto_0.5")
+        (paper); 0.98 * ``log |A|`` for Discrete actions (Christodoulou 2019), "auto_<fraction>" for another fraction of
+        the maximum entropy ``log |A|`` (Discrete only, e.g. "auto_0.5")
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE; Box actions only)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
     :param use_sde_at_warmup: Whether to use gSDE instead of uniform sampling during the warm up phase

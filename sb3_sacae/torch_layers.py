@@ -529,8 +529,8 @@ class _TransposedConvFunction(th.autograd.Function):
 class DeconvLayer(nn.ConvTranspose2d):
     """
     ``nn.ConvTranspose2d`` (same parameters, same state dict keys, same math) whose backward runs as regular
-    convolutions: 1.6x faster forward + backward for the decoder's layers in bfloat16 on 2 CPU cores, 1.1-1.2x in
-    float32 (``python benchmarks/kernels.py``). Batched (4D) input with the decoder's padding, dilation and groups
+    convolutions, which oneDNN runs faster than its transposed-convolution backward on CPU (``python
+    benchmarks/kernels.py`` measures it). Batched (4D) input with the decoder's padding, dilation and groups
     (0, 1, 1) only; anything else falls back to ``nn.ConvTranspose2d``. First-order gradients only.
     """
 
