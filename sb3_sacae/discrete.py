@@ -35,10 +35,11 @@ class AllowDiscreteActions(OffPolicyAlgorithm):
     class adds ``spaces.Discrete`` to that tuple, so every attribute SB3's SAC sets is set by SB3's own code.
     """
 
-    def __init__(self, *args, supported_action_spaces: tuple[type[spaces.Space], ...] | None = None, **kwargs) -> None:
-        if supported_action_spaces is not None and spaces.Box in supported_action_spaces:
-            supported_action_spaces = (*supported_action_spaces, spaces.Discrete)
-        super().__init__(*args, supported_action_spaces=supported_action_spaces, **kwargs)
+    def __init__(self, *args, **kwargs) -> None:
+        supported = kwargs.get("supported_action_spaces")
+        if supported is not None and spaces.Box in supported:
+            kwargs["supported_action_spaces"] = (*supported, spaces.Discrete)
+        super().__init__(*args, **kwargs)
 
 
 def discrete_target_entropy(n_actions: int, target_entropy: str) -> float:

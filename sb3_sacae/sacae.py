@@ -236,7 +236,7 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
         # AllowDiscreteActions lets SAC.__init__ accept Discrete actions; the model is built below, once the SAC-AE
         # attributes are set
         super().__init__(
-            policy,
+            policy,  # type: ignore[arg-type]  # SAC annotates its own SACPolicy; SACAE's policies have its interface
             env,
             learning_rate=learning_rate,
             buffer_size=buffer_size,
