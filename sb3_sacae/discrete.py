@@ -9,6 +9,7 @@ trunk, the critic's encoder is trained by the critic and reconstruction losses.
 """
 
 import math
+from typing import Any
 
 import torch as th
 from gymnasium import spaces
@@ -40,6 +41,20 @@ class AllowDiscreteActions(OffPolicyAlgorithm):
         if supported is not None and spaces.Box in supported:
             kwargs["supported_action_spaces"] = (*supported, spaces.Discrete)
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """
+        Refused on the mixin itself, whose inherited loader is SB3's ``BaseAlgorithm.load`` (it unpickles the file).
+
+        In ``SACAE`` the safe loader comes first in the method resolution order and reaches SB3's through this one.
+        """
+        if cls is AllowDiscreteActions:
+            raise ValueError(
+                f"{cls.__name__}.load() would unpickle {path!r} with SB3's loader, which can run arbitrary code: load "
+                "models with SACAE.load() (safe by default)"
+            )
+        return super().load(path, *args, **kwargs)
 
 
 def discrete_target_entropy(n_actions: int, target_entropy: str) -> float:
