@@ -10,7 +10,7 @@ Times forward + backward (median of ``--repeats`` runs after a warm-up) for a ba
 - the reconstruction loss: ``F.mse_loss(reconstruction.float(), target)`` vs ``reconstruction_loss``;
 - the projection head's Linear (39,200 conv features -> 50): float32 vs bfloat16;
 - float32 Linear layers (the 1024-wide MLPs, the projection head outside bfloat16): ``nn.Linear`` (BLAS, MKL) vs
-  ``sb3_sacae.torch_layers.OneDNNLinear``;
+  ``sb3_sacae.accel.onednn.OneDNNLinear``;
 - the conv input: uint8 NCHW -> bfloat16 NHWC in one layout-changing copy vs the layout change in uint8 first
   (``ConvTrunk.preprocess``);
 - the C allocator: 8 blocks of 24 MB allocated, written and freed, with glibc's defaults vs ``tune_malloc`` (run
@@ -35,14 +35,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_sacae.accel.malloc import tune_malloc
-from sb3_sacae.torch_layers import (
-    DeconvLayer,
-    OneDNNLinear,
-    reconstruction_loss,
-    reconstruction_target,
-    uniform_bytes,
-    use_onednn_linears,
-)
+from sb3_sacae.accel.onednn import OneDNNLinear, use_onednn_linears
+from sb3_sacae.torch_layers import DeconvLayer, reconstruction_loss, reconstruction_target, uniform_bytes
 
 CHANNELS, SIDE, FILTERS = 9, 84, 32
 

@@ -51,7 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from sb3_sacae import SACAE
 from sb3_sacae.accel import tune_malloc
-from sb3_sacae.torch_layers import _ONEDNN_LINEAR
+from sb3_sacae.accel.onednn import _ONEDNN_LINEAR
 
 PAPER_POLICY_KWARGS: dict[str, Any] = dict(features_dim=50, n_filters=32, n_conv_layers=4, net_arch=[1024, 1024])
 

@@ -17,6 +17,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import Actor
 from torch import nn
 
+from sb3_sacae.accel.onednn import use_onednn_linears
 from sb3_sacae.discrete import CategoricalActor, DiscreteCritic
 from sb3_sacae.network_loading import RefusePickledLoad
 from sb3_sacae.torch_layers import (
@@ -30,7 +31,6 @@ from sb3_sacae.torch_layers import (
     OptimizerStateOrder,
     PixelDecoder,
     Trunk,
-    use_onednn_linears,
     weight_init,
 )
 
@@ -148,7 +148,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     :param channels_last: run convs and transposed convs in NHWC memory layout: same math, faster oneDNN kernels
     :param onednn_linear: run the float32 Linear layers on CPU (actor and critic MLPs, and the projection heads and
         decoder Linear outside ``bf16_autocast``) on oneDNN instead of the BLAS library: same float32 math, faster where
-        the BLAS library is slow for these shapes (:class:`~sb3_sacae.torch_layers.OneDNNLinear`; the speed page)
+        the BLAS library is slow for these shapes (:class:`~sb3_sacae.accel.onednn.OneDNNLinear`; the speed page)
     :param use_sde: Whether to use State Dependent Exploration or not (Box actions only)
     :param log_std_init: Initial value for the log standard deviation (gSDE only)
     :param optimizer_class: optimizer of actor, critic, encoder and decoder (paper: Adam)
