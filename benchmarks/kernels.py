@@ -3,7 +3,7 @@
 Times forward + backward (median of ``--repeats`` runs after a warm-up) for a batch of 128 3-frame 84x84 images:
 
 - the decoder's transposed convs (32 -> 32 stride 1, and the 32 -> 9 stride-2 output layer): ``nn.ConvTranspose2d``
-  vs ``sb3_sacae.torch_layers.DeconvLayer`` (same math, backward as regular convolutions), bfloat16 autocast and
+  vs ``sb3_sacae.accel.deconv.DeconvLayer`` (same math, backward as regular convolutions), bfloat16 autocast and
   float32, channels-last;
 - the dequantisation noise of the reconstruction target: ``torch.rand`` (a float per pixel) vs
   ``uniform_bytes`` (8 bytes per 64-bit draw);
@@ -34,9 +34,10 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
+from sb3_sacae.accel.deconv import DeconvLayer
 from sb3_sacae.accel.malloc import tune_malloc
 from sb3_sacae.accel.onednn import OneDNNLinear, use_onednn_linears
-from sb3_sacae.torch_layers import DeconvLayer, reconstruction_loss, reconstruction_target, uniform_bytes
+from sb3_sacae.torch_layers import reconstruction_loss, reconstruction_target, uniform_bytes
 
 CHANNELS, SIDE, FILTERS = 9, 84, 32
 

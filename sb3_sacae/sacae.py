@@ -100,7 +100,7 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
     Each batch is converted to the compute dtype and layout once and shared by the three encoder forwards of the
     step (current encoder on obs and next obs, target encoder on next obs): they use different parameters or inputs,
     so none of them can be reused. The decoder's transposed convs run their backward as regular convolutions
-    (:class:`~sb3_sacae.torch_layers.DeconvLayer`, same math), the reconstruction loss is computed in place
+    (:class:`~sb3_sacae.accel.deconv.DeconvLayer`, same math), the reconstruction loss is computed in place
     (:func:`~sb3_sacae.torch_layers.reconstruction_loss`) and its dequantisation noise has 8 bits per pixel, drawn 8
     pixels per 64-bit draw (``benchmarks/kernels.py`` times each of these against the plain version).
 

@@ -9,6 +9,9 @@ Speed pieces that exist only to be fast on some hardware, kept apart from the al
   for the MLPs' shapes. :func:`~sb3_sacae.accel.onednn.onednn_linear_applies` selects it per device: any device other
   than the CPU, and torch builds without oneDNN, take plain ``F.linear``. ``policy_kwargs=dict(onednn_linear=False)``
   turns it off.
+- :class:`~sb3_sacae.accel.deconv.DeconvLayer`: a drop-in ``nn.ConvTranspose2d`` for the decoder whose backward runs
+  as regular convolutions, which oneDNN computes faster than its transposed-convolution backward.
+  :func:`~sb3_sacae.accel.deconv.deconv_backward_applies` selects it per device: other devices run the plain layer.
 """
 
 from sb3_sacae.accel.malloc import tune_malloc
