@@ -3,14 +3,14 @@
 Times forward + backward (median of ``--repeats`` runs after a warm-up) for a batch of 128 3-frame 84x84 images:
 
 - the decoder's transposed convs (32 -> 32 stride 1, and the 32 -> 9 stride-2 output layer): ``nn.ConvTranspose2d``
-  vs ``sb3_sacae.torch_layers.DeconvLayer`` (same math, backward as regular convolutions), bfloat16 autocast and
+  vs ``sb3_sacae.accel.deconv.DeconvLayer`` (same math, backward as regular convolutions), bfloat16 autocast and
   float32, channels-last;
 - the dequantisation noise of the reconstruction target: ``torch.rand`` (a float per pixel) vs
   ``uniform_bytes`` (8 bytes per 64-bit draw);
 - the reconstruction loss: ``F.mse_loss(reconstruction.float(), target)`` vs ``reconstruction_loss``;
 - the projection head's Linear (39,200 conv features -> 50): float32 vs bfloat16;
 - float32 Linear layers (the 1024-wide MLPs, the projection head outside bfloat16): ``nn.Linear`` (BLAS, MKL) vs
-  ``sb3_sacae.torch_layers.OneDNNLinear``;
+  ``sb3_sacae.accel.onednn.OneDNNLinear``;
 - the conv input: uint8 NCHW -> bfloat16 NHWC in one layout-changing copy vs the layout change in uint8 first
   (``ConvTrunk.preprocess``);
 - the C allocator: 8 blocks of 24 MB allocated, written and freed, with glibc's defaults vs ``tune_malloc`` (run
@@ -34,15 +34,10 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_sacae.malloc import tune_malloc
-from sb3_sacae.torch_layers import (
-    DeconvLayer,
-    OneDNNLinear,
-    reconstruction_loss,
-    reconstruction_target,
-    uniform_bytes,
-    use_onednn_linears,
-)
+from sb3_sacae.accel.deconv import DeconvLayer
+from sb3_sacae.accel.malloc import tune_malloc
+from sb3_sacae.accel.onednn import OneDNNLinear, use_onednn_linears
+from sb3_sacae.torch_layers import reconstruction_loss, reconstruction_target, uniform_bytes
 
 CHANNELS, SIDE, FILTERS = 9, 84, 32
 

@@ -50,7 +50,8 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from sb3_sacae import SACAE
-from sb3_sacae.torch_layers import _ONEDNN_LINEAR
+from sb3_sacae.accel import tune_malloc
+from sb3_sacae.accel.onednn import _ONEDNN_LINEAR
 
 PAPER_POLICY_KWARGS: dict[str, Any] = dict(features_dim=50, n_filters=32, n_conv_layers=4, net_arch=[1024, 1024])
 
@@ -351,6 +352,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="then time SACAE against SACAE with these arguments merged over --sacae-kwargs (JSON), alternating steps",
     )
     parser.add_argument(
+        "--plain-malloc",
+        action="store_true",
+        help="leave glibc's malloc settings alone (default: opt in with sb3_sacae.accel.tune_malloc() on CPU)",
+    )
+    parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="then profile N SACAE steps and print where the time goes"
     )
     args = parser.parse_args(argv)
@@ -364,6 +370,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = th.device(args.device)
     if device.type == "cuda" and not th.cuda.is_available():
         parser.error("--device cuda given but torch sees no CUDA device: use --device cpu")
+    if device.type == "cpu" and not args.plain_malloc:
+        tune_malloc()  # what a CPU training script opts into; process-wide, so every model timed here shares it
     load_before = loadavg()
 
     models = build_models(args, device)

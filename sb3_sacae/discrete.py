@@ -4,31 +4,64 @@ over actions of discrete SAC (Christodoulou 2019, "Soft Actor-Critic for Discret
 https://arxiv.org/abs/1910.07207).
 
 Both networks read the same :class:`~sb3_sacae.torch_layers.Encoder` latents as their continuous
-counterparts, so the gradient routing of the design notes is unchanged: the actor's encoder detaches the shared
+counterparts, so the gradient routing of the design page is unchanged: the actor's encoder detaches the shared
 trunk, the critic's encoder is trained by the critic and reconstruction losses.
 """
 
 import math
+from typing import Any
 
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BaseModel, BasePolicy
 from stable_baselines3.common.torch_layers import create_mlp
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 from torch.nn import functional as F
 
+from sb3_sacae.network_loading import RefusePickledLoad
 from sb3_sacae.torch_layers import Encoder
 
 # Christodoulou 2019 sets the target entropy to 0.98 of the maximum entropy log |A|
 DEFAULT_TARGET_ENTROPY_FRACTION = 0.98
 
 
+class AllowDiscreteActions(OffPolicyAlgorithm):
+    """
+    Lets SB3's ``SAC.__init__`` run unchanged for Discrete action spaces too.
+
+    ``SAC.__init__`` passes ``supported_action_spaces=(spaces.Box,)`` to its parent; placed between ``SAC`` and
+    ``OffPolicyAlgorithm`` in the method resolution order (``class SACAE(..., SAC, AllowDiscreteActions)``), this
+    class adds ``spaces.Discrete`` to that tuple, so every attribute SB3's SAC sets is set by SB3's own code.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        supported = kwargs.get("supported_action_spaces")
+        if supported is not None and spaces.Box in supported:
+            kwargs["supported_action_spaces"] = (*supported, spaces.Discrete)
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """
+        Refused on the mixin itself, whose inherited loader is SB3's ``BaseAlgorithm.load`` (it unpickles the file).
+
+        In ``SACAE`` the safe loader comes first in the method resolution order and reaches SB3's through this one.
+        """
+        if cls is AllowDiscreteActions:
+            raise ValueError(
+                f"{cls.__name__}.load() would unpickle {path!r} with SB3's loader, which can run arbitrary code: load "
+                "models with SACAE.load() (safe by default)"
+            )
+        return super().load(path, *args, **kwargs)
+
+
 def discrete_target_entropy(n_actions: int, target_entropy: str) -> float:
     """
     ``"auto"`` -> ``0.98 * log(n_actions)`` (Christodoulou 2019); ``"auto_<fraction>"`` -> ``fraction * log(n_actions)``.
 
-    :param n_actions: number of actions |A|
+    :param n_actions: number of actions ``|A|``
     :param target_entropy: "auto" or "auto_<fraction>" with a fraction in (0, 1]
     """
     fraction = DEFAULT_TARGET_ENTROPY_FRACTION
@@ -47,7 +80,7 @@ def discrete_target_entropy(n_actions: int, target_entropy: str) -> float:
     return fraction * math.log(n_actions)
 
 
-class CategoricalActor(BasePolicy):
+class CategoricalActor(RefusePickledLoad, BasePolicy):
     """
     Categorical policy pi(a|s) over ``Discrete(n)`` actions: features -> MLP -> one logit per action.
 
@@ -95,7 +128,7 @@ class CategoricalActor(BasePolicy):
         return self(observation, deterministic)
 
 
-class DiscreteCritic(BaseModel):
+class DiscreteCritic(RefusePickledLoad, BaseModel):
     """
     Twin Q-networks that output Q(s, a) for every action at once (no action input), on the critic's latent.
 

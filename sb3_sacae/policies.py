@@ -17,7 +17,9 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import Actor
 from torch import nn
 
+from sb3_sacae.accel.onednn import use_onednn_linears
 from sb3_sacae.discrete import CategoricalActor, DiscreteCritic
+from sb3_sacae.network_loading import RefusePickledLoad
 from sb3_sacae.torch_layers import (
     ConvTrunk,
     Encoder,
@@ -29,7 +31,6 @@ from sb3_sacae.torch_layers import (
     OptimizerStateOrder,
     PixelDecoder,
     Trunk,
-    use_onednn_linears,
     weight_init,
 )
 
@@ -63,10 +64,15 @@ def check_image_space(observation_space: spaces.Space, normalize_images: bool, w
                 "pass policy_kwargs=dict(normalize_images=False) if the images are already normalised, "
                 "or give the space bounds [0, 255]"
             )
+        if high <= 1.0:
+            raise ValueError(
+                f"SACAE got float images with bounds [{low}, {high}], already normalised, while normalize_images=True "
+                "would divide them by 255 a second time: pass policy_kwargs=dict(normalize_images=False)"
+            )
     return observation_space
 
 
-class SACAEActor(Actor):
+class SACAEActor(RefusePickledLoad, Actor):
     """
     SB3's SAC actor with SAC-AE's log-std parametrisation: tanh, then affinely into [LOG_STD_MIN, LOG_STD_MAX].
 
@@ -91,7 +97,7 @@ class SACAEActor(Actor):
         return self.action_dist.log_prob_from_params(mean_actions, log_std, **kwargs)
 
 
-class SACAECritic(ContinuousCritic):
+class SACAECritic(RefusePickledLoad, ContinuousCritic):
     """
     SB3's twin-Q critic, optionally with LayerNorm after each hidden Linear of the Q-heads (recent SAC practice for
     high replay ratios, e.g. Ball et al. 2023, arXiv:2302.02948).
@@ -115,11 +121,11 @@ class SACAECritic(ContinuousCritic):
             self.q_networks[idx] = q_net_with_norm
 
 
-class SACAEPolicy(BasePolicy):
+class SACAEPolicy(RefusePickledLoad, BasePolicy):
     """
     Policy of SAC-AE (Yarats et al. 2019, https://arxiv.org/abs/1910.01741).
 
-    Gradient routing (design notes, "who trains what"): ``encoder`` is one conv trunk referenced by the actor's
+    Gradient routing ("Who trains what" on the design page): ``encoder`` is one conv trunk referenced by the actor's
     and the critic's features extractors; the critic loss and the reconstruction loss train it, the actor reads
     it detached and trains only its own projection head. ``critic_target`` is an independent copy of the whole
     critic, encoder included. The policy owns the decoder and the encoder/decoder optimizers so that
@@ -140,10 +146,9 @@ class SACAEPolicy(BasePolicy):
     :param n_conv_layers: conv layers of the encoder (paper: 4)
     :param normalize_images: divide pixels by 255 (True for uint8 images)
     :param channels_last: run convs and transposed convs in NHWC memory layout: same math, faster oneDNN kernels
-        (see the README's speed table)
     :param onednn_linear: run the float32 Linear layers on CPU (actor and critic MLPs, and the projection heads and
-        decoder Linear outside ``bf16_autocast``) on oneDNN instead of the BLAS library: same float32 math, about
-        2x faster on AMD CPUs (:class:`~sb3_sacae.torch_layers.OneDNNLinear`; README, speed table)
+        decoder Linear outside ``bf16_autocast``) on oneDNN instead of the BLAS library: same float32 math, faster where
+        the BLAS library is slow for these shapes (:class:`~sb3_sacae.accel.onednn.OneDNNLinear`; the speed page)
     :param use_sde: Whether to use State Dependent Exploration or not (Box actions only)
     :param log_std_init: Initial value for the log standard deviation (gSDE only)
     :param optimizer_class: optimizer of actor, critic, encoder and decoder (paper: Adam)
@@ -382,21 +387,6 @@ class SACAEPolicy(BasePolicy):
                     "environment returns them (with the same wrappers as in training)"
                 )
         return super().predict(observation, state, episode_start, deterministic)
-
-    @classmethod
-    def load(cls, path: str, device: th.device | str = "auto", trust_remote_code: bool = False):  # type: ignore[override]
-        """
-        SB3's policy-only loader unpickles the whole file (``torch.load(weights_only=False)``): it can run code from
-        the file, so it is refused unless you trust the file. ``SACAE.load()`` loads whole models safely.
-
-        :param trust_remote_code: load with SB3's (unsafe) policy loader, for files you trust
-        """
-        if not trust_remote_code:
-            raise ValueError(
-                f"{cls.__name__}.load() would unpickle {path!r}, which can run arbitrary code: save and load whole "
-                "models with SACAE.save()/SACAE.load() (safe by default), or pass trust_remote_code=True for a file you trust"
-            )
-        return super().load(path, device=device)
 
     def set_training_mode(self, mode: bool) -> None:
         self.actor.set_training_mode(mode)

@@ -11,7 +11,6 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.noise import ActionNoise
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
@@ -19,8 +18,13 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, unwrap_vec_w
 from torch.nn import functional as F
 
 from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits
-from sb3_sacae.discrete import DiscreteCritic, discrete_target_entropy, expected_log_prob, soft_state_value
-from sb3_sacae.malloc import tune_malloc
+from sb3_sacae.discrete import (
+    AllowDiscreteActions,
+    DiscreteCritic,
+    discrete_target_entropy,
+    expected_log_prob,
+    soft_state_value,
+)
 from sb3_sacae.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
 from sb3_sacae.torch_layers import (
@@ -74,13 +78,13 @@ def check_action_space(action_space: spaces.Space | None) -> None:
         )
 
 
-class SACAE(SafeSerializationMixin, SAC):
+class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
     """
     Soft Actor-Critic with a deterministic pixel autoencoder (SAC-AE).
 
     Paper: Yarats et al. 2019, "Improving Sample Efficiency in Model-Free Reinforcement Learning from Images",
     https://arxiv.org/abs/1910.01741. Reference code: https://github.com/denisyarats/pytorch_sac_ae.
-    The defaults are the paper's training-script values (design notes, "Paper defaults").
+    The defaults are the paper's training-script values (see "The paper's defaults, and where they live" on the design page).
 
     ``Discrete`` action spaces (e.g. Atari) use discrete SAC (Christodoulou 2019, https://arxiv.org/abs/1910.07207):
     a categorical actor and one Q-value per action, with the soft value, the actor loss and the entropy computed
@@ -96,7 +100,7 @@ class SACAE(SafeSerializationMixin, SAC):
     Each batch is converted to the compute dtype and layout once and shared by the three encoder forwards of the
     step (current encoder on obs and next obs, target encoder on next obs): they use different parameters or inputs,
     so none of them can be reused. The decoder's transposed convs run their backward as regular convolutions
-    (:class:`~sb3_sacae.torch_layers.DeconvLayer`, same math), the reconstruction loss is computed in place
+    (:class:`~sb3_sacae.accel.deconv.DeconvLayer`, same math), the reconstruction loss is computed in place
     (:func:`~sb3_sacae.torch_layers.reconstruction_loss`) and its dequantisation noise has 8 bits per pixel, drawn 8
     pixels per 64-bit draw (``benchmarks/kernels.py`` times each of these against the plain version).
 
@@ -125,8 +129,8 @@ class SACAE(SafeSerializationMixin, SAC):
     :param ent_coef: Entropy regularization coefficient; "auto_0.1" learns it starting from 0.1 (paper)
     :param target_update_interval: update the targets every ``target_update_interval`` gradient steps (paper: 2)
     :param target_entropy: target entropy when learning ``ent_coef``, in nats. "auto": -dim(A) for Box actions
-        (paper); 0.98 * log |A| for Discrete actions (Christodoulou 2019), "auto_<fraction>" for another fraction of
-        the maximum entropy log |A| (Discrete only, e.g. "auto_0.5")
+        (paper); 0.98 * ``log |A|`` for Discrete actions (Christodoulou 2019), "auto_<fraction>" for another fraction of
+        the maximum entropy ``log |A|`` (Discrete only, e.g. "auto_0.5")
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE; Box actions only)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
     :param use_sde_at_warmup: Whether to use gSDE instead of uniform sampling during the warm up phase
@@ -164,10 +168,6 @@ class SACAE(SafeSerializationMixin, SAC):
         paper's exact order: the reconstruction gradients are taken at the encoder's parameters before the critic
         step moves them (one Adam step of ``learning_rate`` earlier), and the actor reads those features too. Off by
         default; see the README's speed table for its throughput and learning runs
-    :param tune_malloc: on a CPU device with glibc (Linux), fix malloc's mmap threshold at 32 MB and keep up to 1 GiB
-        of freed heap for reuse, process-wide (:func:`sb3_sacae.malloc.tune_malloc`): the update's large temporaries
-        are then reused instead of being mapped and page-faulted afresh on every gradient step. False leaves malloc
-        alone. See the README's speed table
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -220,7 +220,6 @@ class SACAE(SafeSerializationMixin, SAC):
         replay_ratio: float | None = None,
         bf16_autocast: bool = False,
         reuse_critic_features: bool = False,
-        tune_malloc: bool = True,
         _init_setup_model: bool = True,
     ):
         for name, interval in (
@@ -234,11 +233,10 @@ class SACAE(SafeSerializationMixin, SAC):
             raise ValueError(
                 f"decoder_update_interval must be >= 0 (0 turns the autoencoder off), got {decoder_update_interval}"
             )
-        # SAC.__init__ restricts BaseAlgorithm to Box actions: call its parent with Discrete allowed too and set
-        # the attributes SAC.__init__ sets (it builds nothing else when _init_setup_model=False)
-        OffPolicyAlgorithm.__init__(
-            self,
-            policy,
+        # AllowDiscreteActions lets SAC.__init__ accept Discrete actions; the model is built below, once the SAC-AE
+        # attributes are set
+        super().__init__(
+            policy,  # type: ignore[arg-type]  # SAC annotates its own SACPolicy; SACAE's policies have its interface
             env,
             learning_rate=learning_rate,
             buffer_size=buffer_size,
@@ -253,6 +251,9 @@ class SACAE(SafeSerializationMixin, SAC):
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
+            ent_coef=ent_coef,
+            target_update_interval=target_update_interval,
+            target_entropy=target_entropy,
             use_sde=use_sde,
             sde_sample_freq=sde_sample_freq,
             use_sde_at_warmup=use_sde_at_warmup,
@@ -262,14 +263,8 @@ class SACAE(SafeSerializationMixin, SAC):
             verbose=verbose,
             seed=seed,
             device=device,
-            supported_action_spaces=(spaces.Box, spaces.Discrete),
-            support_multi_env=True,
+            _init_setup_model=False,
         )
-        self.target_entropy = target_entropy
-        self.log_ent_coef: th.Tensor | None = None
-        self.ent_coef = ent_coef
-        self.target_update_interval = target_update_interval
-        self.ent_coef_optimizer: th.optim.Adam | None = None
         if action_noise is not None and isinstance(self.action_space, spaces.Discrete):
             raise ValueError("action_noise needs continuous (Box) actions: discrete SAC explores by sampling its policy")
         self.encoder_tau = encoder_tau
@@ -289,7 +284,6 @@ class SACAE(SafeSerializationMixin, SAC):
             self.gradient_steps = self._gradient_steps_for(replay_ratio)
         self.bf16_autocast = bf16_autocast
         self.reuse_critic_features = bool(reuse_critic_features)
-        self.tune_malloc = tune_malloc
         self._env_frames = 0
         # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
         self._check_buffer_memory = _init_setup_model
@@ -355,8 +349,6 @@ class SACAE(SafeSerializationMixin, SAC):
             p for name, p in self.critic_target.named_parameters() if not name.startswith("features_extractor.")
         ]
         self._action_repeat = self._read_action_repeat() or getattr(self, "_action_repeat", None)
-        if self.tune_malloc and self.device.type == "cpu":
-            tune_malloc()
 
     def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: th.device | str = "auto") -> None:
         super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)
@@ -799,7 +791,9 @@ class SACAE(SafeSerializationMixin, SAC):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_q_params", "_q_target_params", "_check_buffer_memory"]
+        # tune_malloc: a constructor argument of earlier releases, set on models loaded from their files
+        excluded = ["_q_params", "_q_target_params", "_check_buffer_memory", "tune_malloc"]
+        return [*super()._excluded_save_params(), *excluded]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()

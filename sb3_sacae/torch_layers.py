@@ -7,7 +7,8 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
 from torch import nn
-from torch.nn import functional as F
+
+from sb3_sacae.accel.deconv import DeconvLayer
 
 
 def weight_init(module: nn.Module) -> None:
@@ -25,88 +26,6 @@ def weight_init(module: nn.Module) -> None:
             module.bias.data.fill_(0.0)
         mid_h, mid_w = module.weight.size(2) // 2, module.weight.size(3) // 2
         nn.init.orthogonal_(module.weight.data[:, :, mid_h, mid_w], nn.init.calculate_gain("relu"))
-
-
-def _find_onednn_linear() -> object | None:
-    """oneDNN's fused Linear op (``torch.ops.mkldnn._linear_pointwise``), or None where this torch build lacks it."""
-    try:
-        return th.ops.mkldnn._linear_pointwise if th.backends.mkldnn.is_available() else None
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_ONEDNN_LINEAR = _find_onednn_linear()
-
-
-def _onednn_matmul(a: th.Tensor, weight: th.Tensor, bias: th.Tensor | None = None) -> th.Tensor:
-    """``a @ weight.T + bias`` on oneDNN (float32 in, float32 out and accumulation)."""
-    return _ONEDNN_LINEAR(a, weight, bias, "none", [], "")  # type: ignore[operator]
-
-
-class _OneDNNLinearFunction(th.autograd.Function):
-    """``inputs @ weight.T + bias`` for 2D float32 ``inputs`` on oneDNN, with a oneDNN backward."""
-
-    @staticmethod
-    def forward(ctx, inputs, weight, bias):  # type: ignore[no-untyped-def, override]
-        ctx.save_for_backward(inputs, weight)
-        ctx.has_bias = bias is not None
-        return _onednn_matmul(inputs, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
-        inputs, weight = ctx.saved_tensors
-        grad_inputs = grad_weight = grad_bias = None
-        if th.is_grad_enabled():
-            # create_graph=True (a gradient penalty, say): differentiable ops, so double backward stays exact
-            if ctx.needs_input_grad[0]:
-                grad_inputs = grad @ weight
-            if ctx.needs_input_grad[1]:
-                grad_weight = grad.t() @ inputs
-        else:
-            if ctx.needs_input_grad[0]:
-                grad_inputs = _onednn_matmul(grad, weight.t())
-            if ctx.needs_input_grad[1]:
-                # oneDNN wins when the output is no wider than the input; BLAS for wide outputs (the decoder's Linear)
-                wide = weight.shape[0] > weight.shape[1]
-                grad_weight = grad.t() @ inputs if wide else _onednn_matmul(grad.t(), inputs.t())
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad.sum(dim=0)
-        return grad_inputs, grad_weight, grad_bias
-
-
-class OneDNNLinear(nn.Linear):
-    """
-    ``nn.Linear`` whose float32 matmuls on CPU (forward and backward) run on oneDNN instead of the BLAS library: the
-    same float32 math, with float32 accumulation, in a different summation order. On AMD CPUs MKL's float32 matmul
-    runs at about half of oneDNN's speed (``benchmarks/kernels.py``: 2x on the 128 x 1024 x 1024 layers of the
-    actor and critic MLPs). Other devices and dtypes, autocast, and torch builds without oneDNN use ``F.linear``.
-    Same parameters and state-dict keys as ``nn.Linear``; :func:`use_onednn_linears` converts a network in place.
-    """
-
-    def forward(self, inputs: th.Tensor) -> th.Tensor:
-        if (
-            _ONEDNN_LINEAR is not None
-            and inputs.device.type == "cpu"
-            and inputs.dtype == self.weight.dtype == th.float32
-            and (self.bias is None or self.bias.dtype == th.float32)
-            and inputs.dim() >= 1
-            and inputs.numel() > 0
-            and not th.is_autocast_enabled("cpu")
-        ):
-            outputs = _OneDNNLinearFunction.apply(inputs.reshape(-1, inputs.shape[-1]), self.weight, self.bias)
-            return outputs if inputs.dim() == 2 else outputs.view(*inputs.shape[:-1], self.out_features)
-        return F.linear(inputs, self.weight, self.bias)
-
-
-def use_onednn_linears(module: nn.Module) -> nn.Module:
-    """
-    Turn every plain ``nn.Linear`` of ``module`` into a :class:`OneDNNLinear`, in place: the same objects, parameters,
-    hooks and references (shared layers stay shared), only their forward changes. Returns ``module``.
-    """
-    for layer in module.modules():
-        if type(layer) is nn.Linear:
-            layer.__class__ = OneDNNLinear
-    return module
 
 
 def conv_output_side(side: int, n_conv_layers: int) -> int:
@@ -481,65 +400,6 @@ class Encoder(BaseFeaturesExtractor):
             # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
             conv_features = conv_features.detach()
         return self.head(conv_features)
-
-
-class _TransposedConvFunction(th.autograd.Function):
-    """
-    ``conv_transpose2d`` (no padding, no dilation, one group) with its backward written as regular convolutions:
-    the input gradient is ``conv2d(grad_output, weight, stride)`` and the weight gradient is the weight gradient of
-    that same convolution with the roles of input and output swapped. Same math as autograd's transposed-conv
-    backward, which oneDNN runs 1.5-3x slower on CPU (the stride-2 output layer most of all: see ``DeconvLayer``).
-    Under autocast it computes in the autocast dtype, like ``nn.ConvTranspose2d``.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, stride, output_padding):  # type: ignore[no-untyped-def, override]
-        device_type = x.device.type
-        # as autocast does: float32 (and half) inputs run in the autocast dtype, float64 stays float64
-        cast = th.is_autocast_enabled(device_type) and x.dtype in (th.float32, th.float16, th.bfloat16)
-        dtype = th.get_autocast_dtype(device_type) if cast else x.dtype
-        ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
-        x, weight = x.to(dtype), weight.to(dtype)
-        bias = None if bias is None else bias.to(dtype)
-        with th.autocast(device_type=device_type, enabled=False):
-            output = F.conv_transpose2d(x, weight, bias, stride=stride, output_padding=output_padding)
-        ctx.save_for_backward(x, weight)
-        ctx.stride = stride
-        return output
-
-    @staticmethod
-    @th.autograd.function.once_differentiable
-    def backward(ctx, grad_output):  # type: ignore[no-untyped-def, override]
-        x, weight = ctx.saved_tensors
-        x_dtype, weight_dtype, bias_dtype = ctx.dtypes
-        grad_output = grad_output.to(x.dtype)
-        grad_x = grad_weight = grad_bias = None
-        with th.autocast(device_type=x.device.type, enabled=False):
-            if ctx.needs_input_grad[0]:
-                grad_x = F.conv2d(grad_output, weight, None, stride=ctx.stride).to(x_dtype)
-            if ctx.needs_input_grad[1]:
-                grad_weight = th.ops.aten.convolution_backward(
-                    x, grad_output, weight, None, ctx.stride, [0, 0], [1, 1], False, [0, 0], 1, [False, True, False]
-                )[1].to(weight_dtype)
-            if bias_dtype is not None and ctx.needs_input_grad[2]:
-                grad_bias = grad_output.sum(dim=(0, 2, 3)).to(bias_dtype)
-        return grad_x, grad_weight, grad_bias, None, None
-
-
-class DeconvLayer(nn.ConvTranspose2d):
-    """
-    ``nn.ConvTranspose2d`` (same parameters, same state dict keys, same math) whose backward runs as regular
-    convolutions: 1.6x faster forward + backward for the decoder's layers in bfloat16 on 2 CPU cores, 1.1-1.2x in
-    float32 (``python benchmarks/kernels.py``). Batched (4D) input with the decoder's padding, dilation and groups
-    (0, 1, 1) only; anything else falls back to ``nn.ConvTranspose2d``. First-order gradients only.
-    """
-
-    def forward(self, input: th.Tensor, output_size: list[int] | None = None) -> th.Tensor:
-        plain = input.dim() == 4 and output_size is None
-        plain = plain and self.padding == (0, 0) and self.dilation == (1, 1) and self.groups == 1
-        if not plain or self.padding_mode != "zeros":
-            return super().forward(input, output_size)
-        return _TransposedConvFunction.apply(input, self.weight, self.bias, self.stride, self.output_padding)
 
 
 class PixelDecoder(FlatOrdered):

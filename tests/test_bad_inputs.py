@@ -60,6 +60,17 @@ def test_float_images_outside_0_255_need_normalize_images_false():
     model.learn(20)
 
 
+@pytest.mark.parametrize("policy", ["CnnPolicy", "MultiInputPolicy"])
+def test_float_images_in_0_1_need_normalize_images_false(policy):
+    image = spaces.Box(0.0, 1.0, (3, 32, 32), np.float32)
+    space = image if policy == "CnnPolicy" else spaces.Dict({"pixels": image})
+    env = _SpaceEnv(space, BOX_ACTION)
+    with pytest.raises(ValueError, match=r"already normalised.*normalize_images=False"):
+        SACAE(policy, env, **TINY)
+    model = SACAE(policy, env, **{**TINY, "policy_kwargs": {**TINY["policy_kwargs"], "normalize_images": False}})
+    model.learn(20)
+
+
 def test_negative_intervals_are_refused():
     with pytest.raises(ValueError, match="decoder_update_interval"):
         tiny_model(decoder_update_interval=-1)

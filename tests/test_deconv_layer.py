@@ -4,7 +4,7 @@ import pytest
 import torch as th
 from torch import nn
 
-from sb3_sacae.torch_layers import DeconvLayer, _TransposedConvFunction
+from sb3_sacae.accel.deconv import DeconvLayer, _TransposedConvFunction, deconv_backward_applies
 
 
 def _forward_backward(layer: nn.Module, x: th.Tensor, grad: th.Tensor, autocast: bool = False):
@@ -85,3 +85,15 @@ def test_double_backward_is_refused():
     (grad,) = th.autograd.grad(layer(x).square().sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match=r"once_differentiable|twice"):
         grad.sum().backward()
+
+
+@pytest.mark.parametrize("device", [th.device("cuda"), th.device("meta"), "cuda:0"])
+def test_the_seam_selects_the_plain_transposed_conv_for_other_devices(device):
+    assert deconv_backward_applies(device) is False and deconv_backward_applies("cpu") is True
+
+
+def test_on_the_meta_device_the_layer_takes_the_plain_path(monkeypatch):
+    monkeypatch.setattr(_TransposedConvFunction, "apply", lambda *args: pytest.fail("the CPU backward ran off the CPU"))
+    layer = DeconvLayer(2, 3, 3, stride=2, output_padding=1, device="meta")
+    out = layer(th.empty(4, 2, 5, 5, device="meta"))
+    assert out.shape == (4, 3, 12, 12) and out.device.type == "meta"

@@ -1,4 +1,4 @@
-"""The constructor defaults are the paper's training-script values (design notes), and the YAML repeats them."""
+"""The constructor defaults are the paper's training-script values, and the YAML repeats them."""
 
 import ast
 import inspect
@@ -11,7 +11,7 @@ import yaml
 from sb3_sacae import SACAE
 from tests.conftest import TinyPixelEnv
 
-# SAC-AE training script -> SB3-style names (design notes, "Paper defaults")
+# SAC-AE training script -> SB3-style names
 PAPER = {
     "learning_rate": 1e-3,
     "buffer_size": 100_000,

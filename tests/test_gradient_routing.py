@@ -1,4 +1,4 @@
-"""Who trains what (design notes 1): the actor never moves the shared convs; critic and decoder do."""
+"""Who trains what (the design page): the actor never moves the shared convs; critic and decoder do."""
 
 import torch as th
 

@@ -1,12 +1,17 @@
 """tune_malloc: glibc keeps the update's large blocks for reuse instead of mapping and faulting them afresh."""
 
+import json
 import subprocess
 import sys
 import textwrap
+import zipfile
+from pathlib import Path
 
 import pytest
 
-from sb3_sacae.malloc import _glibc_mallopt
+from sb3_sacae import SACAE
+from sb3_sacae.accel import tune_malloc
+from sb3_sacae.accel.malloc import _glibc_mallopt
 from tests.conftest import TinyPixelEnv, tiny_model
 
 needs_glibc = pytest.mark.skipif(_glibc_mallopt() is None, reason="mallopt is glibc's")
@@ -15,7 +20,7 @@ needs_glibc = pytest.mark.skipif(_glibc_mallopt() is None, reason="mallopt is gl
 FAULTS = textwrap.dedent("""
     import resource, sys
     import torch as th
-    from sb3_sacae.malloc import M_MMAP_THRESHOLD, _glibc_mallopt, tune_malloc
+    from sb3_sacae.accel.malloc import M_MMAP_THRESHOLD, _glibc_mallopt, tune_malloc
 
     def faults_per_round():
         xs = [th.empty(3_000_000).fill_(1.0) for _ in range(12)]
@@ -52,16 +57,25 @@ def test_tuned_malloc_reuses_freed_blocks_instead_of_faulting_them_again():
     assert tuned < 0.1 * pages  # observed 1-5 %: some alignment slack as the blocks are reused
 
 
-def test_sacae_tunes_malloc_on_cpu_unless_told_not_to(monkeypatch):
+def test_building_or_loading_a_model_changes_no_malloc_setting(monkeypatch, tmp_path):
+    import sb3_sacae.accel.malloc as malloc
+
     calls = []
-    monkeypatch.setattr("sb3_sacae.sacae.tune_malloc", lambda: calls.append(1) or True)
+    monkeypatch.setattr(malloc, "_tuned", False)
+    monkeypatch.setattr(malloc, "_glibc_mallopt", lambda: calls.append(1) or (lambda parameter, value: 1))
     model = tiny_model(TinyPixelEnv())
-    assert model.tune_malloc is True and calls == [1]
-    assert tiny_model(TinyPixelEnv(), tune_malloc=False).tune_malloc is False and calls == [1]
+    model.learn(20)
+    # a zip saved by an earlier release, which still carries its tune_malloc=True argument
+    old = SACAE.load(Path(__file__).parent / "data" / "sacae_box.zip", device="cpu")
+    assert calls == []
+    old.save(tmp_path / "again.zip")
+    with zipfile.ZipFile(tmp_path / "again.zip") as archive:
+        assert "tune_malloc" not in json.loads(archive.read("data"))
+    assert tune_malloc() and calls == [1]  # the explicit opt-in
 
 
 def test_without_glibc_tune_malloc_does_nothing(monkeypatch):
-    import sb3_sacae.malloc as malloc
+    import sb3_sacae.accel.malloc as malloc
 
     monkeypatch.setattr(malloc, "_tuned", False)
     monkeypatch.setattr(malloc, "_glibc_mallopt", lambda: None)

@@ -6,7 +6,7 @@ import pytest
 import torch as th
 from torch import nn
 
-from sb3_sacae.torch_layers import _ONEDNN_LINEAR, OneDNNLinear, use_onednn_linears
+from sb3_sacae.accel.onednn import _ONEDNN_LINEAR, OneDNNLinear, onednn_linear_applies, use_onednn_linears
 from tests.conftest import TinyPixelEnv, tiny_model
 
 needs_onednn = pytest.mark.skipif(_ONEDNN_LINEAR is None, reason="this torch build has no oneDNN Linear")
@@ -105,3 +105,19 @@ def test_policy_uses_onednn_linears_by_default_and_can_opt_out(tmp_path):
     assert all(type(m) is nn.Linear for m in plain.policy.modules() if isinstance(m, nn.Linear))
     plain.save(tmp_path / "plain")
     assert type(model).load(tmp_path / "plain", device="cpu").policy.onednn_linear is False
+
+
+@pytest.mark.parametrize("device", [th.device("cuda"), th.device("meta"), "cuda:0"])
+def test_the_seam_selects_the_plain_linear_for_other_devices(device):
+    assert onednn_linear_applies(device) is False
+
+
+@needs_onednn
+def test_the_seam_selects_onednn_on_cpu():
+    assert onednn_linear_applies(th.device("cpu")) and onednn_linear_applies("cpu")
+
+
+def test_on_the_meta_device_the_layer_takes_the_plain_path():
+    layer = use_onednn_linears(nn.Linear(4, 3, device="meta"))
+    out = layer(th.empty(2, 4, device="meta"))
+    assert type(layer) is OneDNNLinear and out.shape == (2, 3) and out.device.type == "meta"

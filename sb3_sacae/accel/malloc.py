@@ -5,7 +5,7 @@ One update at the paper's settings allocates and frees about 200 MB of tensors o
 backward, gradients, bfloat16 copies). glibc serves blocks above its mmap threshold with fresh ``mmap`` calls and
 returns the top of the heap to the system once more than twice that threshold is free there; the threshold adapts,
 but not far enough for this pattern, so every gradient step page-faults 30,000-50,000 fresh pages (about a tenth of
-the step on 2 cores, measured with ``resource.getrusage``; README, speed table). :func:`tune_malloc` fixes the
+the step on small machines, measured with ``resource.getrusage``). :func:`tune_malloc` fixes the
 threshold at glibc's maximum and keeps up to 1 GiB of freed heap for reuse: the same blocks then serve every step.
 """
 
@@ -45,9 +45,10 @@ def tune_malloc() -> bool:
     """
     Fix glibc's mmap threshold at 32 MB and its trim threshold at 1 GiB, for the whole process, once.
 
-    ``SACAE(tune_malloc=True)`` (the default) calls it when its device is the CPU; pass ``tune_malloc=False`` to leave
-    malloc alone (the environment variables ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` do the same
-    before Python starts). The cost: up to 1 GiB of freed memory stays with the process for reuse.
+    An explicit opt-in for a training process on CPU: call ``sb3_sacae.accel.tune_malloc()`` once before training.
+    The package never calls it itself (the environment variables ``MALLOC_MMAP_THRESHOLD_`` and
+    ``MALLOC_TRIM_THRESHOLD_`` do the same before Python starts). The cost: up to 1 GiB of freed memory stays with the
+    process for reuse.
 
     :return: whether the settings are in place (False where the C library is not glibc)
     """
