@@ -90,6 +90,22 @@ def test_enjoy_loads_without_allocating_the_replay_buffer(trained, tmp_path):
     assert "Episode Reward" in out
 
 
+def test_enjoy_renders_by_default(trained):
+    """Without --no-render, rl_zoo3.enjoy asks for render_mode="human": the pixel env shows its frames in a
+    window (SDL's dummy driver here, with no display) instead of refusing the mode."""
+    environ = {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run(
+        [sys.executable, "-m", "sb3_sacae.zoo", "enjoy", "--algo", "sacae", "--env", ENV_ID, "-f", "logs", "-n", "20"],
+        cwd=trained,
+        env={**environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    check(result)
+    assert "render_mode" not in result.stderr
+
+
 def test_record_video(trained, tmp_path):
     check(
         zoo(
