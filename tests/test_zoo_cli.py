@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "PendulumPixels-v1"
@@ -72,6 +73,25 @@ def test_train_writes_the_zoo_layout(trained):
     run = trained / "logs" / "sacae" / f"{ENV_ID}_1"
     assert (run / f"{ENV_ID}.zip").is_file()
     assert (run / ENV_ID / "config.yml").is_file() and (run / ENV_ID / "args.yml").is_file()
+
+
+def saved_config(run: Path, env_id: str) -> dict:
+    """The hyperparameters rl_zoo3 saved in ``config.yml`` (a list of key/value pairs)."""
+    text = (run / env_id / "config.yml").read_text().removeprefix("!!python/object/apply:collections.OrderedDict\n")
+    return dict(yaml.safe_load(text)[0])
+
+
+def test_partial_env_kwargs_keep_the_config_keys(trained):
+    """--env-kwargs image_size:32 frame_stack:2 overrides two keys; the YAML's action_repeat stays."""
+    env_kwargs = saved_config(trained / "logs" / "sacae" / f"{ENV_ID}_1", ENV_ID)["env_kwargs"]
+    assert env_kwargs == {"image_size": 32, "frame_stack": 2, "action_repeat": 2}
+    assert saved_config(trained / "logs" / "sacae" / f"{ENV_ID}_1", ENV_ID)["policy"] == "CnnPolicy"
+
+
+def test_state_observations_train_with_the_mlp_policy(tmp_path):
+    """Pendulum-v1 has vector observations: the policy is chosen from the observation space."""
+    check(zoo("train", "--algo", "sacae", "--env", "Pendulum-v1", "-n", "32", "-f", "logs", *TINY_MODEL, cwd=tmp_path))
+    assert saved_config(tmp_path / "logs" / "sacae" / "Pendulum-v1_1", "Pendulum-v1")["policy"] == "MlpPolicy"
 
 
 def test_enjoy_loads_without_allocating_the_replay_buffer(trained, tmp_path):
