@@ -8,7 +8,7 @@ positions of the ``k`` frames of ``obs`` and of ``next_obs``; stacks are rebuilt
 
 import math
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
@@ -387,8 +387,9 @@ class FrameStackReplayBuffer(ReplayBuffer):
             stacks_th = th.as_tensor(stacks, device=self.device)
             observations, next_observations = stacks_th[:batch_size], stacks_th[batch_size:]
         else:
-            observations = self.to_torch(self._normalize_obs(stacks[:batch_size], env))
-            next_observations = self.to_torch(self._normalize_obs(stacks[batch_size:], env))
+            # SB3 types _normalize_obs for dict observations too; an array stack normalizes to an array
+            normalized = cast(np.ndarray, self._normalize_obs(stacks, env))
+            observations, next_observations = self.to_torch(normalized[:batch_size]), self.to_torch(normalized[batch_size:])
         return ReplayBufferSamples(
             observations=observations,
             actions=self.to_torch(self.actions[batch_inds, env_indices, :]),

@@ -35,7 +35,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_sacae.serialization import _fsync_dir, atomic_write, pid_alive, read_replay_buffer_into, write_replay_buffer
+from sb3_sacae.io.files import atomic_write, pid_alive
+from sb3_sacae.io.files import fsync_dir as _fsync_dir
+from sb3_sacae.io.replay_buffers import read_replay_buffer_into, write_replay_buffer
 
 CHECKPOINT_FORMAT = "sb3_sacae.checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
