@@ -40,7 +40,7 @@ extras = {
         "opencv-python-headless>=4.8",  # gymnasium's ResizeObservation
     ],
     "zoo": [
-        "rl_zoo3>=2.7",
+        "rl_zoo3>=2.9.2,<2.10",  # the range the start-up hook is tested with (docs/guide/zoo.md)
         "optuna>=4.0",
         "huggingface_hub>=0.20",
         "matplotlib>=3.7",

@@ -2,15 +2,18 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import yaml
 from stable_baselines3.common.env_checker import check_env
 
 from sb3_sacae.envs import PIXEL_ENVS, register_envs
 from sb3_sacae.envs.dmc import DMC_ACTION_REPEAT
 
+ZOO_YAML = Path(__file__).resolve().parents[1] / "sb3_sacae" / "zoo" / "hyperparams" / "sacae.yml"
 SMALL = dict(image_size=64, frame_stack=2, action_repeat=2)
 
 DMC_IDS = [env_id for env_id in PIXEL_ENVS if env_id.startswith("DMC-")]
@@ -150,6 +153,25 @@ def test_non_square_images():
     env.close()
 
 
-def test_human_render_mode_is_refused():
-    with pytest.raises(ValueError, match="render offscreen"):
-        gym.make("PendulumPixels-v1", render_mode="human")
+def test_human_render_mode_shows_the_frames_and_keeps_observations():
+    env = gym.make("PendulumPixels-v1", render_mode="human", image_size=32, frame_stack=2)
+    assert env.render_mode == "human"
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (6, 32, 32) and obs.dtype == np.uint8
+    obs, *_ = env.step(env.action_space.sample())
+    assert obs.shape == (6, 32, 32)
+    assert env.render() is None  # drawn in the window, as Gymnasium's own "human" environments
+    env.close()
+
+
+def test_unknown_render_mode_is_refused_with_the_accepted_ones():
+    with pytest.raises(ValueError, match="'human'"):
+        gym.make("PendulumPixels-v1", render_mode="ansi")
+
+
+@pytest.mark.parametrize("env_id, action_repeat", [("HalfCheetahPixels-v5", 4), ("ReacherPixels-v5", 2)])
+def test_mujoco_default_action_repeat_lives_in_the_registration(env_id, action_repeat):
+    """The zoo's sacae.yml sets no action_repeat for these ids: the registration is the one place."""
+    assert gym.spec(env_id).kwargs["action_repeat"] == action_repeat
+    entry = yaml.safe_load(ZOO_YAML.read_text())[env_id]
+    assert "action_repeat" not in entry["env_kwargs"]

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "PendulumPixels-v1"
@@ -74,6 +75,25 @@ def test_train_writes_the_zoo_layout(trained):
     assert (run / ENV_ID / "config.yml").is_file() and (run / ENV_ID / "args.yml").is_file()
 
 
+def saved_config(run: Path, env_id: str) -> dict:
+    """The hyperparameters rl_zoo3 saved in ``config.yml`` (a list of key/value pairs)."""
+    text = (run / env_id / "config.yml").read_text().removeprefix("!!python/object/apply:collections.OrderedDict\n")
+    return dict(yaml.safe_load(text)[0])
+
+
+def test_partial_env_kwargs_keep_the_config_keys(trained):
+    """--env-kwargs image_size:32 frame_stack:2 overrides two keys; the YAML's action_repeat stays."""
+    env_kwargs = saved_config(trained / "logs" / "sacae" / f"{ENV_ID}_1", ENV_ID)["env_kwargs"]
+    assert env_kwargs == {"image_size": 32, "frame_stack": 2, "action_repeat": 2}
+    assert saved_config(trained / "logs" / "sacae" / f"{ENV_ID}_1", ENV_ID)["policy"] == "CnnPolicy"
+
+
+def test_state_observations_train_with_the_mlp_policy(tmp_path):
+    """Pendulum-v1 has vector observations: the policy is chosen from the observation space."""
+    check(zoo("train", "--algo", "sacae", "--env", "Pendulum-v1", "-n", "32", "-f", "logs", *TINY_MODEL, cwd=tmp_path))
+    assert saved_config(tmp_path / "logs" / "sacae" / "Pendulum-v1_1", "Pendulum-v1")["policy"] == "MlpPolicy"
+
+
 def test_enjoy_loads_without_allocating_the_replay_buffer(trained, tmp_path):
     shutil.copytree(trained / "logs", tmp_path / "logs")
     model_path = tmp_path / "logs" / "sacae" / f"{ENV_ID}_1" / f"{ENV_ID}.zip"
@@ -88,6 +108,22 @@ def test_enjoy_loads_without_allocating_the_replay_buffer(trained, tmp_path):
             archive.writestr(name, payload)
     out = check(zoo("enjoy", "--algo", "sacae", "--env", ENV_ID, "-f", "logs", "-n", "110", "--no-render", cwd=tmp_path))
     assert "Episode Reward" in out
+
+
+def test_enjoy_renders_by_default(trained):
+    """Without --no-render, rl_zoo3.enjoy asks for render_mode="human": the pixel env shows its frames in a
+    window (SDL's dummy driver here, with no display) instead of refusing the mode."""
+    environ = {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run(
+        [sys.executable, "-m", "sb3_sacae.zoo", "enjoy", "--algo", "sacae", "--env", ENV_ID, "-f", "logs", "-n", "20"],
+        cwd=trained,
+        env={**environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    check(result)
+    assert "render_mode" not in result.stderr
 
 
 def test_record_video(trained, tmp_path):

@@ -33,11 +33,19 @@ DMC_TASKS: tuple[tuple[str, str], ...] = (
 PIXEL_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "PendulumPixels-v1": ("sb3_sacae.envs.gym_pixels:make_pendulum_pixels", {}),
     "CarRacingPixels-v3": ("sb3_sacae.envs.gym_pixels:make_car_racing_pixels", {}),
-    "HalfCheetahPixels-v5": ("sb3_sacae.envs.gym_pixels:make_mujoco_pixels", {"env_id": "HalfCheetah-v5"}),
+    # action repeat 4 for HalfCheetah and 2 for Reacher: the defaults the zoo's sacae.yml relies on
+    "HalfCheetahPixels-v5": (
+        "sb3_sacae.envs.gym_pixels:make_mujoco_pixels",
+        {"env_id": "HalfCheetah-v5", "action_repeat": 4},
+    ),
     "ReacherPixels-v5": (
         "sb3_sacae.envs.gym_pixels:make_mujoco_pixels",
         # top-down view of the whole arena: the default camera leaves the arm a few pixels wide at 84 px
-        {"env_id": "Reacher-v5", "default_camera_config": {"trackbodyid": 0, "distance": 0.8, "elevation": -90.0}},
+        {
+            "env_id": "Reacher-v5",
+            "action_repeat": 2,
+            "default_camera_config": {"trackbodyid": 0, "distance": 0.8, "elevation": -90.0},
+        },
     ),
     **{
         f"DMC-{domain}-{task}-v0": ("sb3_sacae.envs.dmc:make_dmc", {"domain": domain, "task": task})

@@ -13,7 +13,7 @@ import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
 
 from sb3_sacae.envs.headless import configure_mujoco_gl, explain_rendering_errors
-from sb3_sacae.envs.wrappers import Float32Action, check_render_mode, image_hw, pixel_observations
+from sb3_sacae.envs.wrappers import Float32Action, check_render_mode, image_hw, pixel_observations, show_frames
 
 # PlaNet benchmark (Hafner et al. 2019), used by SAC-AE: environment steps per agent step
 DMC_ACTION_REPEAT: dict[tuple[str, str], int] = {
@@ -59,7 +59,8 @@ def make_dmc(
     :param fast_render: Turn shadows and anti-aliasing off: about 5x faster software rendering, but the
         pixels differ from the published benchmark's, so results are not comparable
     :param channels_first: ``(frame_stack * 3, H, W)`` observations (default) or ``(H, W, frame_stack * 3)``
-    :param render_mode: ``None`` or ``"rgb_array"`` (the frames are always rendered offscreen)
+    :param render_mode: ``None``, ``"rgb_array"`` (the frames are always rendered offscreen) or ``"human"``
+        (those frames also shown in a window)
     :param task_kwargs: Passed to ``dm_control.suite.load``
     :param environment_kwargs: Passed to ``dm_control.suite.load``
     """
@@ -80,4 +81,4 @@ def make_dmc(
             dm_env, render_mode="rgb_array", render_kwargs={"height": height, "width": width, "camera_id": camera_id}
         )
         env = TimeLimit(Float32Action(env), max_episode_steps=episode_length)
-        return pixel_observations(env, (height, width), frame_stack, action_repeat, channels_first)
+        return show_frames(pixel_observations(env, (height, width), frame_stack, action_repeat, channels_first), render_mode)

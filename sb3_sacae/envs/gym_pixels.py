@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium as gym
 
 from sb3_sacae.envs.headless import configure_mujoco_gl, configure_pygame_headless, explain_rendering_errors
-from sb3_sacae.envs.wrappers import check_render_mode, image_hw, pixel_observations
+from sb3_sacae.envs.wrappers import check_render_mode, image_hw, pixel_observations, show_frames
 
 
 def make_pendulum_pixels(
@@ -38,7 +38,8 @@ def make_pendulum_pixels(
     :param action_repeat: Environment steps per agent step
     :param episode_length: Episode length in environment steps
     :param channels_first: ``(frame_stack * 3, H, W)`` observations (default) or ``(H, W, frame_stack * 3)``
-    :param render_mode: ``None`` or ``"rgb_array"`` (the frames are always rendered offscreen)
+    :param render_mode: ``None``, ``"rgb_array"`` (the frames are always rendered offscreen) or ``"human"``
+        (those frames also shown in a window)
     :param kwargs: Passed to ``gymnasium.make("Pendulum-v1", ...)`` (e.g. ``g``)
     """
     check_render_mode(render_mode)
@@ -48,7 +49,7 @@ def make_pendulum_pixels(
         "Pendulum-v1", render_mode="rgb_array", max_episode_steps=episode_length, disable_env_checker=True, **kwargs
     )
     env.unwrapped.screen_dim = max(height, width)  # type: ignore[attr-defined]
-    return pixel_observations(env, (height, width), frame_stack, action_repeat, channels_first)
+    return show_frames(pixel_observations(env, (height, width), frame_stack, action_repeat, channels_first), render_mode)
 
 
 def make_car_racing_pixels(
@@ -68,8 +69,8 @@ def make_car_racing_pixels(
     :param action_repeat: Environment steps per agent step (default 4, a common choice for CarRacing)
     :param episode_length: Episode length in environment steps (1000, as CarRacing-v3)
     :param channels_first: ``(frame_stack * 3, H, W)`` observations (default) or ``(H, W, frame_stack * 3)``
-    :param render_mode: ``None`` or ``"rgb_array"``; ``"rgb_array"`` makes ``render()`` return the large
-        600x400 view (for videos), at extra cost per step
+    :param render_mode: ``None``, ``"rgb_array"`` or ``"human"``; ``"rgb_array"`` makes ``render()`` return the
+        large 600x400 view (for videos), at extra cost per step, and ``"human"`` shows that view in a window
     :param kwargs: Passed to ``gymnasium.make("CarRacing-v3", ...)`` (e.g. ``domain_randomize``)
     """
     check_render_mode(render_mode)
@@ -77,12 +78,12 @@ def make_car_racing_pixels(
     env = gym.make(
         "CarRacing-v3",
         continuous=True,
-        render_mode=render_mode,
+        render_mode="rgb_array" if render_mode == "human" else render_mode,
         max_episode_steps=episode_length,
         disable_env_checker=True,
         **kwargs,
     )
-    return pixel_observations(env, image_size, frame_stack, action_repeat, channels_first)
+    return show_frames(pixel_observations(env, image_size, frame_stack, action_repeat, channels_first), render_mode)
 
 
 def make_mujoco_pixels(
@@ -107,7 +108,8 @@ def make_mujoco_pixels(
     :param fast_render: Turn shadows and anti-aliasing off: several times faster software rendering, but
         the images differ from the default look
     :param channels_first: ``(frame_stack * 3, H, W)`` observations (default) or ``(H, W, frame_stack * 3)``
-    :param render_mode: ``None`` or ``"rgb_array"`` (the frames are always rendered offscreen)
+    :param render_mode: ``None``, ``"rgb_array"`` (the frames are always rendered offscreen) or ``"human"``
+        (those frames also shown in a window)
     :param kwargs: Passed to ``gymnasium.make(env_id, ...)`` (e.g. ``camera_name``, ``max_episode_steps``)
     """
     check_render_mode(render_mode)
@@ -119,4 +121,4 @@ def make_mujoco_pixels(
             model = env.unwrapped.model  # type: ignore[attr-defined]
             model.vis.quality.offsamples = 0  # no multisample anti-aliasing
             model.light_castshadow[:] = 0
-        return pixel_observations(env, (height, width), frame_stack, action_repeat, channels_first)
+        return show_frames(pixel_observations(env, (height, width), frame_stack, action_repeat, channels_first), render_mode)

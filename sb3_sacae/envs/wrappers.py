@@ -145,10 +145,35 @@ def image_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
     return int(height), int(width)
 
 
+RENDER_MODES = (None, "rgb_array", "human")
+
+
 def check_render_mode(render_mode: str | None) -> None:
-    """Pixel environments render offscreen; accept the ``render_mode`` values that agree with that."""
-    if render_mode not in (None, "rgb_array"):
-        raise ValueError(f"Pixel environments render offscreen; render_mode must be None or 'rgb_array', got {render_mode!r}")
+    """Pixel environments render offscreen; ``"human"`` shows those frames in a window (see :func:`show_frames`)."""
+    if render_mode not in RENDER_MODES:
+        raise ValueError(
+            f"Pixel environments render offscreen; render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}"
+        )
+
+
+def show_frames(env: gym.Env, render_mode: str | None) -> gym.Env:
+    """
+    With ``render_mode="human"``, wrap ``env`` in Gymnasium's ``HumanRendering``: every ``reset()`` and
+    ``step()`` draws the rendered frame in a pygame window, as Gymnasium's own environments do.
+
+    Without a display SDL's dummy video driver is selected (see
+    :func:`sb3_sacae.envs.headless.configure_pygame_headless`), so the window is drawn nowhere and the
+    environment runs as it does with a display, like Gymnasium's own ``"human"`` environments.
+    Other modes return ``env`` unchanged.
+    """
+    if render_mode != "human":
+        return env
+    from gymnasium.wrappers import HumanRendering
+
+    from sb3_sacae.envs.headless import configure_pygame_headless
+
+    configure_pygame_headless()
+    return HumanRendering(env)
 
 
 def pixel_observations(

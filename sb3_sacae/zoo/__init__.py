@@ -107,21 +107,37 @@ def _zoo_sampler(trial: Any, n_actions: int, n_envs: int, additional_args: dict[
     return sample_sacae_params(trial, n_actions, n_envs, {**additional_args, **_search_base})
 
 
-def _config_policy_kwargs(manager: Any) -> dict[str, Any]:
-    """policy_kwargs of the config entry the manager reads (env id, else ``default``), for ``--trial-id``."""
+def _config_entry(manager: Any) -> dict[str, Any]:
+    """The config entry the manager reads (env id, else ``default``); empty when the file cannot be read."""
     from sb3_sacae.zoo.sampler import load_yaml
 
     try:
         entries = load_yaml(manager.config) or {}
     except (OSError, ValueError):
         return {}
-    entry = entries.get(manager.env_name.gym_id, entries.get("default", {})) or {}
-    policy_kwargs = entry.get("policy_kwargs", {})
+    return dict(entries.get(manager.env_name.gym_id, entries.get("default", {})) or {})
+
+
+def _config_policy_kwargs(manager: Any) -> dict[str, Any]:
+    """policy_kwargs of the config entry the manager reads, for ``--trial-id``."""
+    policy_kwargs = _config_entry(manager).get("policy_kwargs", {})
     if isinstance(policy_kwargs, str):
         from sb3_sacae.zoo.sampler import parse_policy_kwargs
 
         policy_kwargs = parse_policy_kwargs(policy_kwargs)
     return dict(policy_kwargs or {})
+
+
+def policy_for(observation_space: Any) -> str:
+    """The SACAE policy name for an observation space: images -> CnnPolicy, Dict -> MultiInputPolicy, else MlpPolicy."""
+    from gymnasium import spaces
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    if isinstance(observation_space, spaces.Dict):
+        return "MultiInputPolicy"
+    if is_image_space(observation_space, check_channels=False):
+        return "CnnPolicy"
+    return "MlpPolicy"
 
 
 class _TrialId(int):
@@ -146,6 +162,24 @@ def _patch_experiment_manager(exp_manager: ModuleType) -> None:
     original_objective = manager_cls.objective
     original_optimization = manager_cls.hyperparameters_optimization
     original_create_envs = manager_cls.create_envs
+    original_read_hyperparameters = manager_cls.read_hyperparameters
+    original_preprocess_action_noise = manager_cls._preprocess_action_noise
+
+    @functools.wraps(original_read_hyperparameters)
+    def read_hyperparameters(self: Any) -> Any:
+        if self.algo == ALGO_NAME and self.env_kwargs:
+            # rl_zoo3 replaces the config's env_kwargs wholesale with --env-kwargs: keep the keys not given
+            config_env_kwargs = _config_entry(self).get("env_kwargs") or {}
+            if isinstance(config_env_kwargs, dict):
+                self.env_kwargs = {**config_env_kwargs, **self.env_kwargs}
+        return original_read_hyperparameters(self)
+
+    @functools.wraps(original_preprocess_action_noise)
+    def _preprocess_action_noise(self: Any, hyperparams: dict[str, Any], saved_hyperparams: dict[str, Any], env: Any) -> Any:
+        if self.algo == ALGO_NAME and "policy" not in hyperparams:
+            # the config names no policy: choose it from the observations (vector Pendulum-v1 -> MlpPolicy)
+            hyperparams["policy"] = saved_hyperparams["policy"] = policy_for(env.observation_space)
+        return original_preprocess_action_noise(self, hyperparams, saved_hyperparams, env)
 
     @functools.wraps(original_create_envs)
     def create_envs(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -222,6 +256,8 @@ def _patch_experiment_manager(exp_manager: ModuleType) -> None:
     manager_cls.load_trial = load_trial
     manager_cls.objective = objective
     manager_cls.create_envs = create_envs
+    manager_cls.read_hyperparameters = read_hyperparameters
+    manager_cls._preprocess_action_noise = _preprocess_action_noise
     manager_cls.hyperparameters_optimization = hyperparameters_optimization
     manager_cls._sb3_sacae_patched = True
 

@@ -1,4 +1,4 @@
-"""Start-up hook that makes ``python -m rl_zoo3.<script> --algo sacae`` work (design notes, section 4).
+"""Start-up hook that makes ``python -m rl_zoo3.<script> --algo sacae`` work (docs/guide/zoo.md).
 
 rl_zoo3 reads no entry points and imports ``--gym-packages`` only after parsing ``--algo``, so SACAE has to be
 in ``rl_zoo3.utils.ALGOS`` before any zoo script parses its arguments. ``sb3_sacae_zoo.pth`` (and, for
