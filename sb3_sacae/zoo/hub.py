@@ -38,6 +38,7 @@ import numpy as np
 import yaml
 from huggingface_hub import HfApi, snapshot_download
 
+from sb3_sacae.zoo.safety import plain_yaml
 from sb3_sacae.zoo.sampler import load_yaml
 
 ALGO = "sacae"
@@ -173,21 +174,8 @@ def _lay_out(source: Path, checked: Path, env_id: str, folder: str | os.PathLike
 
 
 # ---------------------------------------------------------------------------------------------------- pushing
-def _plain(value: Any) -> Any:
-    """YAML-safe copy: dicts (OrderedDict too), lists, tuples as lists, scalars; anything else as its repr."""
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return repr(value)
-
-
 def _write_yaml(path: Path, data: Any) -> None:
-    path.write_text(yaml.safe_dump(_plain(data), sort_keys=True), encoding="utf-8")
+    path.write_text(yaml.safe_dump(plain_yaml(data), sort_keys=True), encoding="utf-8")
 
 
 def evaluate(model: Any, env: Any, n_eval_episodes: int, deterministic: bool, folder: Path) -> tuple[float, float]:
@@ -278,7 +266,7 @@ def model_card(repo_id: str, env_id: str, mean_reward: float, std_reward: float,
         )
     )
     organization = repo_id.split("/")[0]
-    front_matter = yaml.safe_dump(_plain(metadata), sort_keys=False)
+    front_matter = yaml.safe_dump(plain_yaml(metadata), sort_keys=False)
     return f"""---
 {front_matter}---
 
@@ -304,7 +292,7 @@ import sb3_sacae  # registers SACAE and the pixel environments
 from sb3_sacae.zoo.hub import load_from_hub
 
 model = load_from_hub("{repo_id}")  # a SACAE, loaded without unpickling anything
-env = gym.make("{env_id}", **{_plain(env_kwargs)!r})
+env = gym.make("{env_id}", **{plain_yaml(env_kwargs)!r})
 obs, _ = env.reset()
 action, _ = model.predict(obs, deterministic=True)
 ```
@@ -326,12 +314,12 @@ python -m sb3_sacae.zoo push_to_hub --algo sacae --env {env_id} -f logs/ -orga {
 ## Hyperparameters
 
 ```yaml
-{yaml.safe_dump(_plain(hyperparams), sort_keys=True)}```
+{yaml.safe_dump(plain_yaml(hyperparams), sort_keys=True)}```
 
 ## Environment arguments
 
 ```yaml
-{yaml.safe_dump(_plain(env_kwargs), sort_keys=True)}```
+{yaml.safe_dump(plain_yaml(env_kwargs), sort_keys=True)}```
 """
 
 

@@ -27,7 +27,9 @@ import re
 from collections.abc import Callable
 from typing import IO, Any
 
-from sb3_sacae.serialization import UnsafeFileError, safe_load_config
+import numpy as np
+
+from sb3_sacae.io import UnsafeFileError, safe_load_config
 
 TRUST_CONFIG_ENV_VAR = "SB3_SACAE_TRUST_ZOO_CONFIG"
 TRUST_VECNORMALIZE_ENV_VAR = "SB3_SACAE_TRUST_VECNORMALIZE"
@@ -144,8 +146,6 @@ def sanitize_zoo_files(source: str | os.PathLike, target: str | os.PathLike, tru
     """
     import yaml
 
-    from sb3_sacae.zoo.hub import _plain
-
     contents: dict[str, Any] = {}
     for name in ("config.yml", "args.yml", "env_kwargs.yml"):
         path = os.path.join(source, name)
@@ -166,7 +166,7 @@ def sanitize_zoo_files(source: str | os.PathLike, target: str | os.PathLike, tru
         contents[name] = data
     for name, data in contents.items():
         with open(os.path.join(target, name), "w", encoding="utf-8") as file:
-            yaml.safe_dump(_plain(data), file, sort_keys=True)
+            yaml.safe_dump(plain_yaml(data), file, sort_keys=True)
     return list(contents)
 
 
@@ -250,3 +250,16 @@ def check_vecnormalize(algo: str, stats_path: str | None, hyperparams: dict[str,
             f"Refusing to load {path}: VecNormalize.load unpickles it, which runs any code stored in it. Set "
             f"{TRUST_VECNORMALIZE_ENV_VAR}=1 only if you trust this file (e.g. you trained the model yourself)."
         )
+
+
+def plain_yaml(value: Any) -> Any:
+    """YAML-safe copy: dicts (OrderedDict too), lists, tuples as lists, scalars; anything else as its repr."""
+    if isinstance(value, dict):
+        return {str(key): plain_yaml(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_yaml(item) for item in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
