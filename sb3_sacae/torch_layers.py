@@ -527,7 +527,7 @@ def reconstruction_loss(reconstruction: th.Tensor, observations: th.Tensor, bits
     becomes one 32 MB allocation that the C allocator maps and page-faults afresh on every step), each slice gives
     its share of the loss and writes its share of the gradient straight in the reconstruction's dtype and layout.
     The reconstruction (bfloat16 under autocast) is never copied to float32. Same noise, value and gradient as the
-    formula above, to float32 rounding of the sum (tests/test_reconstruction_target.py).
+    formula above, to float32 rounding of the sum (tests/algorithm/test_reconstruction_target.py).
 
     :param reconstruction: decoder output, (N, C, H, W), any float dtype and layout
     :param observations: raw pixels in [0, 255] of the same shape

@@ -38,7 +38,7 @@ _OFF_POLICY_LIST = 'off_policy_algos = ["qrdqn", "dqn", "ddpg", "sac", "her", "t
 _OFF_POLICY_FIX = 'off_policy_algos = ["qrdqn", "dqn", "ddpg", "sac", "her", "td3", "tqc", "sacae"]'
 
 # module -> [(exact old text, new text, why)]. A patch whose old text is absent (upstream changed or fixed the
-# line) is skipped with one warning naming what stays unfixed; tests/test_zoo_hook.py checks that every patch still
+# line) is skipped with one warning naming what stays unfixed; tests/zoo/test_zoo_hook.py checks that every patch still
 # applies to the installed rl_zoo3. Replacements keep line numbers, so tracebacks still point at the right line.
 _UNSAFE_ARGS = "            loaded_args = yaml.load(f, Loader=yaml.UnsafeLoader)\n"
 _SAFE_ARGS = '            loaded_args = __import__("sb3_sacae.zoo.safety", fromlist=["load_args"]).load_args(f)\n'

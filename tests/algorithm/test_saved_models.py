@@ -1,0 +1,51 @@
+"""Models saved by an earlier release still load and act the same.
+
+``tests/data/sacae_box.zip`` and ``tests/data/sacae_discrete.zip`` are tiny models (the ``tests.conftest`` settings,
+32 steps on ``TinyPixelEnv`` and its three-action sibling) saved by the release before the core redesign; their
+deterministic actions on six fixed observations are stored beside them in ``saved_models_expected.npz``. Any change
+to the saved-model format, to the names of saved modules or optimizers, or to the forward pass shows up here.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch as th
+
+from sb3_sacae import SACAE
+
+DATA = Path(__file__).parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, np.ndarray]:
+    with np.load(DATA / "saved_models_expected.npz") as archive:
+        return dict(archive)
+
+
+@pytest.mark.parametrize("name", ["box", "discrete"])
+def test_old_zip_loads_and_predicts_the_saved_actions(expected, name):
+    model = SACAE.load(DATA / f"sacae_{name}.zip", device="cpu")
+    actions, _ = model.predict(expected["observations"], deterministic=True)
+    np.testing.assert_allclose(actions, expected[f"{name}_actions"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["box", "discrete"])
+def test_old_zip_restores_every_optimizer_state(name):
+    model = SACAE.load(DATA / f"sacae_{name}.zip", device="cpu")
+    optimizers = [model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer]
+    optimizers += [model.policy.encoder_optimizer, model.policy.decoder_optimizer]
+    for optimizer in optimizers:
+        steps = [state["step"] for state in optimizer.state.values()]
+        assert steps and all(float(th.as_tensor(step)) > 0 for step in steps)
+
+
+@pytest.mark.parametrize("name", ["box", "discrete"])
+def test_old_zip_resaved_by_this_release_round_trips(tmp_path, expected, name):
+    model = SACAE.load(DATA / f"sacae_{name}.zip", device="cpu")
+    model.save(tmp_path / "again.zip")
+    again = SACAE.load(tmp_path / "again.zip", device="cpu")
+    for key, tensor in model.policy.state_dict().items():
+        assert th.equal(tensor, again.policy.state_dict()[key]), key
+    actions, _ = again.predict(expected["observations"], deterministic=True)
+    np.testing.assert_allclose(actions, expected[f"{name}_actions"], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,142 @@
+"""The benchmark scripts run end to end at tiny scale (tiny images and nets, a handful of steps) and write their outputs."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_SACAE_POLICY = json.dumps(dict(features_dim=8, n_filters=8, net_arch=[16, 16]))
+
+
+def run_script(script: str, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert completed.returncode == 0, f"{script} failed:\n{completed.stdout}\n{completed.stderr}"
+    return completed.stdout
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_throughput_times_both_models_and_appends_a_csv_row(tmp_path):
+    out = tmp_path / "throughput.csv"
+    tiny = [
+        "--image-size", "40", "--batch-size", "8", "--transitions", "16", "--steps", "2", "--warmup", "1",
+        "--threads", "1", "--peak-size", "128", "--policy-kwargs", TINY_SACAE_POLICY,
+        "--sac-policy-kwargs", json.dumps(dict(net_arch=[16], features_extractor_kwargs=dict(features_dim=16))),
+    ]  # fmt: skip
+    out.write_text("")  # an empty file gets the header
+    stdout = run_script("throughput.py", *tiny, "--csv", str(out))
+
+    assert "SACAE / SAC steps per second" in stdout and "peak: float32" in stdout
+    (row,) = read_csv(out)
+    assert float(row["sacae_steps_per_s"]) > 0 and float(row["sac_steps_per_s"]) > 0
+    assert float(row["ratio"]) == pytest.approx(float(row["sacae_steps_per_s"]) / float(row["sac_steps_per_s"]), rel=1e-3)
+    assert float(row["sacae_gflop_per_step"]) > 0 and float(row["sac_gflop_per_step"]) > 0
+    assert float(row["peak_fp32_gflops"]) > 0 and float(row["peak_bf16_gflops"]) > 0
+    assert 0 < float(row["sacae_fraction_fp32_peak"])
+    assert row["image_size"] == "40" and row["batch_size"] == "8" and row["threads"] == "1"
+    assert json.loads(row["policy_kwargs"]) == json.loads(TINY_SACAE_POLICY)
+
+
+def test_throughput_profile_splits_a_step_into_ops_and_groups():
+    tiny = [
+        "--image-size", "40", "--batch-size", "8", "--transitions", "16", "--steps", "1", "--warmup", "1",
+        "--threads", "1", "--peak-size", "128", "--policy-kwargs", TINY_SACAE_POLICY, "--skip-sac", "--profile", "2",
+    ]  # fmt: skip
+    stdout = run_script("throughput.py", *tiny)
+    lines = stdout[stdout.index("profile of 2 SACAE steps") :].splitlines()
+    total = float(lines[0].split(": ")[1].split(" ms")[0])
+    cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[1:]]
+    split = cells.index(["group", "ms/step"])
+    op_rows, group_rows = cells[2:split], cells[split + 2 :]
+    groups = {name: float(ms) for name, ms in group_rows}
+    assert groups["convolutions and transposed convolutions"] > 0 and "other" in groups
+    assert sum(groups.values()) == pytest.approx(total, abs=0.1 * len(groups))  # every op in exactly one group
+    assert 0 < len(op_rows) <= 15 and all(float(ms) >= 0 and float(calls) > 0 for _, ms, calls in op_rows)
+
+
+def test_learning_writes_one_csv_per_seed_and_the_plot_summarises_them(tmp_path):
+    hyperparams = {"batch_size": 8, "learning_starts": 10, "policy_kwargs": json.loads(TINY_SACAE_POLICY)}
+    stdout = run_script(
+        "learning.py",
+        "--env", "PendulumPixels-v1", "--env-kwargs", json.dumps({"image_size": 32, "episode_length": 20}),
+        "--steps", "20", "--seeds", "0", "1", "--eval-freq", "10", "--eval-episodes", "1",
+        "--hyperparams", json.dumps(hyperparams), "--threads", "1", "--out", str(tmp_path),
+    )  # fmt: skip
+    env_dir = tmp_path / "PendulumPixels-v1"
+    assert "final evaluation return" in stdout
+    for seed in (0, 1):
+        rows = read_csv(env_dir / f"{seed}.csv")
+        assert [int(row["agent_steps"]) for row in rows] == [0, 10, 20]
+        assert int(rows[0]["env_frames"]) == 0 and int(rows[-1]["env_frames"]) > int(rows[-1]["agent_steps"])
+        assert all(float(row["eval_std_return"]) >= 0 for row in rows)
+        wall = [float(row["wall_time_s"]) for row in rows]
+        assert wall == sorted(wall) and wall[-1] > 0
+        eval_times = [float(row["eval_time_s"]) for row in rows]
+        assert all(t > 0 for t in eval_times) and sum(eval_times) < wall[-1]
+        assert (env_dir / "evaluations" / str(seed) / "evaluations.npz").exists()
+        seed_settings = json.loads((env_dir / f"settings-seed{seed}.json").read_text())
+        assert seed_settings["seed"] == seed and seed_settings["threads"] == 1
+        assert seed_settings["code"]["sb3_sacae"] and "command" in seed_settings and "cpu" in seed_settings["machine"]
+    assert "% of the wall time" in stdout
+    settings = json.loads((env_dir / "settings.json").read_text())
+    assert settings["steps"] == 20 and settings["seeds"] == [0, 1] and settings["hyperparams"]["batch_size"] == 8
+
+    png = tmp_path / "curve.png"
+    stdout = run_script(
+        "plot_learning.py", "--results", str(tmp_path), "--env", "PendulumPixels-v1", "--x", "env_frames",
+        "--reference", "target=-200", "--reference", "DrQ=759+-92", "--out", str(png), "--by-step",
+    )  # fmt: skip
+    assert png.stat().st_size > 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = next(line for line in stdout.splitlines() if line.startswith("| PendulumPixels-v1"))
+    final = [float(read_csv(env_dir / f"{seed}.csv")[-1]["eval_mean_return"]) for seed in (0, 1)]
+    assert f"{sum(final) / 2:.1f} +/-" in summary and "| 0, 1 |" in summary
+    untrained = next(line for line in stdout.splitlines() if line.startswith("| 0 |"))  # env frame 0, both seeds
+    first = [float(read_csv(env_dir / f"{seed}.csv")[0]["eval_mean_return"]) for seed in (0, 1)]
+    assert "(2)" in untrained and untrained.rstrip(" |").endswith(f"{first[0]:.0f} | {first[1]:.0f}")
+
+
+def test_kernels_compares_each_speed_lever():
+    out = run_script("kernels.py", "--batch-size", "2", "--repeats", "1", "--threads", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "kernel" not in line]
+    assert len(rows) == 11 and all(line.rstrip().endswith("x |") for line in rows)
+    assert any(line.startswith("page faults per round of 8 x 24 MB blocks:") for line in out.splitlines())
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_alternatives_time_equivalent_formulations(dtype):
+    out = run_script("alternatives.py", "--batch-size", "2", "--repeats", "1", "--threads", "1", "--dtype", dtype)
+    rows = [line for line in out.splitlines() if " -> " in line and not line.startswith("kernel")]
+    assert len(rows) == 7
+    # every alternative computes the adopted values: float32 to rounding, bfloat16 to about one bf16 step
+    tolerance = 1e-5 if dtype == "float32" else 1e-2
+    assert all(float(line.split()[-1]) <= tolerance for line in rows), out
+
+
+def test_throughput_versus_times_two_sacae_models_alternately():
+    tiny = [
+        "--image-size", "40", "--batch-size", "8", "--transitions", "16", "--steps", "2", "--warmup", "1",
+        "--threads", "1", "--peak-size", "128", "--policy-kwargs", TINY_SACAE_POLICY, "--skip-sac",
+        "--versus", json.dumps({"reuse_critic_features": True}),
+    ]  # fmt: skip
+    stdout = run_script("throughput.py", *tiny)
+    lines = stdout[stdout.index("in one process, 2 alternating steps each") :].splitlines()
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[3:5]]
+    assert rows[0][0] == "SACAE {}" and rows[1][0] == "SACAE {'reuse_critic_features': True}"
+    assert all(float(mean) > 0 and float(median) > 0 and float(rate) > 0 for _, mean, median, rate in rows)
+    assert "step time with {'reuse_critic_features': True}: " in lines[5]

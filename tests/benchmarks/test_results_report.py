@@ -1,0 +1,118 @@
+"""``benchmarks/report.py`` builds the results and performance pages from the CSVs alone, and the committed pages and
+README table are what it builds from the committed CSVs."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import report  # noqa: E402
+
+LEARNING_FIELDS = ["agent_steps", "env_frames", "eval_mean_return", "eval_std_return", "wall_time_s", "eval_time_s"]
+
+
+def write_run(results: Path, run: str, env: str, finals: dict[int, float], action_repeat: int = 8, **hyperparams) -> None:
+    """A learning run as benchmarks/learning.py writes it: a CSV per seed and a settings file per seed."""
+    env_dir = results / run / env
+    env_dir.mkdir(parents=True)
+    steps = 100_000 // action_repeat
+    for seed, final in finals.items():
+        with (env_dir / f"{seed}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(LEARNING_FIELDS)
+            writer.writerow([0, 0, 10.0, 1.0, 20.0, 20.0])
+            writer.writerow([steps, steps * action_repeat, final, 5.0, 3600.0, 300.0])
+        settings = {
+            "command": f"python benchmarks/learning.py --seeds {seed} --out /somewhere/else/{run}",
+            "date": "2026-01-02T03:04:05",
+            "code": {"sb3_sacae": "9.9.9"},
+            "machine": {"cpu": "Test CPU", "nproc": 4, "gpu": "", "torch": "2.0", "python": "3.11"},
+            "steps": steps,
+            "seeds": [seed],
+            "seed": seed,
+            "hyperparams": hyperparams,
+            "threads": 2,
+        }
+        (env_dir / f"settings-seed{seed}.json").write_text(json.dumps(settings))
+
+
+def test_every_results_folder_is_picked_up_and_fewer_than_three_seeds_are_labelled(tmp_path):
+    write_run(tmp_path, "full", "DMC-cartpole-swingup-v0", {0: 300.0, 1: 310.0, 2: 320.0})
+    write_run(tmp_path, "new-option", "DMC-cartpole-swingup-v0", {0: 700.0}, random_shift=4)
+
+    page = report.results_page(report.find_learning_results(tmp_path))
+
+    assert "## `full`: DMC-cartpole-swingup-v0" in page and "## `new-option`: DMC-cartpole-swingup-v0" in page
+    assert "| DMC-cartpole-swingup-v0 | paper hyperparameters | 3 seeds | **310 +/- 8** at 100,000 frames |" in page
+    assert "`random_shift=4` | 1 seed (fewer than 3: not a result yet) | **700** at 100,000 frames" in page
+
+
+def test_deepmind_control_results_sit_next_to_the_published_values(tmp_path):
+    write_run(tmp_path, "run", "DMC-cartpole-swingup-v0", {0: 300.0, 1: 310.0, 2: 320.0})
+
+    table = report.summary_table(report.find_learning_results(tmp_path))
+
+    assert table.splitlines()[2].endswith("| 311 +/- 11 | 759 +/- 92 |")  # SAC+AE, DrQ at 100k frames
+
+
+def test_each_result_shows_its_command_date_machine_and_package_version(tmp_path):
+    write_run(tmp_path, "run", "PendulumPixels-v1", {0: -150.0}, action_repeat=2)
+
+    page = report.results_page(report.find_learning_results(tmp_path))
+
+    assert "python benchmarks/learning.py --seeds 0 --out benchmarks/results/run" in page  # where the files are
+    assert "2026-01-02T03:04:05 on Test CPU, 4 cores, no GPU, torch 2.0" in page and "sb3_sacae 9.9.9" in page
+    assert "Share of it spent evaluating: seed 0 9 %" in page  # (20 + 300) s of 3600 s
+
+
+def test_a_seed_still_running_is_labelled(tmp_path):
+    write_run(tmp_path, "run", "DMC-cartpole-swingup-v0", {0: 300.0})
+    settings_path = tmp_path / "run" / "DMC-cartpole-swingup-v0" / "settings-seed0.json"
+    settings_path.write_text(json.dumps({**json.loads(settings_path.read_text()), "steps": 25_000}))
+
+    (result,) = report.find_learning_results(tmp_path)
+
+    assert report.seeds_label(result).endswith("seed 0 still running")
+
+
+def throughput_row(date: str, steps_per_s: float, sacae_kwargs: str = "{}", sac: float | None = None) -> dict:
+    row = {field: "" for field in ["cpu", "nproc", "gpu", "torch", "device", "threads", "image_size", "batch_size"]}
+    row.update(cpu="Test CPU", nproc="2", torch="2.0", device="cpu", threads="2", image_size="84", batch_size="128")
+    row.update(date=date, steps="20", warmup="3", sacae_kwargs=sacae_kwargs, policy_kwargs="{}")
+    row.update(sacae_steps_per_s=str(steps_per_s), sacae_gflop_per_step="126.4", sac_gflop_per_step="33.1" if sac else "")
+    row.update(sac_steps_per_s=str(sac) if sac else "", ratio=f"{steps_per_s / sac:.4f}" if sac else "")
+    return row
+
+
+def test_speed_ratios_compare_rows_of_the_same_session_only():
+    rows = [
+        throughput_row("2026-01-01T10:00:00", 4.0, sac=8.0),  # a faster day
+        throughput_row("2026-01-02T10:00:00", 2.0, sac=5.0),
+        throughput_row("2026-01-02T10:01:00", 3.0, '{"bf16_autocast": true}'),
+    ]
+
+    sessions = report.sessions(rows)
+    table = "\n".join(report.session_table(sessions[-1]))
+
+    assert [len(session) for session in sessions] == [1, 2]
+    assert "| exact default (float32) | 1 | 2.00 | 1.00 | 0.40 | 126.4 |" in table
+    assert "| `bf16_autocast=True` | 1 | 3.00 | 1.50 | - | 126.4 |" in table  # 3.0 / 2.0, not 3.0 / 4.0
+    assert "| SB3 SAC `CnnPolicy` (reference point) | 1 | 5.00 | 2.50 | 1.00 | 33.1 |" in table
+    assert report.speed_line(rows).startswith("2026-01-02, Test CPU, 2 cores, cpu: the exact default 0.40x")
+
+
+def test_readme_needs_its_marker_comments():
+    with pytest.raises(ValueError, match="marker comments"):
+        report.replace_between("# README without markers\n", report.README_START, report.README_END, "table")
+
+
+def test_committed_pages_and_readme_table_are_up_to_date_with_the_csvs():
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "report.py"), "--check"], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr

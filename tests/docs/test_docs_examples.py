@@ -1,0 +1,127 @@
+"""The code the documentation shows runs: the README's quick start, the algorithm page's examples and the design
+page's recipe for the original code's burst of updates, each executed as written with tiny networks, images and
+step counts (the examples' own numbers are for real training)."""
+
+import itertools
+import os
+import re
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import torch as th
+
+import sb3_sacae
+from sb3_sacae import SACAE
+from tests.conftest import TINY, TINY_POLICY, tiny_model
+
+ROOT = Path(__file__).resolve().parents[2]
+MAX_STEPS = 40  # agent steps any example may train for here
+IMAGE_SIZE = 32
+
+
+def python_blocks(path: Path, start: str, end: str) -> list[str]:
+    """The ```python blocks of ``path`` between the first line containing ``start`` and the next containing ``end``."""
+    text = path.read_text(encoding="utf-8")
+    begin = text.index(start)
+    section = text[begin : text.index(end, begin + len(start))]
+    blocks = re.findall(r"^```python\n(.*?)^```", section, flags=re.S | re.M)
+    if not blocks:
+        raise ValueError(f"no python code blocks in {path} between {start!r} and {end!r}")
+    return blocks
+
+
+class TinySACAE(SACAE):
+    """SACAE with tiny networks and at most ``MAX_STEPS`` agent steps per ``learn()`` call."""
+
+    def __init__(self, policy, env, **kwargs):
+        if kwargs.get("_init_setup_model", True):  # load() rebuilds from the file's values
+            policy_kwargs = {**TINY_POLICY, **(kwargs.pop("policy_kwargs", None) or {})}
+            kwargs = {**TINY, "seed": 0, "device": "cpu", **kwargs, "policy_kwargs": policy_kwargs}
+        super().__init__(policy, env, **kwargs)
+
+    def learn(self, total_timesteps, *args, **kwargs):
+        return super().learn(min(total_timesteps, MAX_STEPS), *args, **kwargs)
+
+
+@pytest.fixture
+def tiny_examples(monkeypatch, tmp_path):
+    """Run examples in a temporary folder, with tiny SACAE models and the pixel environments at 32x32."""
+    make = gym.make
+
+    def make_small(env_id, *args, **kwargs):
+        if isinstance(env_id, str) and env_id in sb3_sacae.envs.PIXEL_ENVS:
+            kwargs.setdefault("image_size", IMAGE_SIZE)
+        return make(env_id, *args, **kwargs)
+
+    monkeypatch.setattr(gym, "make", make_small)
+    monkeypatch.setattr(sb3_sacae, "SACAE", TinySACAE)
+    monkeypatch.chdir(tmp_path)
+    # making a MuJoCo env sets MUJOCO_GL and PYOPENGL_PLATFORM in this process: later tests that start renderers in
+    # subprocesses with another backend must not inherit them
+    environment = dict(os.environ)
+    yield tmp_path
+    os.environ.clear()
+    os.environ.update(environment)
+
+
+def run(code: str) -> dict:
+    namespace: dict = {}
+    exec(compile(code, "<documentation example>", "exec"), namespace)
+    return namespace
+
+
+def test_readme_quick_start_trains_saves_loads_and_predicts(tiny_examples):
+    (code,) = python_blocks(ROOT / "README.md", "<!-- quickstart:start -->", "<!-- quickstart:end -->")
+    namespace = run(code)
+
+    assert (tiny_examples / "sacae_pendulum.zip").exists()
+    assert namespace["model"].num_timesteps == MAX_STEPS
+    assert namespace["env"].action_space.contains(namespace["action"])
+
+
+def test_algorithm_page_pendulum_example_runs(tiny_examples):
+    code = python_blocks(ROOT / "docs" / "modules" / "sacae.md", "## Example", "## Results")[0]
+    namespace = run(code)
+
+    assert isinstance(namespace["model"], SACAE) and namespace["model"].num_timesteps == MAX_STEPS
+    assert (tiny_examples / "sacae_pendulum.zip").exists()
+
+
+def test_algorithm_page_drq_example_runs_on_deepmind_control(tiny_examples):
+    pytest.importorskip("dm_control")
+    code = python_blocks(ROOT / "docs" / "modules" / "sacae.md", "## Example", "## Results")[1]
+    namespace = run(code)
+
+    model = namespace["model"]
+    assert model.random_shift == 4 and model.bf16_autocast
+    assert model.env_frames == 8 * MAX_STEPS  # cartpole_swingup repeats each action 8 times
+
+
+def test_design_page_burst_recipe_reproduces_the_original_update_schedule():
+    (code,) = python_blocks(ROOT / "docs" / "design.md", "## Differences from the original code", "**Replay buffer size.**")
+    learn_with_reference_burst = run(code)["learn_with_reference_burst"]
+    warmup, total = 6, 12
+    model = tiny_model(learning_starts=warmup)
+    target = next(model.critic_target.parameters())
+    actor_steps: list[int] = []
+    critic_steps: list[tuple[int, th.Tensor]] = []  # (agent step, target parameter after this critic step)
+    model.actor.optimizer.register_step_post_hook(lambda *_: actor_steps.append(model.num_timesteps))
+    model.critic.optimizer.register_step_post_hook(
+        lambda *_: critic_steps.append((model.num_timesteps, target.detach().clone()))
+    )
+
+    learn_with_reference_burst(model, total)
+
+    # each update's target change shows at the next critic step: update k moved the targets iff snapshot k+1 differs
+    moved = [not th.equal(a, b) for (_, a), (_, b) in itertools.pairwise(critic_steps)]
+    steps = [step for step, _ in critic_steps]
+    assert steps == [warmup] * warmup + list(range(warmup + 1, total + 1))  # the burst, then one update per step
+    assert actor_steps[:warmup] == [warmup] * warmup  # every update of the burst updates the actor ...
+    assert all(moved[:warmup])  # ... and the targets
+    # afterwards, as in the original script, the actor and the targets move at even environment steps only
+    assert actor_steps[warmup:] == [step for step in range(warmup + 1, total + 1) if step % 2 == 0]
+    assert [step for step, m in zip(steps[warmup:], moved[warmup:], strict=False) if m] == [
+        step for step in range(warmup + 1, total) if step % 2 == 0
+    ]
+    assert (model.actor_update_interval, model.target_update_interval) == (2, 2)  # intervals restored
