@@ -98,37 +98,28 @@ def _ends_in_load_or_refusal(load, payload) -> None:
         pass
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    model = tiny_model()
-    model.learn(20)
-    path = tmp_path_factory.mktemp("fuzz_model") / "model.zip"
-    model.save(path)
-    return path
-
-
 def _load_model(payload: bytes) -> None:
     SACAE.load(io.BytesIO(payload), device="cpu")
 
 
 @FUZZ
 @given(data=st.data())
-def test_model_zip_bytes(model_file, data):
-    _ends_in_load_or_refusal(_load_model, mutated(data, model_file.read_bytes()))
+def test_model_zip_bytes(saved_model, data):
+    _ends_in_load_or_refusal(_load_model, mutated(data, saved_model.read_bytes()))
 
 
 @FUZZ
 @given(data=st.data())
-def test_model_data_entry(model_file, data):
-    members = _members(model_file)
+def test_model_data_entry(saved_model, data):
+    members = _members(saved_model)
     members["data"] = mutated(data, members["data"])
     _ends_in_load_or_refusal(_load_model, _zip(members))
 
 
 @FUZZ
 @given(data=st.data())
-def test_model_pickled_entries(model_file, data):
-    members = _members(model_file)
+def test_model_pickled_entries(saved_model, data):
+    members = _members(saved_model)
     entries = json.loads(members["data"])
     serialized = sorted(key for key, value in entries.items() if isinstance(value, dict) and ":serialized:" in value)
     key = data.draw(st.sampled_from(serialized))
@@ -141,8 +132,8 @@ def test_model_pickled_entries(model_file, data):
 
 @FUZZ
 @given(data=st.data())
-def test_model_member_swaps(model_file, data):
-    members = _members(model_file)
+def test_model_member_swaps(saved_model, data):
+    members = _members(saved_model)
     names = sorted(members)
     first, second = data.draw(st.sampled_from(names)), data.draw(st.sampled_from([*names, "hostile"]))
     other = HOSTILE_PICKLE if second == "hostile" else members[second]

@@ -2,9 +2,7 @@
 
 import base64
 import io
-import json
 import pickle
-import zipfile
 from pathlib import Path
 
 import cloudpickle
@@ -14,6 +12,7 @@ import pytest
 from sb3_sacae import SACAE
 from sb3_sacae.serialization import UnsafeFileError, is_allowed_global, restricted_loads
 from tests.conftest import TinyPixelEnv, tiny_model
+from tests.io.hostile import pickle_global, pickle_text, rewrite_model_zip
 
 
 class _TouchMarker:
@@ -30,46 +29,9 @@ def _serialized(obj) -> dict:
     return {":type:": str(type(obj)), ":serialized:": base64.b64encode(cloudpickle.dumps(obj)).decode()}
 
 
-def _rewrite_data(source: Path, target: Path, edit) -> Path:
-    """Copy a model zip, passing its JSON ``data`` through ``edit``."""
-    with zipfile.ZipFile(source) as archive_in, zipfile.ZipFile(target, "w") as archive_out:
-        for name in archive_in.namelist():
-            content = archive_in.read(name)
-            if name == "data":
-                data = json.loads(content)
-                edit(data)
-                content = json.dumps(data).encode()
-            archive_out.writestr(name, content)
-    return target
-
-
 def _global_pickle(module: str, name: str, argument: str) -> bytes:
     """A protocol-4 pickle calling ``module.name(argument)``, built opcode by opcode."""
-
-    def text(value: str) -> bytes:
-        encoded = value.encode()
-        return pickle.SHORT_BINUNICODE + bytes([len(encoded)]) + encoded
-
-    return (
-        pickle.PROTO
-        + b"\x04"
-        + text(module)
-        + text(name)
-        + pickle.STACK_GLOBAL
-        + text(argument)
-        + pickle.TUPLE1
-        + pickle.REDUCE
-        + pickle.STOP
-    )
-
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory) -> Path:
-    model = tiny_model()
-    model.learn(20)
-    path = tmp_path_factory.mktemp("model") / "model.zip"
-    model.save(path)
-    return path
+    return pickle_global(module, name) + pickle_text(argument) + pickle.TUPLE1 + pickle.REDUCE + pickle.STOP
 
 
 @pytest.fixture
@@ -79,7 +41,7 @@ def marker(tmp_path) -> Path:
 
 @pytest.mark.parametrize("entry", ["observation_space", "lr_schedule", "policy_class", "learning_rate", "a_new_key"])
 def test_payload_in_model_data_is_refused(saved_model, tmp_path, marker, entry):
-    crafted = _rewrite_data(
+    crafted = rewrite_model_zip(
         saved_model, tmp_path / "crafted.zip", lambda data: data.update({entry: _serialized(_TouchMarker(marker))})
     )
     with pytest.raises(UnsafeFileError) as error:
@@ -91,7 +53,7 @@ def test_payload_in_model_data_is_refused(saved_model, tmp_path, marker, entry):
 
 def test_the_payload_is_live_under_trust_remote_code(saved_model, tmp_path, marker):
     # The refusal above is not an accident of a broken payload: SB3's own loading runs it
-    crafted = _rewrite_data(
+    crafted = rewrite_model_zip(
         saved_model, tmp_path / "crafted.zip", lambda data: data.update(extra=_serialized(_TouchMarker(marker)))
     )
     SACAE.load(crafted, trust_remote_code=True)
@@ -99,7 +61,7 @@ def test_the_payload_is_live_under_trust_remote_code(saved_model, tmp_path, mark
 
 
 def test_payload_from_a_file_object_is_refused(saved_model, tmp_path, marker):
-    crafted = _rewrite_data(
+    crafted = rewrite_model_zip(
         saved_model, tmp_path / "crafted.zip", lambda data: data.update(extra=_serialized(_TouchMarker(marker)))
     )
     with open(crafted, "rb") as file, pytest.raises(UnsafeFileError):
@@ -127,7 +89,7 @@ def test_globals_outside_the_allow_list_are_refused(module, name, marker):
 
 
 def test_lambdas_are_refused_with_a_hint(saved_model, tmp_path):
-    crafted = _rewrite_data(
+    crafted = rewrite_model_zip(
         saved_model, tmp_path / "lambda.zip", lambda data: data.update(lr_schedule=_serialized(lambda _: 1e-3))
     )
     with pytest.raises(UnsafeFileError, match="lambdas"):
@@ -136,13 +98,13 @@ def test_lambdas_are_refused_with_a_hint(saved_model, tmp_path):
 
 def test_keys_shadowing_methods_are_refused(saved_model, tmp_path):
     # SB3 copies the data into the model's __dict__; a key named like a method would replace it
-    crafted = _rewrite_data(saved_model, tmp_path / "shadow.zip", lambda data: data.update(_setup_model=1))
+    crafted = rewrite_model_zip(saved_model, tmp_path / "shadow.zip", lambda data: data.update(_setup_model=1))
     with pytest.raises(UnsafeFileError, match="_setup_model"):
         SACAE.load(crafted)
 
 
 def test_custom_objects_replace_entries_before_decoding(saved_model, tmp_path, marker):
-    crafted = _rewrite_data(
+    crafted = rewrite_model_zip(
         saved_model, tmp_path / "crafted.zip", lambda data: data.update(extra=_serialized(_TouchMarker(marker)))
     )
     model = SACAE.load(crafted, custom_objects={"extra": None})

@@ -5,7 +5,6 @@ an allowed class, and small files that ask for huge allocations are refused, and
 
 import base64
 import io
-import json
 import os
 import pickle
 import sys
@@ -22,32 +21,7 @@ from sb3_sacae.io import UnsafeFileError, restricted_loads
 from sb3_sacae.io.errors import FileLimitError
 from sb3_sacae.io.files import read_regular_file
 from sb3_sacae.io.limits import MAX_METADATA_BYTES
-from tests.conftest import tiny_model
-
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory) -> Path:
-    model = tiny_model()
-    model.learn(20)
-    path = tmp_path_factory.mktemp("model") / "model.zip"
-    model.save(path)
-    return path
-
-
-def _rewrite(source: Path, target: Path, edit_data=None, extra: dict[str, bytes] | None = None, compress=False) -> Path:
-    """Copy a model zip, passing its JSON ``data`` through ``edit_data`` and adding ``extra`` members."""
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with zipfile.ZipFile(source) as archive_in, zipfile.ZipFile(target, "w", method) as archive_out:
-        for name in archive_in.namelist():
-            content = archive_in.read(name)
-            if name == "data" and edit_data is not None:
-                data = json.loads(content)
-                edit_data(data)
-                content = json.dumps(data).encode()
-            archive_out.writestr(name, content)
-        for name, content in (extra or {}).items():
-            archive_out.writestr(name, content)
-    return target
+from tests.io.hostile import pickle_global, pickle_text, rewrite_model_zip
 
 
 def _serialized(payload: bytes) -> dict:
@@ -70,7 +44,7 @@ def evil_module(tmp_path, monkeypatch) -> tuple[str, Path]:
 
 def test_env_entry_with_module_prefix_is_refused_without_importing(saved_model, tmp_path, evil_module):
     name, marker = evil_module
-    hostile = _rewrite(saved_model, tmp_path / "hostile.zip", lambda data: data.update(env=f"{name}:Evil-v0"))
+    hostile = rewrite_model_zip(saved_model, tmp_path / "hostile.zip", lambda data: data.update(env=f"{name}:Evil-v0"))
     with pytest.raises(UnsafeFileError, match="entry 'env'"):
         SACAE.load(hostile)
     assert not marker.exists()
@@ -79,19 +53,19 @@ def test_env_entry_with_module_prefix_is_refused_without_importing(saved_model, 
 
 def test_env_entry_can_be_ignored_with_custom_objects(saved_model, tmp_path, evil_module):
     name, marker = evil_module
-    hostile = _rewrite(saved_model, tmp_path / "hostile.zip", lambda data: data.update(env=f"{name}:Evil-v0"))
+    hostile = rewrite_model_zip(saved_model, tmp_path / "hostile.zip", lambda data: data.update(env=f"{name}:Evil-v0"))
     model = SACAE.load(hostile, custom_objects={"env": None})
     assert model.env is None and not marker.exists()
 
 
 def test_policy_class_name_outside_the_aliases_is_refused(saved_model, tmp_path):
-    hostile = _rewrite(saved_model, tmp_path / "hostile.zip", lambda data: data.update(policy_class="os:system"))
+    hostile = rewrite_model_zip(saved_model, tmp_path / "hostile.zip", lambda data: data.update(policy_class="os:system"))
     with pytest.raises(UnsafeFileError, match="policy_class"):
         SACAE.load(hostile)
 
 
 def test_space_that_is_not_a_space_is_refused(saved_model, tmp_path):
-    hostile = _rewrite(saved_model, tmp_path / "hostile.zip", lambda data: data.update(observation_space="Box"))
+    hostile = rewrite_model_zip(saved_model, tmp_path / "hostile.zip", lambda data: data.update(observation_space="Box"))
     with pytest.raises(UnsafeFileError, match="observation_space"):
         SACAE.load(hostile)
 
@@ -99,24 +73,15 @@ def test_space_that_is_not_a_space_is_refused(saved_model, tmp_path):
 # --- 5. allowed classes stay immutable ----------------------------------------------------------------------------
 
 
-def _text(value: str) -> bytes:
-    encoded = value.encode()
-    return pickle.SHORT_BINUNICODE + bytes([len(encoded)]) + encoded
-
-
 def _build_on_global(module: str, name: str, attribute: str, replacement_module: str, replacement: str) -> bytes:
     """A pickle that sets ``module.name.attribute = replacement_module.replacement`` through BUILD's slot state."""
     return (
-        pickle.PROTO
-        + b"\x04"
-        + _text(module)
-        + _text(name)
-        + pickle.STACK_GLOBAL
+        pickle_global(module, name)
         + pickle.NONE
         + pickle.EMPTY_DICT
-        + _text(attribute)
-        + _text(replacement_module)
-        + _text(replacement)
+        + pickle_text(attribute)
+        + pickle_text(replacement_module)
+        + pickle_text(replacement)
         + pickle.STACK_GLOBAL
         + pickle.SETITEM
         + pickle.TUPLE2
@@ -151,7 +116,7 @@ def test_dunder_state_on_an_instance_is_refused():
 
 
 def test_reference_only_classes_are_not_instantiated():
-    payload = pickle.PROTO + b"\x04" + _text("torch.nn.modules.linear") + _text("Linear") + pickle.STACK_GLOBAL
+    payload = pickle_global("torch.nn.modules.linear", "Linear")
     payload += pickle.BININT + (100_000).to_bytes(4, "little") + pickle.BININT + (100_000).to_bytes(4, "little")
     payload += pickle.TUPLE2 + pickle.REDUCE + pickle.STOP
     with pytest.raises(UnsafeFileError, match="may only name that class"):
@@ -169,18 +134,7 @@ def test_genuine_entries_still_load():
 
 
 def _call(module: str, name: str, *arguments: bytes) -> bytes:
-    return (
-        pickle.PROTO
-        + b"\x04"
-        + _text(module)
-        + _text(name)
-        + pickle.STACK_GLOBAL
-        + pickle.MARK
-        + b"".join(arguments)
-        + pickle.TUPLE
-        + pickle.REDUCE
-        + pickle.STOP
-    )
+    return pickle_global(module, name) + pickle.MARK + b"".join(arguments) + pickle.TUPLE + pickle.REDUCE + pickle.STOP
 
 
 def _long(value: int) -> bytes:
@@ -272,7 +226,7 @@ def test_enormous_layers_in_policy_kwargs_are_refused_before_allocating(saved_mo
     def huge(data: dict) -> None:
         data["policy_kwargs"] = {**data["policy_kwargs"], "net_arch": [200_000, 200_000]}  # 4e10 parameters
 
-    hostile = _rewrite(saved_model, tmp_path / "hostile.zip", huge)
+    hostile = rewrite_model_zip(saved_model, tmp_path / "hostile.zip", huge)
     with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_PARAMETERS"):
         SACAE.load(hostile)
 
@@ -326,17 +280,13 @@ def test_build_on_a_shared_enum_member_is_refused_and_the_member_is_unchanged():
 
     module, name = "stable_baselines3.common.type_aliases", "TrainFrequencyUnit"
     payload = (
-        pickle.PROTO
-        + b"\x04"
-        + _text(module)
-        + _text(name)
-        + pickle.STACK_GLOBAL
-        + _text("step")
+        pickle_global(module, name)
+        + pickle_text("step")
         + pickle.TUPLE1
         + pickle.REDUCE
         + pickle.EMPTY_DICT
-        + _text("_value_")
-        + _text("episode")
+        + pickle_text("_value_")
+        + pickle_text("episode")
         + pickle.SETITEM
         + pickle.BUILD
         + pickle.STOP
@@ -347,7 +297,7 @@ def test_build_on_a_shared_enum_member_is_refused_and_the_member_is_unchanged():
 
 
 def test_a_shared_numpy_dtype_is_not_handed_to_the_file():
-    payload = _call("numpy", "dtype", _text("f4") + pickle.NEWFALSE + pickle.NEWFALSE)
+    payload = _call("numpy", "dtype", pickle_text("f4") + pickle.NEWFALSE + pickle.NEWFALSE)
     with pytest.raises(UnsafeFileError, match="shared numpy dtype"):
         restricted_loads(payload, "the test pickle")
     genuine = pickle.dumps(np.dtype("f4"), protocol=4)  # numpy asks for a copy: dtype("f4", False, True)
