@@ -27,17 +27,17 @@ def _only_step(model: SACAE, keep: str) -> None:
             optimizer.step = lambda *args, **kwargs: None  # type: ignore[method-assign]
 
 
-def _actor_backward(model: SACAE, batch) -> None:
-    """Clear every gradient, then backpropagate the actor loss of ``batch``."""
+def actor_backward(model: SACAE, observations) -> None:
+    """Clear every gradient, then backpropagate the actor loss of ``observations``."""
     model.policy.zero_grad(set_to_none=True)
-    conv = model.policy.encoder(batch.observations)
+    conv = model.policy.encoder(observations)
     latent = model.critic.features_extractor.head(conv)
     actor_loss, _ = model._actor_loss(conv, latent, th.tensor(0.1))
     actor_loss.backward()
 
 
 def test_actor_loss_does_not_reach_shared_convs(model, batch):
-    _actor_backward(model, batch)
+    actor_backward(model, batch.observations)
     assert all(p.grad is None for p in model.critic.features_extractor.parameters())
     assert all(p.grad is None or not p.grad.any() for p in model.policy.encoder.parameters())
     assert all(p.grad is not None and p.grad.any() for p in model.actor.features_extractor.head.parameters())
@@ -97,7 +97,7 @@ def test_encoder_optimizer_holds_the_critic_encoder(model):
 
 
 def test_actor_backward_skips_the_q_heads_weight_gradients_and_leaves_them_trainable(model, batch):
-    _actor_backward(model, batch)
+    actor_backward(model, batch.observations)
     assert model._q_params and all(p.grad is None for p in model._q_params)
     assert all(p.requires_grad for p in model._q_params)
     trained = [p for group in model.actor.optimizer.param_groups for p in group["params"]]

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from sb3_sacae import SACAE
 from sb3_sacae.torch_layers import MlpDecoder, MlpTrunk
+from tests.algorithm.test_gradient_routing import actor_backward
 
 TINY_MLP = dict(features_dim=8, net_arch=[16, 16], mlp_encoder_arch=[16, 16])
 
@@ -39,10 +40,7 @@ def test_trunk_is_tied_and_the_target_critic_owns_a_copy(model):
 
 def test_actor_loss_does_not_reach_the_shared_trunk(model):
     observations = model.replay_buffer.sample(8).observations
-    model.policy.zero_grad(set_to_none=True)
-    conv = model.policy.encoder(observations)
-    actor_loss, _ = model._actor_loss(conv, model.critic.features_extractor.head(conv), th.tensor(0.1))
-    actor_loss.backward()
+    actor_backward(model, observations)
     assert all(p.grad is None for p in model.policy.encoder.parameters())
     assert all(p.grad is not None and p.grad.any() for p in model.actor.features_extractor.head.parameters())
 

@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 from sb3_sacae import SACAE
 from sb3_sacae.torch_layers import ConvTrunk, MlpDecoder, MultiTrunk, PixelDecoder
+from tests.algorithm.test_gradient_routing import actor_backward
 from tests.conftest import TINY, TinyPixelEnv
 
 TINY_MULTI = dict(features_dim=8, n_filters=8, net_arch=[16, 16], mlp_encoder_arch=[16])
@@ -88,10 +89,7 @@ def test_trunk_is_tied_and_the_target_critic_owns_a_copy(model):
 
 def test_actor_loss_does_not_reach_conv_or_mlp_trunk(model):
     observations = _sample(model)
-    model.policy.zero_grad(set_to_none=True)
-    conv = model.policy.encoder(observations)
-    actor_loss, _ = model._actor_loss(conv, model.critic.features_extractor.head(conv), th.tensor(0.1))
-    actor_loss.backward()
+    actor_backward(model, observations)
     assert all(p.grad is None for p in model.policy.encoder.parameters())
     assert all(p.grad is not None and p.grad.any() for p in model.actor.features_extractor.head.parameters())
 

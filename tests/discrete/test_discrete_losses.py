@@ -8,6 +8,7 @@ from gymnasium import spaces
 
 from sb3_sacae import SACAE
 from sb3_sacae.discrete import CategoricalActor, DiscreteCritic, discrete_target_entropy, soft_state_value
+from tests.algorithm.test_gradient_routing import actor_backward
 from tests.conftest import TinyPixelEnv, tiny_model
 
 MOVES = np.array([[0.0, 0.0], [0.5, 0.0], [0.0, 0.5]])
@@ -145,12 +146,7 @@ def test_alpha_loss_pushes_alpha_down_when_entropy_exceeds_the_target():
 
 def test_actor_loss_does_not_reach_shared_convs():
     model = discrete_model()
-    batch = model.replay_buffer.sample(8)
-    model.policy.zero_grad(set_to_none=True)
-    conv = model.policy.encoder(batch.observations)
-    latent = model.critic.features_extractor.head(conv)
-    actor_loss, _ = model._actor_loss(conv, latent, th.tensor(0.1))
-    actor_loss.backward()
+    actor_backward(model, model.replay_buffer.sample(8).observations)
     assert all(p.grad is None for p in model.critic.features_extractor.parameters())
     assert all(p.grad is None or not p.grad.any() for p in model.policy.encoder.parameters())
     assert all(p.grad is not None and p.grad.any() for p in model.actor.features_extractor.head.parameters())
