@@ -21,6 +21,7 @@ the results table of ``README.md`` (between its ``results-table`` marker comment
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import csv
 import datetime
@@ -449,11 +450,16 @@ def performance_page(rows: list[dict[str, str]]) -> str:
     lines = [HEADER]
     if not rows:
         return "\n".join([*lines, "No throughput measurements recorded yet (`benchmarks/results/throughput.csv`)."]) + "\n"
-    for session in reversed(sessions(rows)):
-        first, last = session[0], session[-1]
+    # the sessions of one day are told apart by their order that day, not by clock times
+    numbered, per_day = [], collections.Counter()
+    for session in sessions(rows):
+        per_day[session[0]["date"][:10]] += 1
+        numbered.append((session, per_day[session[0]["date"][:10]]))
+    for session, number in reversed(numbered):
+        first = session[0]
         gpu = first.get("gpu") or "no GPU"
         lines += [
-            f"### {first['date'][:10]}, {first['date'][11:16]}-{last['date'][11:16]}: {first['cpu']}, {first['nproc']} cores, "
+            f"### {first['date'][:10]}, session {number}: {first['cpu']}, {first['nproc']} cores, "
             f"{gpu}, {first['device']}",
             "",
             f"torch {first['torch']}, {first['threads']} thread(s), {first['image_size']}x{first['image_size']} images, "
