@@ -6,6 +6,7 @@ Dict observations (a conv trunk per image key and an MLP trunk for the vector ke
 
 import copy
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -151,8 +152,9 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     Gradient routing ("Who trains what" on the design page): ``encoder`` is one conv trunk referenced by the actor's
     and the critic's features extractors; the critic loss and the reconstruction loss train it, the actor reads
     it detached and trains only its own projection head. ``critic_target`` is an independent copy of the whole
-    critic, encoder included. The policy owns the decoder and the encoder/decoder optimizers so that
-    ``policy.pth`` carries them.
+    critic, encoder included. The policy owns the decoder, so that ``policy.pth`` carries it; the algorithm owns the
+    encoder and decoder optimizers (``SACAE.encoder_optimizer``, ``SACAE.decoder_optimizer``), as it owns
+    ``ent_coef_optimizer``.
 
     With a ``Discrete`` action space the actor is a :class:`~sb3_sacae.discrete.CategoricalActor` and the critic a
     :class:`~sb3_sacae.discrete.DiscreteCritic` (one Q-value per action, discrete SAC, arXiv:1910.07207), on the
@@ -180,15 +182,14 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     :param n_critics: number of Q networks (paper: 2)
     :param critic_layer_norm: LayerNorm after each hidden layer of the Q-heads (not in the paper; helps at high
         replay ratios)
-    :param encoder_lr: learning rate of the encoder on the reconstruction loss (paper: 1e-3)
-    :param decoder_lr: learning rate of the decoder (paper: 1e-3)
-    :param decoder_weight_lambda: L2 weight decay of the decoder optimizer (paper: 1e-7)
-    :param use_decoder: build the decoder and the autoencoder optimizers (False is the paper's "SAC:pixel")
+    :param use_decoder: build the decoder (False is the paper's "SAC:pixel"; ``SACAE`` sets it from
+        ``decoder_update_interval``)
     """
 
     actor: SACAEActor | CategoricalActor
-    critic: ContinuousCritic | DiscreteCritic
-    critic_target: ContinuousCritic | DiscreteCritic
+    critic: SACAECritic | DiscreteCritic
+    critic_target: SACAECritic | DiscreteCritic
+    decoder: Decoder | None
 
     def __init__(
         self,
@@ -209,9 +210,6 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
         critic_layer_norm: bool = False,
-        encoder_lr: float = 1e-3,
-        decoder_lr: float = 1e-3,
-        decoder_weight_lambda: float = 1e-7,
         use_decoder: bool = True,
     ):
         self._setup_observation_space(observation_space, normalize_images)
@@ -245,9 +243,6 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         self.log_std_init = log_std_init
         self.n_critics = n_critics
         self.critic_layer_norm = critic_layer_norm
-        self.encoder_lr = encoder_lr
-        self.decoder_lr = decoder_lr
-        self.decoder_weight_lambda = decoder_weight_lambda
         self.use_decoder = use_decoder
         self._build(lr_schedule)
 
@@ -300,27 +295,18 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         self.to(self.device)
 
         lr = lr_schedule(1)  # type: ignore[call-arg]
-        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr, **self.optimizer_kwargs)
+        self.critic.optimizer = self.make_optimizer(self.critic.parameters(), lr)
         shared = {id(param) for param in self.encoder.parameters()}
-        actor_params = [param for param in self.actor.parameters() if id(param) not in shared]
-        self.actor.optimizer = self.optimizer_class(actor_params, lr=lr, **self.optimizer_kwargs)
-        self.encoder_optimizer: th.optim.Optimizer | None = None
-        self.decoder_optimizer: th.optim.Optimizer | None = None
-        if self.decoder is not None:
-            # The reconstruction loss trains the critic's encoder (shared convs + critic head), as in the paper
-            self.encoder_optimizer = self.optimizer_class(
-                self.critic.features_extractor.parameters(), lr=self.encoder_lr, **self.optimizer_kwargs
-            )
-            self.decoder_optimizer = self.optimizer_class(
-                self.decoder.parameters(),
-                lr=self.decoder_lr,
-                **{**self.optimizer_kwargs, "weight_decay": self.decoder_weight_lambda},
-            )
+        self.actor.optimizer = self.make_optimizer([p for p in self.actor.parameters() if id(p) not in shared], lr)
+
+    def make_optimizer(self, parameters: Iterable[th.Tensor], lr: float, **overrides: Any) -> th.optim.Optimizer:
+        """
+        An optimizer of ``optimizer_class`` with ``optimizer_kwargs`` (``overrides`` replacing some) over parameters of
+        this policy: the actor's and critic's, and the algorithm's encoder and decoder optimizers.
+        """
+        optimizer = self.optimizer_class(parameters, lr=lr, **{**self.optimizer_kwargs, **overrides})  # type: ignore[call-arg]
         # Saved optimizer states hold the (C, H, W) order too, whatever channels_last is (see FlatOrdered)
-        state_order = OptimizerStateOrder(self)
-        for optimizer in (self.critic.optimizer, self.actor.optimizer, self.encoder_optimizer, self.decoder_optimizer):
-            if optimizer is not None:
-                state_order.register(optimizer)
+        return OptimizerStateOrder(self).register(optimizer)
 
     def _build_continuous_networks(self, net_kwargs: dict[str, Any]) -> None:
         obs_space = self.observation_space
@@ -383,9 +369,6 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
                 lr_schedule=self._dummy_schedule,  # not needed to load the policy alone
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,
-                encoder_lr=self.encoder_lr,
-                decoder_lr=self.decoder_lr,
-                decoder_weight_lambda=self.decoder_weight_lambda,
                 use_decoder=self.use_decoder,
             )
         )

@@ -14,6 +14,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
@@ -236,8 +237,6 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
 
     def _setup_model(self) -> None:
         check_action_space(self.action_space)
-        # The policy owns the autoencoder optimizers; their settings are the algorithm's arguments,
-        # not user policy_kwargs, so they are passed for construction only.
         owned = {"encoder_lr", "decoder_lr", "decoder_weight_lambda", "use_decoder"} & set(self.policy_kwargs)
         if owned:
             raise ValueError(
@@ -247,13 +246,8 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
         self._select_replay_buffer()
         user_policy_kwargs, user_buffer_kwargs = self.policy_kwargs, self.replay_buffer_kwargs
         self.replay_buffer_kwargs = self._checked_buffer_kwargs()
-        self.policy_kwargs = {
-            **user_policy_kwargs,
-            "encoder_lr": self.encoder_lr,
-            "decoder_lr": self.decoder_lr,
-            "decoder_weight_lambda": self.decoder_weight_lambda,
-            "use_decoder": self.decoder_update_interval > 0,
-        }
+        # decoder_update_interval=0 builds no decoder: an algorithm argument, passed to the policy for construction only
+        self.policy_kwargs = {**user_policy_kwargs, "use_decoder": self.decoder_update_interval > 0}
         requested_entropy = self.target_entropy
         if isinstance(requested_entropy, str) and requested_entropy.startswith("auto"):
             self.target_entropy = "auto"  # SAC's own "auto" (-dim(A)) is replaced below for Discrete actions
@@ -270,7 +264,17 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
         self.ent_coef_betas = tuple(self.ent_coef_betas)  # a JSON list after save/load
         if self.ent_coef_optimizer is not None:
             # SAC-AE's temperature has its own learning rate and Adam betas
-            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr, betas=self.ent_coef_betas)
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr, betas=self.ent_coef_betas)  # type: ignore[list-item, arg-type]
+        self.encoder_optimizer: th.optim.Optimizer | None = None
+        self.decoder_optimizer: th.optim.Optimizer | None = None
+        if self.policy.decoder is not None:
+            # The reconstruction loss trains the critic's encoder (shared trunk + critic head) with its own optimizer,
+            # and the decoder with another one whose weight decay is the paper's L2 penalty on the decoder weights
+            self.encoder_optimizer = self.policy.make_optimizer(self.critic.features_extractor.parameters(), self.encoder_lr)
+            decoder_parameters = self.policy.decoder.parameters()
+            self.decoder_optimizer = self.policy.make_optimizer(
+                decoder_parameters, self.decoder_lr, weight_decay=self.decoder_weight_lambda
+            )
         self._q_params = [p for name, p in self.critic.named_parameters() if not name.startswith("features_extractor.")]
         self._q_target_params = [
             p for name, p in self.critic_target.named_parameters() if not name.startswith("features_extractor.")
@@ -305,12 +309,17 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
             )
 
     def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: th.device | str = "auto") -> None:
-        super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)
+        if not isinstance(load_path_or_dict, dict):
+            _, load_path_or_dict, _ = load_from_zip_file(load_path_or_dict, device=device, load_data=False)
+        # Files of earlier versions keep the autoencoder optimizers on the policy
+        renamed = {f"policy.{name}": name for name in ("encoder_optimizer", "decoder_optimizer")}
+        params = {renamed.get(name, name): value for name, value in load_path_or_dict.items()}
+        super().set_parameters(params, exact_match=exact_match, device=device)
         # Loaded optimizer states carry the saved hyperparameters; the model's attributes (which load()'s
         # custom_objects and kwargs may change) are the ones in force
         settings = [
-            (self.policy.encoder_optimizer, {"lr": self.encoder_lr}),
-            (self.policy.decoder_optimizer, {"lr": self.decoder_lr, "weight_decay": self.decoder_weight_lambda}),
+            (self.encoder_optimizer, {"lr": self.encoder_lr}),
+            (self.decoder_optimizer, {"lr": self.decoder_lr, "weight_decay": self.decoder_weight_lambda}),
             (self.ent_coef_optimizer, {"lr": self.ent_coef_lr, "betas": tuple(self.ent_coef_betas)}),
         ]
         for optimizer, values in settings:
@@ -507,7 +516,7 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
 
     def _update_autoencoder(self, shared: SharedForward, batch: Batch, logs: dict[str, list[float]]) -> None:
         """One step of the critic's encoder and the decoder on the reconstruction loss of the critic's latent."""
-        optimizers = {"encoder": self.policy.encoder_optimizer, "decoder": self.policy.decoder_optimizer}
+        optimizers = {"encoder": self.encoder_optimizer, "decoder": self.decoder_optimizer}
         for optimizer in optimizers.values():
             optimizer.zero_grad()  # type: ignore[union-attr]
         if shared.autoencoder_grads is None:
@@ -534,7 +543,7 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
         self, latent: th.Tensor, batch: Batch, logs: dict[str, list[float]]
     ) -> list[tuple[th.Tensor, th.Tensor | None]]:
         """The autoencoder loss's gradients for the encoder and decoder optimizers' parameters, the graph kept."""
-        optimizers = (self.policy.encoder_optimizer, self.policy.decoder_optimizer)
+        optimizers = (self.encoder_optimizer, self.decoder_optimizer)
         parameters = [
             p for optimizer in optimizers if optimizer is not None for group in optimizer.param_groups for p in group["params"]
         ]
@@ -633,5 +642,5 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()
         if self.policy.decoder is not None:
-            state_dicts += ["policy.encoder_optimizer", "policy.decoder_optimizer"]
+            state_dicts += ["encoder_optimizer", "decoder_optimizer"]
         return state_dicts, variables

@@ -77,7 +77,7 @@ def test_checkpoints_move_between_layouts_with_their_optimizer_moments():
     hwc, chw = _pair()
     chw.learn(48)
     hwc.set_parameters(chw.get_parameters())  # modules and optimizers, written in (C, H, W) order
-    for name in ("critic.optimizer", "policy.encoder_optimizer", "policy.decoder_optimizer", "actor.optimizer"):
+    for name in ("critic.optimizer", "encoder_optimizer", "decoder_optimizer", "actor.optimizer"):
         saved_hwc = hwc.get_parameters()[name]["state"]
         saved_chw = chw.get_parameters()[name]["state"]
         for index, state in saved_chw.items():

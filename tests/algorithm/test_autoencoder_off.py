@@ -9,7 +9,7 @@ from tests.conftest import tiny_model
 def test_autoencoder_off_builds_no_decoder():
     model = tiny_model(decoder_update_interval=0)
     assert model.policy.decoder is None
-    assert model.policy.encoder_optimizer is None and model.policy.decoder_optimizer is None
+    assert model.encoder_optimizer is None and model.decoder_optimizer is None
 
 
 def test_autoencoder_off_trains_without_reconstruction_loss():

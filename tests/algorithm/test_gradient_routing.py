@@ -18,8 +18,8 @@ def _only_step(model: SACAE, keep: str) -> None:
     optimizers = {
         "critic": model.critic.optimizer,
         "actor": model.actor.optimizer,
-        "encoder": model.policy.encoder_optimizer,
-        "decoder": model.policy.decoder_optimizer,
+        "encoder": model.encoder_optimizer,
+        "decoder": model.decoder_optimizer,
         "ent_coef": model.ent_coef_optimizer,
     }
     for name, optimizer in optimizers.items():
@@ -91,7 +91,7 @@ def test_decoder_step_moves_only_the_decoder(model):
 
 
 def test_encoder_optimizer_holds_the_critic_encoder(model):
-    held = {id(p) for group in model.policy.encoder_optimizer.param_groups for p in group["params"]}
+    held = {id(p) for group in model.encoder_optimizer.param_groups for p in group["params"]}
     assert held == {id(p) for p in model.critic.features_extractor.parameters()}
 
 

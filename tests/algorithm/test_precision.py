@@ -50,7 +50,7 @@ def test_fused_adam_is_the_same_update():
 
 def test_fused_adam_is_the_default():
     model = tiny_model()
-    assert model.actor.optimizer.defaults["fused"] and model.policy.decoder_optimizer.defaults["fused"]
+    assert model.actor.optimizer.defaults["fused"] and model.decoder_optimizer.defaults["fused"]
 
 
 def test_speed_options_survive_save_and_load():

@@ -60,11 +60,11 @@ def _reference_update(model: SACAE) -> None:
     latent = model.critic.features_extractor(obs)
     loss = F.mse_loss(model.policy.decoder(latent), reconstruction_target(obs))
     loss = loss + model.decoder_latent_lambda * (0.5 * latent.pow(2).sum(1)).mean()
-    model.policy.encoder_optimizer.zero_grad()
-    model.policy.decoder_optimizer.zero_grad()
+    model.encoder_optimizer.zero_grad()
+    model.decoder_optimizer.zero_grad()
     loss.backward()
-    model.policy.encoder_optimizer.step()
-    model.policy.decoder_optimizer.step()
+    model.encoder_optimizer.step()
+    model.decoder_optimizer.step()
 
 
 def copies(n_updates: int, **kwargs):

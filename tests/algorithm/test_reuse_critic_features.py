@@ -47,12 +47,12 @@ def _reused_update(model: SACAE) -> None:
     (model.log_ent_coef.exp() * (-log_prob - model.target_entropy).detach()).mean().backward()
     model.ent_coef_optimizer.step()
     update_targets(model)
-    model.policy.encoder_optimizer.zero_grad()
-    model.policy.decoder_optimizer.zero_grad()
+    model.encoder_optimizer.zero_grad()
+    model.decoder_optimizer.zero_grad()
     for parameter, grad in zip(autoencoder_params, autoencoder_grads, strict=True):
         parameter.grad = grad
-    model.policy.encoder_optimizer.step()
-    model.policy.decoder_optimizer.step()
+    model.encoder_optimizer.step()
+    model.decoder_optimizer.step()
 
 
 def test_train_step_equals_the_written_out_reused_update():
@@ -69,13 +69,13 @@ def test_it_is_the_paper_update_when_the_critic_step_moves_nothing():
     # Step 11 updates neither the actor nor the targets; the decoder (interval 1) updates
     copy = copies(11, learning_rate=0.0)
     reused, paper = copy(reuse_critic_features=True), copy()
-    encoder_before = [p.detach().clone() for p in paper.policy.encoder_optimizer.param_groups[0]["params"]]
+    encoder_before = [p.detach().clone() for p in paper.encoder_optimizer.param_groups[0]["params"]]
     same_seed_step(reused)
     same_seed_step(paper)
     assert_same_parameters(reused, paper)
     moved = [
         p
-        for p, before in zip(paper.policy.encoder_optimizer.param_groups[0]["params"], encoder_before, strict=True)
+        for p, before in zip(paper.encoder_optimizer.param_groups[0]["params"], encoder_before, strict=True)
         if not th.equal(p, before)
     ]
     assert moved  # the reconstruction step did move the encoder

@@ -38,10 +38,10 @@ def test_networks_round_trip(trained_and_loaded):
 
 def test_optimizers_round_trip(trained_and_loaded):
     model, loaded = trained_and_loaded
-    for path in ("actor.optimizer", "critic.optimizer", "policy.encoder_optimizer", "policy.decoder_optimizer"):
-        head, tail = path.split(".")
-        _optimizer_states_equal(getattr(getattr(model, head), tail), getattr(getattr(loaded, head), tail))
-    _optimizer_states_equal(model.ent_coef_optimizer, loaded.ent_coef_optimizer)
+    for module in ("actor", "critic"):
+        _optimizer_states_equal(getattr(model, module).optimizer, getattr(loaded, module).optimizer)
+    for name in ("encoder_optimizer", "decoder_optimizer", "ent_coef_optimizer"):
+        _optimizer_states_equal(getattr(model, name), getattr(loaded, name))
 
 
 def test_entropy_coefficient_and_hyperparameters_round_trip(trained_and_loaded):
@@ -92,8 +92,8 @@ def test_load_time_settings_reach_the_optimizers(model, tmp_path, env):
     model.save(tmp_path / "model.zip")
     changed = dict(encoder_lr=5e-4, decoder_lr=2e-4, decoder_weight_lambda=1e-5, ent_coef_lr=3e-3, ent_coef_betas=(0.9, 0.99))
     loaded = SACAE.load(tmp_path / "model.zip", env=env, device="cpu", custom_objects=changed)
-    assert loaded.policy.encoder_optimizer.param_groups[0]["lr"] == 5e-4
-    decoder_group = loaded.policy.decoder_optimizer.param_groups[0]
+    assert loaded.encoder_optimizer.param_groups[0]["lr"] == 5e-4
+    decoder_group = loaded.decoder_optimizer.param_groups[0]
     assert decoder_group["lr"] == 2e-4 and decoder_group["weight_decay"] == 1e-5
     ent_group = loaded.ent_coef_optimizer.param_groups[0]
     assert ent_group["lr"] == 3e-3 and tuple(ent_group["betas"]) == (0.9, 0.99)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.save_util import load_from_zip_file
 
 from sb3_sacae import SACAE
 
@@ -34,7 +35,7 @@ def test_old_zip_loads_and_predicts_the_saved_actions(expected, name):
 def test_old_zip_restores_every_optimizer_state(name):
     model = SACAE.load(DATA / f"sacae_{name}.zip", device="cpu")
     optimizers = [model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer]
-    optimizers += [model.policy.encoder_optimizer, model.policy.decoder_optimizer]
+    optimizers += [model.encoder_optimizer, model.decoder_optimizer]
     for optimizer in optimizers:
         steps = [state["step"] for state in optimizer.state.values()]
         assert steps and all(float(th.as_tensor(step)) > 0 for step in steps)
@@ -49,3 +50,20 @@ def test_old_zip_resaved_by_this_release_round_trips(tmp_path, expected, name):
         assert th.equal(tensor, again.policy.state_dict()[key]), key
     actions, _ = again.predict(expected["observations"], deterministic=True)
     np.testing.assert_allclose(actions, expected[f"{name}_actions"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["box", "discrete"])
+@pytest.mark.parametrize("through", ["load", "set_parameters"])
+def test_old_zip_autoencoder_optimizer_states_move_to_the_algorithm(name, through):
+    # earlier releases kept the encoder and decoder optimizers on the policy ("policy.encoder_optimizer")
+    _, saved, _ = load_from_zip_file(DATA / f"sacae_{name}.zip", device="cpu", load_data=False)
+    model = SACAE.load(DATA / f"sacae_{name}.zip", device="cpu")
+    if through == "set_parameters":
+        model = SACAE.load(DATA / f"sacae_{name}.zip", device="cpu", encoder_lr=5e-4)
+        model.set_parameters(DATA / f"sacae_{name}.zip", device="cpu")
+        assert model.encoder_optimizer.param_groups[0]["lr"] == 5e-4  # the model's settings stay in force
+    for optimizer in ("encoder_optimizer", "decoder_optimizer"):
+        live = getattr(model, optimizer).state_dict()["state"]
+        for index, state in saved[f"policy.{optimizer}"]["state"].items():
+            for key, value in state.items():
+                assert th.equal(th.as_tensor(live[index][key]), th.as_tensor(value)), (optimizer, index, key)

@@ -43,8 +43,8 @@ def test_entropy_coefficient_has_its_own_lr_and_betas():
 
 def test_encoder_and_decoder_have_their_own_learning_rates():
     model = tiny_model(encoder_lr=2e-4, decoder_lr=5e-4, decoder_weight_lambda=1e-5, learning_rate=7e-4)
-    assert model.policy.encoder_optimizer.param_groups[0]["lr"] == 2e-4
-    decoder_group = model.policy.decoder_optimizer.param_groups[0]
+    assert model.encoder_optimizer.param_groups[0]["lr"] == 2e-4
+    decoder_group = model.decoder_optimizer.param_groups[0]
     assert decoder_group["lr"] == 5e-4 and decoder_group["weight_decay"] == 1e-5
     assert model.actor.optimizer.param_groups[0]["lr"] == 7e-4
     assert model.critic.optimizer.param_groups[0]["lr"] == 7e-4

@@ -172,7 +172,7 @@ def test_actor_and_critic_optimizers_hold_the_same_parameters_as_in_the_continuo
     model = tiny_model(DiscreteTinyPixelEnv())
     shared = {id(p) for p in model.policy.encoder.parameters()}
     actor_held = {id(p) for group in model.actor.optimizer.param_groups for p in group["params"]}
-    encoder_held = {id(p) for group in model.policy.encoder_optimizer.param_groups for p in group["params"]}
+    encoder_held = {id(p) for group in model.encoder_optimizer.param_groups for p in group["params"]}
     assert not shared & actor_held
     assert {id(p) for p in model.actor.parameters()} - shared == actor_held
     assert shared <= encoder_held and {id(p) for p in model.critic.features_extractor.head.parameters()} <= encoder_held
@@ -191,8 +191,8 @@ def test_target_encoder_and_q_heads_follow_with_their_own_tau():
             "critic": model.critic.optimizer,
             "actor": model.actor.optimizer,
             "ent_coef": model.ent_coef_optimizer,
-            "encoder": model.policy.encoder_optimizer,
-            "decoder": model.policy.decoder_optimizer,
+            "encoder": model.encoder_optimizer,
+            "decoder": model.decoder_optimizer,
         }[name]
         optimizer.step = lambda *args, **kwargs: None  # type: ignore[method-assign]
     model.train(gradient_steps=1, batch_size=8)
