@@ -1,8 +1,6 @@
 """SAC-AE as a Stable-Baselines3 algorithm: SB3's SAC with a pixel autoencoder, updated in the paper's order."""
 
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
@@ -11,7 +9,6 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.save_util import load_from_zip_file
@@ -20,25 +17,24 @@ from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from sb3_sacae import guards
-from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits, detect_frame_stack, sb3_bytes_per_transition
-from sb3_sacae.discrete import AllowDiscreteActions, discrete_target_entropy
+from sb3_sacae.collection import CollectionMixin
+from sb3_sacae.discrete import AllowDiscreteActions
 from sb3_sacae.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SACAEPolicy
 from sb3_sacae.serialization import SafeSerializationMixin
-from sb3_sacae.settings import check_action_space, check_arguments, gradient_steps_for, sac_arguments
-from sb3_sacae.torch_layers import random_shift
+from sb3_sacae.settings import (
+    check_action_space,
+    check_arguments,
+    check_random_shift,
+    gradient_steps_for,
+    sac_arguments,
+    target_entropy_for,
+)
+from sb3_sacae.torch_layers import frozen, shift_images
 
 SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
 
 # Train-time log keys, recorded (as means over the call's gradient steps) in this order when present
 TRAIN_LOG_KEYS = ("ent_coef", "critic_loss", "q_value", "actor_loss", "entropy", "ent_coef_loss", "ae_loss", "latent_loss")
-
-
-class EnvFrameCounter(BaseCallback):
-    """Adds each step's ``info["step_env_frames"]`` (from :class:`sb3_sacae.envs.ActionRepeat`) to ``model.env_frames``."""
-
-    def _on_step(self) -> bool:
-        self.model._env_frames += sum(int(info.get("step_env_frames", 0)) for info in self.locals["infos"])  # type: ignore[attr-defined]
-        return True
 
 
 class Batch(NamedTuple):
@@ -64,7 +60,7 @@ class SharedForward:
     autoencoder_grads: list[tuple[th.Tensor, th.Tensor | None]] | None = None
 
 
-class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
+class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
     """
     Soft Actor-Critic with a deterministic pixel autoencoder (SAC-AE).
 
@@ -212,7 +208,6 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
             raise ValueError("action_noise needs continuous (Box) actions: discrete SAC explores by sampling its policy")
         self._set_sacae_settings(arguments)
         self._env_frames = 0
-        # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
         self._check_buffer_memory = _init_setup_model
         if _init_setup_model:
             self._setup_model()
@@ -243,9 +238,7 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
                 f"{sorted(owned)} are SACAE arguments, not policy_kwargs: pass them to SACAE(...) directly "
                 "(use_decoder: decoder_update_interval=0 turns the autoencoder off)"
             )
-        self._select_replay_buffer()
-        user_policy_kwargs, user_buffer_kwargs = self.policy_kwargs, self.replay_buffer_kwargs
-        self.replay_buffer_kwargs = self._checked_buffer_kwargs()
+        user_policy_kwargs = self.policy_kwargs
         # decoder_update_interval=0 builds no decoder: an algorithm argument, passed to the policy for construction only
         self.policy_kwargs = {**user_policy_kwargs, "use_decoder": self.decoder_update_interval > 0}
         requested_entropy = self.target_entropy
@@ -254,13 +247,9 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
         try:
             super()._setup_model()
         finally:
-            self.policy_kwargs, self.replay_buffer_kwargs = user_policy_kwargs, user_buffer_kwargs
-        self._set_target_entropy(requested_entropy)
-        if self.random_shift and not self._image_spaces():
-            raise ValueError(
-                f"random_shift={self.random_shift} shifts images, but the observations {self.observation_space} hold "
-                "none: pass random_shift=0 for state observations"
-            )
+            self.policy_kwargs = user_policy_kwargs
+        self.target_entropy = target_entropy_for(requested_entropy, self.action_space, self.target_entropy)
+        check_random_shift(self.random_shift, self.observation_space)
         self.ent_coef_betas = tuple(self.ent_coef_betas)  # a JSON list after save/load
         if self.ent_coef_optimizer is not None:
             # SAC-AE's temperature has its own learning rate and Adam betas
@@ -279,34 +268,6 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
         self._q_target_params = [
             p for name, p in self.critic_target.named_parameters() if not name.startswith("features_extractor.")
         ]
-        self._action_repeat = self._read_action_repeat() or getattr(self, "_action_repeat", None)
-
-    def _checked_buffer_kwargs(self) -> dict[str, Any]:
-        """The replay buffer's kwargs, after refusing a buffer that cannot fit in memory (unless allowed)."""
-        user_buffer_kwargs = self.replay_buffer_kwargs
-        allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or not getattr(
-            self, "_check_buffer_memory", False
-        )
-        if self.replay_buffer_class is FrameStackReplayBuffer:
-            return {**user_buffer_kwargs, "allow_oversize": allow_oversize}
-        # SB3's buffers take no such argument: check their size here, before numpy allocates them
-        per_transition = sb3_bytes_per_transition(self.observation_space, self.action_space, self.optimize_memory_usage)
-        what = f"SB3's replay buffer (buffer_size={self.buffer_size:_})"
-        check_memory_fits(per_transition * self.buffer_size, per_transition, what, allow_oversize=allow_oversize)
-        return {k: v for k, v in user_buffer_kwargs.items() if k != "allow_oversize"}
-
-    def _set_target_entropy(self, requested: str | float) -> None:
-        """SAC's "auto" target entropy for Box actions; a fraction of log |A| for Discrete actions."""
-        if not (isinstance(requested, str) and requested.startswith("auto")):
-            return
-        if isinstance(self.action_space, spaces.Discrete):
-            # Discrete SAC: a fraction of the maximum entropy log |A| (arXiv:1910.07207)
-            self.target_entropy = discrete_target_entropy(int(self.action_space.n), requested)
-        elif requested != "auto":
-            raise ValueError(
-                f"target_entropy={requested!r}: 'auto_<fraction>' is for Discrete actions; use 'auto' "
-                "(-dim(A)) or a number for Box actions"
-            )
 
     def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: th.device | str = "auto") -> None:
         if not isinstance(load_path_or_dict, dict):
@@ -328,59 +289,8 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset=force_reset)
-        self._action_repeat = self._read_action_repeat()
         if self.replay_ratio is not None:
             self.gradient_steps = gradient_steps_for(self.replay_ratio, self.train_freq, self.n_envs)
-
-    def _select_replay_buffer(self) -> None:
-        """Frame-stacked image observations default to the buffer that stores each frame once."""
-        if self.replay_buffer_class is not None or self.optimize_memory_usage or self.n_steps > 1:
-            return
-        frame_stack = detect_frame_stack(self.env)
-        if frame_stack is not None and frame_stack > 1 and isinstance(self.observation_space, spaces.Box):
-            self.replay_buffer_class = FrameStackReplayBuffer
-            self.replay_buffer_kwargs = {"frame_stack": frame_stack, **self.replay_buffer_kwargs}
-
-    def _read_action_repeat(self) -> float | None:
-        """Mean action repeat of the envs (None without an action-repeat wrapper), to count environment frames."""
-        if self.env is None:
-            return None
-        try:
-            repeats = self.env.get_attr("action_repeat")
-        except AttributeError:
-            return None
-        return float(np.mean(repeats))
-
-    @property
-    def env_frames(self) -> int:
-        """
-        Environment frames simulated so far (papers on DeepMind Control count these): the sum of
-        ``info["step_env_frames"]`` reported by :class:`sb3_sacae.envs.ActionRepeat`, else agent steps
-        times the envs' ``action_repeat`` attribute, else agent steps.
-        """
-        return self._env_frames or int(self.num_timesteps * (self._action_repeat or 1))
-
-    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
-        # Count frames first: SB3 calls the user's callbacks before its own per-step bookkeeping
-        if callback is None:
-            callbacks: list[BaseCallback] = []
-        elif isinstance(callback, list):
-            callbacks = callback
-        else:
-            callbacks = [callback if isinstance(callback, BaseCallback) else ConvertCallback(callback)]
-        return super()._init_callback([EnvFrameCounter(), *callbacks], progress_bar)
-
-    def _setup_learn(
-        self,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        reset_num_timesteps: bool = True,
-        tb_log_name: str = "run",
-        progress_bar: bool = False,
-    ) -> tuple[int, BaseCallback]:
-        if reset_num_timesteps:
-            self._env_frames = 0
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     # --- The update, in the order of the paper's algorithm ------------------------------------------------------
 
@@ -428,7 +338,8 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
         observations, next_observations = data.observations, data.next_observations
         if self.random_shift:
             # DrQ: shift obs and next obs independently; every loss below sees the shifted images
-            observations, next_observations = self._shift(observations), self._shift(next_observations)
+            observations = shift_images(observations, self.random_shift, self.observation_space)
+            next_observations = shift_images(next_observations, self.random_shift, self.observation_space)
         trunk = self.policy.trunk
         # Raw pixels change layout once: the trunk's input and the reconstruction target both read them
         observations = trunk.in_layout(observations)  # type: ignore[arg-type]
@@ -503,7 +414,7 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
         features = self.actor.features_extractor.latent(shared.trunk_features)
         # The Q-heads are evaluated with their parameters frozen, so the backward skips their weight gradients
         # (the reference code computes them, and the critic's zero_grad clears them unused)
-        with self._frozen(self._q_params):
+        with frozen(self._q_params):
             value, log_prob = self.actor.soft_value(features, self.critic, shared.latent.detach(), ent_coef)  # type: ignore[arg-type]
         return -value.mean(), log_prob
 
@@ -569,48 +480,7 @@ class SACAE(SafeSerializationMixin, SAC, AllowDiscreteActions):
     def _check_gradients(self, optimizers: dict[str, th.optim.Optimizer | None]) -> None:
         guards.check_gradients(optimizers, self._n_updates + 1, self.num_timesteps)
 
-    def _image_spaces(self) -> dict[str | None, spaces.Box]:
-        """The image (3D Box) observation spaces by Dict key (None for a Box observation space)."""
-        named: list[tuple[str | None, spaces.Space]] = (
-            list(self.observation_space.spaces.items())
-            if isinstance(self.observation_space, spaces.Dict)
-            else [(None, self.observation_space)]
-        )
-        return {key: space for key, space in named if isinstance(space, spaces.Box) and len(space.shape) == 3}
-
-    def _shift(self, observations: th.Tensor | dict[str, th.Tensor]) -> th.Tensor | dict[str, th.Tensor]:
-        """DrQ random shift of the images of a batch (every image key of a Dict, each independently)."""
-        if isinstance(observations, dict):
-            images = self._image_spaces()
-            return {key: random_shift(v, self.random_shift) if key in images else v for key, v in observations.items()}
-        return random_shift(observations, self.random_shift)
-
-    @staticmethod
-    @contextmanager
-    def _frozen(parameters: list[th.Tensor]) -> Iterator[None]:
-        """Parameters that require gradients stop requiring them inside the block (graphs built there skip them)."""
-        frozen = [parameter for parameter in parameters if parameter.requires_grad]
-        for parameter in frozen:
-            parameter.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for parameter in frozen:
-                parameter.requires_grad_(True)
-
     # --- SB3's hooks ----------------------------------------------------------------------------------------------
-
-    def _store_transition(
-        self,
-        replay_buffer: ReplayBuffer,
-        buffer_action: np.ndarray,
-        new_obs: Any,
-        reward: np.ndarray,
-        dones: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        guards.check_transition(reward, new_obs, self.num_timesteps)
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
     def save(self, path: Any, exclude: Any = None, include: Any = None) -> None:
         guards.check_parameters(self.policy)

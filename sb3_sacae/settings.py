@@ -6,6 +6,9 @@ from typing import Any
 from gymnasium import spaces
 from stable_baselines3 import SAC
 
+from sb3_sacae.discrete import discrete_target_entropy
+from sb3_sacae.torch_layers import image_space_keys
+
 
 def check_action_space(action_space: spaces.Space | None) -> None:
     """Raise a clear error for action spaces SACAE cannot act in (None: not known yet)."""
@@ -39,6 +42,32 @@ def check_arguments(arguments: dict[str, Any]) -> None:
         raise ValueError(
             f"random_shift is a padding in pixels, >= 0 (0 turns it off, DrQ uses 4), got {arguments['random_shift']}"
         )
+
+
+def check_random_shift(pad: int, observation_space: spaces.Space) -> None:
+    """Refuse a random shift for observations that hold no image."""
+    if pad and not image_space_keys(observation_space):
+        raise ValueError(
+            f"random_shift={pad} shifts images, but the observations {observation_space} hold none: pass "
+            "random_shift=0 for state observations"
+        )
+
+
+def target_entropy_for(requested: str | float, action_space: spaces.Space, sac_value: Any) -> Any:
+    """
+    The target entropy: ``sac_value`` (SAC's own, -dim(A) for "auto") for Box actions, a fraction of the maximum
+    entropy log |A| for Discrete actions (arXiv:1910.07207) when ``requested`` is "auto" or "auto_<fraction>".
+    """
+    if not (isinstance(requested, str) and requested.startswith("auto")):
+        return sac_value
+    if isinstance(action_space, spaces.Discrete):
+        return discrete_target_entropy(int(action_space.n), requested)
+    if requested != "auto":
+        raise ValueError(
+            f"target_entropy={requested!r}: 'auto_<fraction>' is for Discrete actions; use 'auto' (-dim(A)) or a "
+            "number for Box actions"
+        )
+    return sac_value
 
 
 # The arguments of SB3's SAC.__init__, by name

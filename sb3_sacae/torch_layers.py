@@ -1,6 +1,7 @@
 """Networks of SAC-AE: the shared trunks (conv, MLP, Dict), the projection heads, the decoders and their initialisation."""
 
 import contextlib
+from collections.abc import Iterator
 
 import numpy as np
 import torch as th
@@ -670,6 +671,37 @@ def uniform_bytes(shape: th.Size | tuple[int, ...], device: th.device | str = "c
     n = int(np.prod(tuple(shape)))
     words = th.empty((n + 7) // 8, dtype=th.int64, device=device).random_(-(2**63), None)  # the full 64-bit range
     return words.view(th.uint8)[:n].view(shape)
+
+
+def image_space_keys(observation_space: spaces.Space) -> list[str | None]:
+    """The keys of the image (3D Box) spaces of a Dict observation space; ``[None]`` for an image Box, else ``[]``."""
+    named: list[tuple[str | None, spaces.Space]] = (
+        list(observation_space.spaces.items()) if isinstance(observation_space, spaces.Dict) else [(None, observation_space)]
+    )
+    return [key for key, space in named if isinstance(space, spaces.Box) and len(space.shape) == 3]
+
+
+def shift_images(
+    observations: th.Tensor | dict[str, th.Tensor], pad: int, observation_space: spaces.Space
+) -> th.Tensor | dict[str, th.Tensor]:
+    """:func:`random_shift` of the images of a batch: every image key of a Dict, each independently."""
+    if isinstance(observations, dict):
+        images = image_space_keys(observation_space)
+        return {key: random_shift(value, pad) if key in images else value for key, value in observations.items()}
+    return random_shift(observations, pad)
+
+
+@contextlib.contextmanager
+def frozen(parameters: list[th.Tensor]) -> Iterator[None]:
+    """Parameters that require gradients stop requiring them inside the block (graphs built there skip them)."""
+    to_freeze = [parameter for parameter in parameters if parameter.requires_grad]
+    for parameter in to_freeze:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in to_freeze:
+            parameter.requires_grad_(True)
 
 
 def random_shift(observations: th.Tensor, pad: int) -> th.Tensor:

@@ -41,7 +41,7 @@ def test_zero_pad_is_the_identity():
 def test_off_by_default_and_trains_when_on(monkeypatch):
     assert tiny_model().random_shift == 0
     calls = []
-    monkeypatch.setattr("sb3_sacae.sacae.random_shift", lambda obs, pad: calls.append(pad) or obs)
+    monkeypatch.setattr("sb3_sacae.torch_layers.random_shift", lambda obs, pad: calls.append(pad) or obs)
     tiny_model().learn(20)
     assert not calls
     tiny_model(random_shift=4).learn(20)

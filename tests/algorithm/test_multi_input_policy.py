@@ -11,7 +11,7 @@ from stable_baselines3.common.buffers import DictReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 from sb3_sacae import SACAE
-from sb3_sacae.torch_layers import ConvTrunk, MlpDecoder, MultiTrunk, PixelDecoder
+from sb3_sacae.torch_layers import ConvTrunk, MlpDecoder, MultiTrunk, PixelDecoder, shift_images
 from tests.algorithm.test_gradient_routing import actor_backward
 from tests.conftest import TINY, TinyPixelEnv
 
@@ -164,11 +164,11 @@ def test_save_and_load_give_identical_deterministic_actions(model, tmp_path):
 
 
 def test_random_shift_moves_images_and_leaves_vectors_alone(model):
-    model.random_shift = 4
     observations = _sample(model)
-    shifted = model._shift(observations)
+    shifted = shift_images(observations, 4, model.observation_space)
     assert th.equal(shifted["proprio"], observations["proprio"]) and th.equal(shifted["noise"], observations["noise"])
     assert shifted["pixels"].shape == observations["pixels"].shape
+    model.random_shift = 4
     model.learn(16)
 
 

@@ -1,0 +1,126 @@
+"""
+What SACAE adds to SB3's collection of experience: the replay buffer's choice and its memory check, environment
+frames counted beside agent steps, and non-finite transitions refused before they reach the buffer.
+"""
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+
+from sb3_sacae import guards
+from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits, detect_frame_stack, sb3_bytes_per_transition
+
+
+class EnvFrameCounter(BaseCallback):
+    """Adds each step's ``info["step_env_frames"]`` (from :class:`sb3_sacae.envs.ActionRepeat`) to ``model.env_frames``."""
+
+    def _on_step(self) -> bool:
+        self.model._env_frames += sum(int(info.get("step_env_frames", 0)) for info in self.locals["infos"])  # type: ignore[attr-defined]
+        return True
+
+
+class CollectionMixin(OffPolicyAlgorithm):
+    """
+    Data collection for SACAE, placed before SB3's SAC in the method resolution order: frame-stacked image
+    observations default to :class:`~sb3_sacae.buffers.FrameStackReplayBuffer`; a replay buffer that cannot fit in
+    memory is refused when a user builds a model (never when one is loaded); :attr:`env_frames` counts environment
+    frames; non-finite rewards and observations stop training with an error naming the agent step.
+    """
+
+    _env_frames: int = 0
+    _action_repeat: float | None = None
+    # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
+    _check_buffer_memory: bool = False
+
+    def _setup_model(self) -> None:
+        self._select_replay_buffer()
+        user_buffer_kwargs = self.replay_buffer_kwargs
+        self.replay_buffer_kwargs = self._checked_buffer_kwargs()
+        try:
+            super()._setup_model()
+        finally:
+            self.replay_buffer_kwargs = user_buffer_kwargs
+        self._action_repeat = self._read_action_repeat() or self._action_repeat
+
+    def _select_replay_buffer(self) -> None:
+        """Frame-stacked image observations default to the buffer that stores each frame once."""
+        if self.replay_buffer_class is not None or self.optimize_memory_usage or self.n_steps > 1:
+            return
+        frame_stack = detect_frame_stack(self.env)
+        if frame_stack is not None and frame_stack > 1 and isinstance(self.observation_space, spaces.Box):
+            self.replay_buffer_class = FrameStackReplayBuffer
+            self.replay_buffer_kwargs = {"frame_stack": frame_stack, **self.replay_buffer_kwargs}
+
+    def _checked_buffer_kwargs(self) -> dict[str, Any]:
+        """The replay buffer's kwargs, after refusing a buffer that cannot fit in memory (unless allowed)."""
+        user_buffer_kwargs = self.replay_buffer_kwargs
+        allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or not self._check_buffer_memory
+        if self.replay_buffer_class is FrameStackReplayBuffer:
+            return {**user_buffer_kwargs, "allow_oversize": allow_oversize}
+        # SB3's buffers take no such argument: check their size here, before numpy allocates them
+        per_transition = sb3_bytes_per_transition(self.observation_space, self.action_space, self.optimize_memory_usage)
+        what = f"SB3's replay buffer (buffer_size={self.buffer_size:_})"
+        check_memory_fits(per_transition * self.buffer_size, per_transition, what, allow_oversize=allow_oversize)
+        return {k: v for k, v in user_buffer_kwargs.items() if k != "allow_oversize"}
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        super().set_env(env, force_reset=force_reset)
+        self._action_repeat = self._read_action_repeat()
+
+    def _read_action_repeat(self) -> float | None:
+        """Mean action repeat of the envs (None without an action-repeat wrapper), to count environment frames."""
+        if self.env is None:
+            return None
+        try:
+            repeats = self.env.get_attr("action_repeat")
+        except AttributeError:
+            return None
+        return float(np.mean(repeats))
+
+    @property
+    def env_frames(self) -> int:
+        """
+        Environment frames simulated so far (papers on DeepMind Control count these): the sum of
+        ``info["step_env_frames"]`` reported by :class:`sb3_sacae.envs.ActionRepeat`, else agent steps
+        times the envs' ``action_repeat`` attribute, else agent steps.
+        """
+        return self._env_frames or int(self.num_timesteps * (self._action_repeat or 1))
+
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        # Count frames first: SB3 calls the user's callbacks before its own per-step bookkeeping
+        if callback is None:
+            callbacks: list[BaseCallback] = []
+        elif isinstance(callback, list):
+            callbacks = callback
+        else:
+            callbacks = [callback if isinstance(callback, BaseCallback) else ConvertCallback(callback)]
+        return super()._init_callback([EnvFrameCounter(), *callbacks], progress_bar)
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        if reset_num_timesteps:
+            self._env_frames = 0
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: Any,
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        guards.check_transition(reward, new_obs, self.num_timesteps)
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
