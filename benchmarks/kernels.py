@@ -37,7 +37,8 @@ from torch.nn import functional as F
 from sb3_sacae.accel.deconv import DeconvLayer
 from sb3_sacae.accel.malloc import tune_malloc
 from sb3_sacae.accel.onednn import OneDNNLinear, use_onednn_linears
-from sb3_sacae.torch_layers import reconstruction_loss, reconstruction_target, uniform_bytes
+from sb3_sacae.accel.reconstruction import reconstruction_loss
+from sb3_sacae.reconstruction import reconstruction_target, uniform_bytes
 
 CHANNELS, SIDE, FILTERS = 9, 84, 32
 

@@ -2,7 +2,7 @@
 What the autoencoder sees: TensorBoard images of observations next to their SAC-AE reconstructions.
 
 SAC-AE's decoder reconstructs 5-bit pixels shifted to [-0.5, 0.5) (Yarats et al. 2019, section 6;
-:func:`sb3_sacae.torch_layers.reconstruction_target`). A blurry or grey reconstruction of the moving parts of the
+:func:`sb3_sacae.reconstruction.reconstruction_target`). A blurry or grey reconstruction of the moving parts of the
 scene is the first sign that the encoder has not learned the state; these images show it at a glance.
 """
 

@@ -18,6 +18,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import Actor
 from torch import nn
 
+from sb3_sacae.accel.flat_order import FlatOrdered, OptimizerStateOrder
 from sb3_sacae.accel.onednn import use_onednn_linears
 from sb3_sacae.discrete import CategoricalActor, DiscreteCritic
 from sb3_sacae.network_loading import RefusePickledLoad
@@ -25,12 +26,10 @@ from sb3_sacae.torch_layers import (
     ConvTrunk,
     Decoder,
     Encoder,
-    FlatOrdered,
     MlpDecoder,
     MlpTrunk,
     MultiDecoder,
     MultiTrunk,
-    OptimizerStateOrder,
     PixelDecoder,
     Trunk,
     weight_init,
@@ -174,6 +173,9 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     :param onednn_linear: run the float32 Linear layers on CPU (actor and critic MLPs, and the projection heads and
         decoder Linear outside ``bf16_autocast``) on oneDNN instead of the BLAS library: same float32 math, faster where
         the BLAS library is slow for these shapes (:class:`~sb3_sacae.accel.onednn.OneDNNLinear`; the speed page)
+    :param fast_kernels: use the speed pieces of :mod:`sb3_sacae.accel` where they apply (``channels_last``,
+        ``onednn_linear``, the decoder's transposed-conv backward and the sliced reconstruction loss); False builds
+        plain torch layers only (``SACAE`` sets it from its ``fast_kernels`` argument)
     :param use_sde: Whether to use State Dependent Exploration or not (Box actions only)
     :param log_std_init: Initial value for the log standard deviation (gSDE only)
     :param optimizer_class: optimizer of actor, critic, encoder and decoder (paper: Adam)
@@ -204,6 +206,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         normalize_images: bool = True,
         channels_last: bool = True,
         onednn_linear: bool = True,
+        fast_kernels: bool = True,
         use_sde: bool = False,
         log_std_init: float = -3,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
@@ -239,6 +242,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         self.n_conv_layers = n_conv_layers
         self.channels_last = channels_last
         self.onednn_linear = onednn_linear
+        self.fast_kernels = fast_kernels
         self.use_sde = use_sde
         self.log_std_init = log_std_init
         self.n_critics = n_critics
@@ -253,7 +257,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     def _make_trunk(self) -> Trunk:
         """The shared trunk (one object for actor and critic): the conv layers of the pixel encoder."""
         return ConvTrunk(
-            self.observation_space, self.n_filters, self.n_conv_layers, self.normalize_images, self.channels_last  # type: ignore[arg-type]
+            self.observation_space, self.n_filters, self.n_conv_layers, self.normalize_images, self._channels_last  # type: ignore[arg-type]
         )
 
     def _make_decoder(self) -> Decoder:
@@ -263,7 +267,13 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     def _pixel_decoder(self, trunk: ConvTrunk, space: spaces.Box) -> PixelDecoder:
         """The decoder of one image space; pre-normalised images are rescaled from its bounds for the 5-bit target."""
         pixel_range = None if self.normalize_images else (float(np.min(space.low)), float(np.max(space.high)))
-        return PixelDecoder(trunk, space.shape[0], space.shape[1:], self.features_dim, self.n_filters, pixel_range)  # type: ignore[arg-type]
+        shape = space.shape
+        return PixelDecoder(trunk, shape[0], shape[1:], self.features_dim, self.n_filters, pixel_range, self.fast_kernels)  # type: ignore[arg-type]
+
+    @property
+    def _channels_last(self) -> bool:
+        """Whether the convs run in NHWC layout: ``channels_last``, unless ``fast_kernels`` is off."""
+        return bool(self.channels_last and self.fast_kernels)
 
     @property
     def trunk(self) -> Trunk:
@@ -282,14 +292,14 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         else:
             self._build_continuous_networks(net_kwargs)
         self.decoder = self._make_decoder() if self.use_decoder else None
-        if self.onednn_linear:
+        if self.onednn_linear and self.fast_kernels:
             use_onednn_linears(self)
         self.apply(weight_init)
         for module in self.modules():
             if isinstance(module, FlatOrdered):
                 module.to_flat_order_()  # initialised in (C, H, W) order, as in earlier versions
-        if self.channels_last:
-            self.to(memory_format=th.channels_last)  # conv weights only; Linear weights are 2D
+        if self._channels_last:
+            self.to(memory_format=th.channels_last)  # type: ignore[call-overload]  # conv weights only (stub lacks memory_format)
         self.critic_target = copy.deepcopy(self.critic)
         self.critic_target.set_training_mode(False)
         self.to(self.device)
@@ -362,6 +372,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
                 n_conv_layers=self.n_conv_layers,
                 channels_last=self.channels_last,
                 onednn_linear=self.onednn_linear,
+                fast_kernels=self.fast_kernels,
                 use_sde=self.use_sde,
                 log_std_init=self.log_std_init,
                 n_critics=self.n_critics,
@@ -544,7 +555,7 @@ class MultiInputPolicy(SACAEPolicy):
             self.n_filters,
             self.n_conv_layers,
             self.normalize_images,
-            self.channels_last,
+            self._channels_last,
             self.mlp_encoder_arch,
         )
 

@@ -24,6 +24,7 @@ from sb3_sacae.serialization import SafeSerializationMixin
 from sb3_sacae.settings import (
     check_action_space,
     check_arguments,
+    check_policy_kwargs,
     check_random_shift,
     gradient_steps_for,
     sac_arguments,
@@ -72,14 +73,9 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
     a categorical actor and one Q-value per action, with the soft value, the actor loss and the entropy computed
     exactly over actions, on the same encoders, decoder, update schedule and gradient routing.
 
-    Each gradient step, in the order of the paper's algorithm (:meth:`train`): critic; every
-    ``actor_update_interval`` steps the actor and the entropy coefficient; every ``target_update_interval`` steps the
-    target Q-heads (``tau``) and the target encoder (``encoder_tau``); every ``decoder_update_interval`` steps the
-    autoencoder. The shared trunk is computed once after the critic step and read by the actor (detached) and the
-    decoder (attached): the actor step changes neither the trunk nor the critic head, so this is the paper's
-    computation with one forward less. ``reuse_critic_features=True`` drops that forward too: the actor and the
-    reconstruction loss then read the critic's forward, from before the critic step (not the paper's exact order;
-    off by default).
+    Each gradient step follows the paper's algorithm (:meth:`train`): critic; every ``actor_update_interval`` steps the
+    actor and the entropy coefficient; every ``target_update_interval`` steps the target Q-heads (``tau``) and the
+    target encoder (``encoder_tau``); every ``decoder_update_interval`` steps the autoencoder.
 
     :param policy: The policy model to use: "CnnPolicy" (images), "MlpPolicy" (state vectors: MLP autoencoder) or
         "MultiInputPolicy" (Dict observations: image and vector keys, ``encoder_keys`` / ``decoder_keys`` policy_kwargs)
@@ -136,15 +132,14 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         replaces ``gradient_steps`` (``gradient_steps = replay_ratio * train_freq * n_envs``). The paper uses 1;
         high-ratio training (say 4 to 16) usually pairs with ``policy_kwargs=dict(critic_layer_norm=True)``
     :param bf16_autocast: run the pixel encoder and decoder of ``train()`` in bfloat16 (autocast): conv trunks, the
-        projection heads' Linears (conv features -> latent; ``CnnPolicy`` only, ``MultiInputPolicy`` keeps its heads
-        float32) and the decoder. LayerNorms, latents, actor and Q-head MLPs, log-probabilities, losses, optimizer
-        states and target updates stay float32, and so do state encoders. See the README's speed table
-    :param reuse_critic_features: the actor and the reconstruction loss read the encoder forward of the critic's loss
-        (conv features and latent from before the critic's optimizer step) instead of a second forward after that
-        step: one encoder forward less per gradient step (about 7 % of a step with the paper's settings). Not the
-        paper's exact order: the reconstruction gradients are taken at the encoder's parameters before the critic
-        step moves them (one Adam step of ``learning_rate`` earlier), and the actor reads those features too. Off by
-        default; see the README's speed table for its throughput and learning runs
+        projection heads' Linears (``CnnPolicy`` only) and the decoder; latents, MLPs, losses, optimizer states and
+        target updates stay float32, and so do state encoders (see the design page)
+    :param reuse_critic_features: the actor and the reconstruction loss read the encoder forward of the critic's loss,
+        from before the critic's optimizer step, instead of a second forward after it: one encoder forward less per
+        gradient step, not the paper's exact order (off by default; the speed page shows its runs)
+    :param fast_kernels: use the speed pieces of :mod:`sb3_sacae.accel` where the device suits them (oneDNN Linears,
+        channels-last convs, the transposed convs' backward as convolutions, the sliced reconstruction loss, fused
+        gradient norms); False runs plain torch layers and functions only: the same math, up to float32 rounding
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -197,6 +192,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         replay_ratio: float | None = None,
         bf16_autocast: bool = False,
         reuse_critic_features: bool = False,
+        fast_kernels: bool = True,
         _init_setup_model: bool = True,
     ):
         arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
@@ -229,18 +225,16 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             self.gradient_steps = gradient_steps_for(self.replay_ratio, self.train_freq, self.n_envs)
         self.bf16_autocast = arguments["bf16_autocast"]
         self.reuse_critic_features = bool(arguments["reuse_critic_features"])
+        self.fast_kernels = bool(arguments["fast_kernels"])
 
     def _setup_model(self) -> None:
         check_action_space(self.action_space)
-        owned = {"encoder_lr", "decoder_lr", "decoder_weight_lambda", "use_decoder"} & set(self.policy_kwargs)
-        if owned:
-            raise ValueError(
-                f"{sorted(owned)} are SACAE arguments, not policy_kwargs: pass them to SACAE(...) directly "
-                "(use_decoder: decoder_update_interval=0 turns the autoencoder off)"
-            )
+        check_policy_kwargs(self.policy_kwargs)
         user_policy_kwargs = self.policy_kwargs
-        # decoder_update_interval=0 builds no decoder: an algorithm argument, passed to the policy for construction only
-        self.policy_kwargs = {**user_policy_kwargs, "use_decoder": self.decoder_update_interval > 0}
+        # Algorithm arguments that shape the policy, passed to it for construction only (not saved as policy_kwargs):
+        # decoder_update_interval=0 builds no decoder, fast_kernels=False plain torch layers
+        use_decoder = self.decoder_update_interval > 0
+        self.policy_kwargs = {**user_policy_kwargs, "use_decoder": use_decoder, "fast_kernels": self.fast_kernels}
         requested_entropy = self.target_entropy
         if isinstance(requested_entropy, str) and requested_entropy.startswith("auto"):
             self.target_entropy = "auto"  # SAC's own "auto" (-dim(A)) is replaced below for Discrete actions
@@ -435,7 +429,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         else:
             for parameter, grad in shared.autoencoder_grads:
                 parameter.grad = grad
-        self._check_gradients(optimizers)  # both, before either optimizer moves
+        self._check_finite_gradients(optimizers)  # both, before either optimizer moves
         for optimizer in optimizers.values():
             optimizer.step()  # type: ignore[union-attr]
 
@@ -454,10 +448,8 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         self, latent: th.Tensor, batch: Batch, logs: dict[str, list[float]]
     ) -> list[tuple[th.Tensor, th.Tensor | None]]:
         """The autoencoder loss's gradients for the encoder and decoder optimizers' parameters, the graph kept."""
-        optimizers = (self.encoder_optimizer, self.decoder_optimizer)
-        parameters = [
-            p for optimizer in optimizers if optimizer is not None for group in optimizer.param_groups for p in group["params"]
-        ]
+        groups = [*self.encoder_optimizer.param_groups, *self.decoder_optimizer.param_groups]  # type: ignore[union-attr]
+        parameters = [p for group in groups for p in group["params"]]
         loss = self._autoencoder_loss(latent, batch, logs)
         grads = th.autograd.grad(loss, parameters, retain_graph=True, allow_unused=True)
         return list(zip(parameters, grads, strict=True))
@@ -471,16 +463,14 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         self._step(optimizer, name)
 
     def _step(self, optimizer: th.optim.Optimizer, name: str) -> None:
-        self._check_gradients({name: optimizer})
+        self._check_finite_gradients({name: optimizer})
         optimizer.step()
+
+    def _check_finite_gradients(self, optimizers: dict[str, th.optim.Optimizer | None]) -> None:
+        guards.check_gradients(optimizers, self._n_updates + 1, self.num_timesteps, fast=self.fast_kernels)
 
     def _finite(self, quantity: str, value: th.Tensor) -> float:
         return guards.finite_loss(quantity, value, self._n_updates + 1, self.num_timesteps)
-
-    def _check_gradients(self, optimizers: dict[str, th.optim.Optimizer | None]) -> None:
-        guards.check_gradients(optimizers, self._n_updates + 1, self.num_timesteps)
-
-    # --- SB3's hooks ----------------------------------------------------------------------------------------------
 
     def save(self, path: Any, exclude: Any = None, include: Any = None) -> None:
         guards.check_parameters(self.policy)
@@ -495,14 +485,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfSACAE:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
     def _excluded_save_params(self) -> list[str]:
         # tune_malloc: a constructor argument of earlier releases, set on models loaded from their files

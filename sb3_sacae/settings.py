@@ -44,6 +44,16 @@ def check_arguments(arguments: dict[str, Any]) -> None:
         )
 
 
+def check_policy_kwargs(policy_kwargs: dict[str, Any]) -> None:
+    """Refuse SACAE arguments passed as policy_kwargs (the algorithm passes them to the policy itself)."""
+    owned = {"encoder_lr", "decoder_lr", "decoder_weight_lambda", "use_decoder", "fast_kernels"} & set(policy_kwargs)
+    if owned:
+        raise ValueError(
+            f"{sorted(owned)} are SACAE arguments, not policy_kwargs: pass them to SACAE(...) directly "
+            "(use_decoder: decoder_update_interval=0 turns the autoencoder off)"
+        )
+
+
 def check_random_shift(pad: int, observation_space: spaces.Space) -> None:
     """Refuse a random shift for observations that hold no image."""
     if pad and not image_space_keys(observation_space):

@@ -11,6 +11,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_sacae.accel.deconv import DeconvLayer
+from sb3_sacae.accel.flat_order import FlatOrdered, hwc_order
+from sb3_sacae.accel.reconstruction import reconstruction_loss
+
+# The target lived here in earlier versions: its names stay importable from this module
+from sb3_sacae.reconstruction import reconstruction_target as reconstruction_target
+from sb3_sacae.reconstruction import uniform_bytes as uniform_bytes
 
 
 def weight_init(module: nn.Module) -> None:
@@ -42,124 +48,6 @@ def min_image_side(n_conv_layers: int) -> int:
     while conv_output_side(side, n_conv_layers) < 1:
         side += 1
     return side
-
-
-def hwc_order(shape: tuple[int, ...]) -> th.Tensor:
-    """
-    Positions, in the (C, H, W) flattening of a ``shape`` = (C, H, W) feature map, of the features in (H, W, C)
-    order: ``hwc = chw[:, hwc_order(shape)]``, the flattening NHWC (channels-last) memory gives without a copy.
-    """
-    channels, height, width = shape
-    return th.arange(channels * height * width).view(channels, height, width).permute(1, 2, 0).flatten()
-
-
-class FlatOrdered(nn.Module):
-    """
-    Base of the modules that keep a dimension of some parameters in the order their trunk flattens its features
-    (``flat_order``: positions in (C, H, W) order, None when that order is (C, H, W) itself): the projection head
-    reads channels-last conv features as they lie in memory, and the decoder's Linear writes a channels-last map,
-    both without a layout copy of the activations. State dicts (the module's, and through
-    :class:`OptimizerStateOrder` the optimizers') always hold the (C, H, W) order, so checkpoints do not depend on
-    ``channels_last`` and match the modules of earlier versions; only the live parameters, and the optimizer
-    moments of them, are in the trunk's order.
-    """
-
-    def _set_flat_order(self, flat_order: th.Tensor | None) -> None:
-        self.register_buffer("flat_order", flat_order, persistent=False)
-        self._register_state_dict_hook(_state_dict_in_chw_order)
-
-    def flat_ordered(self) -> list[tuple[str, int]]:
-        """(parameter name, dimension in the trunk's flat order) of each such parameter."""
-        raise NotImplementedError
-
-    def ordered_parameters(self) -> list[tuple[nn.Parameter, int, th.Tensor]]:
-        """(parameter, dimension, order) of each parameter kept in the trunk's order; empty in (C, H, W) order."""
-        order = self.flat_order
-        if order is None:
-            return []
-        return [(self.get_parameter(name), dim, order) for name, dim in self.flat_ordered()]
-
-    def to_flat_order_(self) -> None:
-        """Rearrange parameters written in (C, H, W) order (by an initialiser, say) into the trunk's order, in place."""
-        with th.no_grad():
-            for parameter, dim, order in self.ordered_parameters():
-                parameter.copy_(to_flat_order(parameter, dim, order))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def, override]
-        # (C, H, W) order in the file -> the trunk's order, before the child modules read their entries
-        for name, dim in self.flat_ordered() if self.flat_order is not None else []:
-            value = state_dict.get(prefix + name)
-            if isinstance(value, th.Tensor) and value.shape == self.get_parameter(name).shape:
-                state_dict[prefix + name] = to_flat_order(value, dim, self.flat_order)  # type: ignore[arg-type]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-
-def _state_dict_in_chw_order(module: FlatOrdered, state_dict: dict, prefix: str, local_metadata: dict) -> None:
-    """State-dict hook of :class:`FlatOrdered`: write the ordered parameters back in (C, H, W) order."""
-    for name, dim in module.flat_ordered() if module.flat_order is not None else []:
-        if prefix + name in state_dict:
-            state_dict[prefix + name] = to_chw_order(state_dict[prefix + name], dim, module.flat_order)  # type: ignore[arg-type]
-
-
-def to_flat_order(value: th.Tensor, dim: int, order: th.Tensor) -> th.Tensor:
-    """A tensor with ``dim`` in (C, H, W) order, in the trunk's flat ``order`` (a new tensor)."""
-    return value.detach().index_select(dim, order.to(value.device))
-
-
-def to_chw_order(value: th.Tensor, dim: int, order: th.Tensor) -> th.Tensor:
-    """A tensor with ``dim`` in the trunk's flat ``order``, back in (C, H, W) order (a new tensor)."""
-    return value.detach().index_select(dim, th.argsort(order).to(value.device))
-
-
-class OptimizerStateOrder:
-    """
-    Optimizer state-dict hooks (``register_state_dict_post_hook`` / ``register_load_state_dict_pre_hook``) that
-    keep the saved per-parameter state (Adam's moments) of :class:`FlatOrdered` parameters in (C, H, W) order, like
-    the parameters themselves in the module state dicts.
-
-    :param network: the module holding the optimizer's parameters
-    """
-
-    def __init__(self, network: nn.Module):
-        self.network = network
-
-    def register(self, optimizer: th.optim.Optimizer) -> th.optim.Optimizer:
-        optimizer.register_state_dict_post_hook(self.saved)
-        optimizer.register_load_state_dict_pre_hook(self.loaded)
-        return optimizer
-
-    def _orders(self, optimizer: th.optim.Optimizer) -> dict[int, tuple[th.Size, int, th.Tensor]]:
-        """Index in the optimizer's state dict -> (shape, dimension, order) of its parameters kept in a trunk's order."""
-        ordered = {
-            id(parameter): (parameter.shape, dim, order)
-            for module in self.network.modules()
-            if isinstance(module, FlatOrdered)
-            for parameter, dim, order in module.ordered_parameters()
-        }
-        parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
-        return {index: ordered[id(parameter)] for index, parameter in enumerate(parameters) if id(parameter) in ordered}
-
-    def _rearranged(self, optimizer: th.optim.Optimizer, state_dict: dict, to_chw: bool) -> dict:
-        """A shallow copy of ``state_dict`` with new state tensors: never the live ones, nor the caller's."""
-        state = dict(state_dict["state"])
-        for index, (shape, dim, order) in self._orders(optimizer).items():
-            if index not in state:
-                continue
-            state[index] = {
-                key: (
-                    (to_chw_order if to_chw else to_flat_order)(value, dim, order)
-                    if isinstance(value, th.Tensor) and value.shape == shape
-                    else value
-                )
-                for key, value in state[index].items()
-            }
-        return {**state_dict, "state": state}
-
-    def saved(self, optimizer: th.optim.Optimizer, state_dict: dict) -> dict:
-        return self._rearranged(optimizer, state_dict, to_chw=True)
-
-    def loaded(self, optimizer: th.optim.Optimizer, state_dict: dict) -> dict:
-        return self._rearranged(optimizer, state_dict, to_chw=False)
 
 
 class ConvTrunk(nn.Module):
@@ -469,6 +357,8 @@ class PixelDecoder(FlatOrdered, Decoder):
     :param n_filters: filters per transposed conv
     :param pixel_range: (low, high) bounds of pre-normalised images (``normalize_images=False``), rescaled to the
         [0, 255] pixel scale of the 5-bit target; None for images already on that scale (uint8)
+    :param fast_kernels: the speed pieces of :mod:`sb3_sacae.accel` (the transposed convs' backward as convolutions,
+        the sliced reconstruction loss) where they apply; False: plain ``nn.ConvTranspose2d`` and ``F.mse_loss``
 
     With a channels-last trunk the Linear's outputs (weight rows and bias) are in (H, W, C) order, so they are the
     first map in NHWC memory without a copy; state dicts hold them in (C, H, W) order (:class:`FlatOrdered`).
@@ -482,22 +372,25 @@ class PixelDecoder(FlatOrdered, Decoder):
         features_dim: int,
         n_filters: int,
         pixel_range: tuple[float, float] | None = None,
+        fast_kernels: bool = True,
     ):
         super().__init__()
         self.pixel_range = pixel_range
+        self.fast_kernels = fast_kernels
+        deconv = DeconvLayer if fast_kernels else nn.ConvTranspose2d
         self.conv_shape = trunk.output_shape
         self.linear = nn.Linear(features_dim, trunk.n_flatten)
         self._set_flat_order(trunk.flat_order())
         n_conv_layers = sum(isinstance(layer, nn.Conv2d) for layer in trunk.convs)
         layers: list[nn.Module] = []
         for _ in range(n_conv_layers - 1):
-            layers += [DeconvLayer(n_filters, n_filters, 3, stride=1), nn.ReLU(inplace=True)]
+            layers += [deconv(n_filters, n_filters, 3, stride=1), nn.ReLU(inplace=True)]
         # (side - 1) * 2 + 3 is what a stride-2 transposed conv gives; pad the rest back to the input size
         before_last_side = [side + 2 * (n_conv_layers - 1) for side in self.conv_shape[1:]]
         output_padding = tuple(
             target - ((side - 1) * 2 + 3) for target, side in zip(image_shape, before_last_side, strict=True)
         )
-        layers.append(DeconvLayer(n_filters, n_channels, 3, stride=2, output_padding=output_padding))
+        layers.append(deconv(n_filters, n_channels, 3, stride=2, output_padding=output_padding))
         self.deconvs = nn.Sequential(*layers)
 
     def flat_ordered(self) -> list[tuple[str, int]]:
@@ -517,12 +410,12 @@ class PixelDecoder(FlatOrdered, Decoder):
             return self(latent)
 
     def loss(self, reconstruction: th.Tensor, observations: th.Tensor) -> th.Tensor:  # type: ignore[override]
-        """MSE against the 5-bit dequantised frames (paper section 6): :func:`reconstruction_loss`."""
+        """MSE against the 5-bit dequantised frames (paper section 6), sliced where the accel seam selects it."""
         if self.pixel_range is not None:
             # Pre-normalised images: rescale from the observation space's bounds
             low, high = self.pixel_range
             observations = (observations.float() - low) * (255.0 / (high - low))
-        return reconstruction_loss(reconstruction, observations)
+        return reconstruction_loss(reconstruction, observations, fast=self.fast_kernels)
 
 
 class MlpDecoder(Decoder):
@@ -569,108 +462,6 @@ class MultiDecoder(Decoder):
         """The sum of each decoded key's loss (the 5-bit target for image keys, the values for vector keys)."""
         losses = [decoder.loss(reconstruction[key], observations[key]) for key, decoder in self.decoders.items()]  # type: ignore[operator]
         return th.stack(losses).sum()
-
-
-def reconstruction_target(
-    observations: th.Tensor, bits: int = 5, memory_format: th.memory_format = th.contiguous_format
-) -> th.Tensor:
-    """
-    The decoder's target: pixels reduced to ``bits`` bits, dequantised with uniform noise of one bin
-    and shifted to [-0.5, 0.5) (Glow, arXiv:1807.03039; SAC-AE section 6).
-
-    The noise has 8 bits of resolution per pixel, ``(u + 0.5) / 256`` of a bin for a uniform byte ``u``: one 64-bit
-    draw of torch's generator covers 8 pixels, 6x cheaper than ``torch.rand`` (a float per pixel), which was
-    a tenth of an 84x84 update on CPU. Mean and variance match the continuous uniform noise to 1 part in 65,536; the
-    target lies on a grid of ``2^-(bits + 8)`` and is exact in float32, strictly inside (-0.5, 0.5).
-
-    :param observations: raw pixels in [0, 255], batch first
-    :param bits: bits kept per pixel (paper: 5)
-    :param memory_format: layout of the returned tensor (match the reconstruction's to keep the loss copy-free)
-    """
-    _check_bits(bits)
-    # the noise is drawn in (N, C, H, W) order whatever the layout, so both layouts train identically
-    noise = uniform_bytes(observations.shape, observations.device)
-    target = th.empty_like(noise, dtype=th.float32, memory_format=memory_format)
-    return _fill_target(target, observations, noise, bits)
-
-
-def _check_bits(bits: int) -> None:
-    if not 1 <= bits <= 8:
-        raise ValueError(f"bits must be in [1, 8], got {bits} (paper: 5)")
-
-
-def _fill_target(target: th.Tensor, observations: th.Tensor, noise: th.Tensor, bits: int) -> th.Tensor:
-    """Write the dequantised ``bits``-bit target of ``observations`` with noise bytes ``noise`` into float32 ``target``."""
-    scale = 2.0 ** -(bits + 8)
-    if observations.dtype == th.uint8:
-        quantised = observations >> (8 - bits)  # floor(x / 2^(8 - bits)) in one byte per pixel
-    else:
-        quantised = th.floor(observations.float() / 2 ** (8 - bits)).clamp_(0, 2**bits - 1)  # out-of-range floats
-    # code = quantised * 256 + u in [0, 2^(bits + 8)); target = (code + 0.5) * scale - 0.5, every step exact
-    return target.copy_(noise).add_(quantised, alpha=256).mul_(scale).sub_(0.5 - 0.5 * scale)
-
-
-def reconstruction_loss(reconstruction: th.Tensor, observations: th.Tensor, bits: int = 5) -> th.Tensor:
-    """
-    ``F.mse_loss(reconstruction.float(), reconstruction_target(observations, bits))`` in fewer passes over memory:
-    the float32 residual is built a slice of the batch at a time (about 4 MB, so it stays in cache and never
-    becomes one 32 MB allocation that the C allocator maps and page-faults afresh on every step), each slice gives
-    its share of the loss and writes its share of the gradient straight in the reconstruction's dtype and layout.
-    The reconstruction (bfloat16 under autocast) is never copied to float32. Same noise, value and gradient as the
-    formula above, to float32 rounding of the sum (tests/algorithm/test_reconstruction_target.py).
-
-    :param reconstruction: decoder output, (N, C, H, W), any float dtype and layout
-    :param observations: raw pixels in [0, 255] of the same shape
-    """
-    return _ReconstructionLoss.apply(reconstruction, observations, bits)
-
-
-# float32 elements of residual built at once by reconstruction_loss (4 MB)
-_RESIDUAL_CHUNK = 2**20
-
-
-class _ReconstructionLoss(th.autograd.Function):
-    @staticmethod
-    def forward(ctx, reconstruction, observations, bits):  # type: ignore[no-untyped-def, override]
-        _check_bits(bits)
-        if reconstruction.dim() == 0 or observations.shape != reconstruction.shape:
-            raise ValueError(
-                f"reconstruction_loss: reconstruction {tuple(reconstruction.shape)} and observations "
-                f"{tuple(observations.shape)} must have the same shape, batch first"
-            )
-        noise = uniform_bytes(observations.shape, observations.device)  # all at once: one stream however sliced
-        grad = th.empty_like(reconstruction)  # same dtype and layout
-        n = reconstruction.numel()
-        rows = max(1, _RESIDUAL_CHUNK // max(1, n // max(1, len(reconstruction))))
-        total = reconstruction.new_zeros((), dtype=th.float32)
-        for start in range(0, len(reconstruction), rows):
-            part = slice(start, start + rows)
-            residual = _fill_target(
-                th.empty_like(reconstruction[part], dtype=th.float32), observations[part], noise[part], bits
-            )
-            residual.sub_(reconstruction[part])
-            total += th.linalg.vector_norm(residual).square()
-            # d loss / d reconstruction = -2 (target - reconstruction) / n, rounded once into the gradient's dtype
-            grad[part].copy_(residual.mul_(-2.0 / n))
-        ctx.save_for_backward(grad)
-        return total / n
-
-    @staticmethod
-    @th.autograd.function.once_differentiable
-    def backward(ctx, grad_output):  # type: ignore[no-untyped-def, override]
-        (grad,) = ctx.saved_tensors
-        if bool(grad_output == 1):
-            # The usual case (the loss enters the total as it is): no pass over the batch. Autograd never writes
-            # into an incoming gradient, and a leaf's .grad gets a copy while ctx holds this one
-            return grad, None, None
-        return grad * grad_output.to(grad.dtype), None, None
-
-
-def uniform_bytes(shape: th.Size | tuple[int, ...], device: th.device | str = "cpu") -> th.Tensor:
-    """Independent uniform random bytes (uint8) of ``shape`` from torch's default generator, 8 per 64-bit draw."""
-    n = int(np.prod(tuple(shape)))
-    words = th.empty((n + 7) // 8, dtype=th.int64, device=device).random_(-(2**63), None)  # the full 64-bit range
-    return words.view(th.uint8)[:n].view(shape)
 
 
 def image_space_keys(observation_space: spaces.Space) -> list[str | None]:

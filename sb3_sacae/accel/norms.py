@@ -16,8 +16,11 @@ def foreach_norm_applies(device: th.device | str) -> bool:
     return th.device(device).type in _FOREACH_DEVICES and hasattr(th, "_foreach_norm")
 
 
-def norms(tensors: list[th.Tensor]) -> list[th.Tensor]:
-    """The L2 norm of each tensor (``torch.linalg.vector_norm``), fused where :func:`foreach_norm_applies`."""
-    if tensors and foreach_norm_applies(tensors[0].device):
+def norms(tensors: list[th.Tensor], fast: bool = True) -> list[th.Tensor]:
+    """
+    The L2 norm of each tensor (``torch.linalg.vector_norm``), fused where :func:`foreach_norm_applies` (and
+    ``fast``).
+    """
+    if fast and tensors and foreach_norm_applies(tensors[0].device):
         return list(th._foreach_norm(tensors))
     return [th.linalg.vector_norm(tensor) for tensor in tensors]

@@ -1,13 +1,15 @@
 """Channels-last trunks keep the projection head's columns and the decoder Linear's rows in (H, W, C) order, while
 state dicts (modules and optimizers) hold the (C, H, W) order: same checkpoints and values as channels_last=False."""
 
+import copy
 import io
 
 import pytest
 import torch as th
 
 from sb3_sacae import SACAE
-from sb3_sacae.torch_layers import ConvTrunk, FlatOrdered, PixelDecoder, ProjectionHead, hwc_order
+from sb3_sacae.accel.flat_order import FlatOrdered, hwc_order
+from sb3_sacae.torch_layers import ConvTrunk, PixelDecoder, ProjectionHead
 from tests.algorithm.test_multi_input_policy import tiny_multi_model
 from tests.conftest import TINY_POLICY, tiny_model
 
@@ -147,3 +149,16 @@ def test_a_plain_chw_state_dict_loads_into_either_layout(channels_last):
         chw_features = last_relu(hidden).contiguous().flatten(1)  # the (C, H, W) flattening
         expected = th.tanh(encoder.head.layer_norm(chw_linear(chw_features)))
         th.testing.assert_close(encoder(obs), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_loaded_moments_take_the_layout_of_their_parameters():
+    # moments saved by a channels-last model and loaded into an NCHW one (and back): fused Adam reads both in memory
+    # order, so they must share their parameter's strides
+    hwc, chw = _pair()
+    hwc.learn(48)
+    chw.set_parameters(copy.deepcopy(hwc.get_parameters()))
+    hwc.set_parameters(copy.deepcopy(chw.get_parameters()))
+    for model in (hwc, chw):
+        for optimizer in (model.critic.optimizer, model.actor.optimizer, model.encoder_optimizer, model.decoder_optimizer):
+            for parameter, state in optimizer.state.items():
+                assert state["exp_avg"].stride() == state["exp_avg_sq"].stride() == parameter.stride()

@@ -44,7 +44,7 @@ def test_reconstruction_target_sees_pixels_on_the_0_255_scale(monkeypatch, scale
     seen = []
     monkeypatch.setattr(
         "sb3_sacae.torch_layers.reconstruction_loss",
-        lambda reconstruction, pixels: seen.append(pixels.max().item()) or reconstruction.float().square().mean(),
+        lambda reconstruction, pixels, **kwargs: seen.append(pixels.max().item()) or reconstruction.float().square().mean(),
     )
     policy = {**TINY_POLICY, "channels_last": False, "normalize_images": normalize}
     tiny_model(_FloatPixels(TinyPixelEnv(), scale), policy_kwargs=policy, random_shift=2).learn(24)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from stable_baselines3.common.utils import polyak_update
 
 from sb3_sacae import SACAE
-from sb3_sacae.torch_layers import reconstruction_target
+from sb3_sacae.reconstruction import reconstruction_target
 from tests.conftest import TinyPixelEnv, tiny_model
 
 

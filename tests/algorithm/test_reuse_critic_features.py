@@ -8,7 +8,7 @@ import torch as th
 import torch.nn.functional as F
 
 from sb3_sacae import SACAE
-from sb3_sacae.torch_layers import reconstruction_target
+from sb3_sacae.reconstruction import reconstruction_target
 from tests.algorithm.test_multi_input_policy import TINY_MULTI, TinyDictEnv
 from tests.algorithm.test_reference_update import (
     assert_same_parameters,

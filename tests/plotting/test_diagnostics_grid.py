@@ -5,7 +5,7 @@ import pytest
 import torch as th
 
 from sb3_sacae.diagnostics import infer_channels_per_frame, last_frame_rgb, reconstruction_grid, reconstruction_to_pixels
-from sb3_sacae.torch_layers import reconstruction_target
+from sb3_sacae.reconstruction import reconstruction_target
 
 
 def test_reconstruction_units_map_back_to_the_pixel_range():
