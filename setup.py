@@ -50,7 +50,7 @@ extras = {
         "rich",
         "tensorboard",
     ],
-    "tests": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff==0.17.6", "black==26.10.1", "mypy"],
+    "tests": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff==0.17.6", "black==26.10.1", "mypy==2.4.1"],
     # the documentation site (make docs): Sphinx with MyST Markdown pages, the Furo theme, type hints from signatures
     "docs": ["sphinx>=8,<9", "myst-parser>=4", "furo>=2024.8", "sphinx-autodoc-typehints>=2"],
 }

@@ -485,7 +485,7 @@ def _reset_env_as_checkpointed(
     if env is None:
         raise ValueError("resume_from_bundle needs the environment to continue training on: pass env=...")
     # load() re-seeded the env (when the model has a seed): a seeded reset would restart the env's RNG stream
-    env.unwrapped._reset_seeds()  # type: ignore[attr-defined]
+    env.unwrapped._reset_seeds()
     if before is not None:
         _set_env_rng_states(env, before)
     model._last_obs = env.reset()  # type: ignore[assignment]

@@ -3,7 +3,7 @@ What SACAE adds to SB3's collection of experience: the replay buffer's choice an
 frames counted beside agent steps, and non-finite transitions refused before they reach the buffer.
 """
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from gymnasium import spaces
@@ -20,7 +20,8 @@ class EnvFrameCounter(BaseCallback):
     """Adds each step's ``info["step_env_frames"]`` (from :class:`sb3_sacae.envs.ActionRepeat`) to ``model.env_frames``."""
 
     def _on_step(self) -> bool:
-        self.model._env_frames += sum(int(info.get("step_env_frames", 0)) for info in self.locals["infos"])  # type: ignore[attr-defined]
+        model = cast(CollectionMixin, self.model)
+        model._env_frames += sum(int(info.get("step_env_frames", 0)) for info in self.locals["infos"])
         return True
 
 
@@ -36,6 +37,20 @@ class CollectionMixin(OffPolicyAlgorithm):
     _action_repeat: float | None = None
     # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
     _check_buffer_memory: bool = False
+
+    @classmethod
+    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:
+        """
+        Refused on the mixin itself, whose inherited loader is SB3's ``BaseAlgorithm.load`` (it unpickles the file).
+
+        In ``SACAE`` the safe loader comes first in the method resolution order and reaches SB3's through this one.
+        """
+        if cls is CollectionMixin:
+            raise ValueError(
+                f"{cls.__name__}.load() would unpickle {path!r} with SB3's loader, which can run arbitrary code: load "
+                "models with SACAE.load() (safe by default)"
+            )
+        return super().load(path, *args, **kwargs)
 
     def _setup_model(self) -> None:
         self._select_replay_buffer()

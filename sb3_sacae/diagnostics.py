@@ -182,7 +182,7 @@ class ReconstructionImageCallback(BaseCallback):
             )
             self.channels_per_frame = infer_channels_per_frame(shape[0], frame_stack)
         # continue from the model's counter when learn() is called again
-        self._next_log = (self.model._n_updates // self.every_n_updates + 1) * self.every_n_updates  # type: ignore[attr-defined]
+        self._next_log = (self.model._n_updates // self.every_n_updates + 1) * self.every_n_updates
 
     @staticmethod
     def _to_policy_layout(observations: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -197,8 +197,8 @@ class ReconstructionImageCallback(BaseCallback):
         )
 
     def _on_step(self) -> bool:
-        if self.enabled and self.model._n_updates >= self._next_log:  # type: ignore[attr-defined]
-            n_updates = self.model._n_updates  # type: ignore[attr-defined]
+        if self.enabled and self.model._n_updates >= self._next_log:
+            n_updates = self.model._n_updates
             self._next_log = (n_updates // self.every_n_updates + 1) * self.every_n_updates
             self.log_reconstructions()
         return True
@@ -228,5 +228,5 @@ class ReconstructionImageCallback(BaseCallback):
                     output.write({self.tb_key: Image(grid, "HWC")}, {self.tb_key: EXCLUDED_FORMATS}, self.num_timesteps)
         self.n_logged += 1
         if self.verbose >= 1:
-            print(f"{self.tb_key}: reconstructions at {self.model._n_updates} updates, {self.num_timesteps} steps")  # type: ignore[attr-defined]
+            print(f"{self.tb_key}: reconstructions at {self.model._n_updates} updates, {self.num_timesteps} steps")
         return grid

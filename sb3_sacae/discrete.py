@@ -9,7 +9,7 @@ trunk, the critic's encoder is trained by the critic and reconstruction losses.
 """
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch as th
 from gymnasium import spaces
@@ -43,7 +43,7 @@ class AllowDiscreteActions(OffPolicyAlgorithm):
         super().__init__(*args, **kwargs)
 
     @classmethod
-    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:
         """
         Refused on the mixin itself, whose inherited loader is SB3's ``BaseAlgorithm.load`` (it unpickles the file).
 
@@ -94,6 +94,7 @@ class CategoricalActor(RefusePickledLoad, BasePolicy):
     """
 
     action_space: spaces.Discrete
+    features_extractor: Encoder
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class CategoricalActor(RefusePickledLoad, BasePolicy):
         return F.log_softmax(self.action_logits(self.latent_pi(features)).float(), dim=1)
 
     def soft_value(
-        self, features: th.Tensor, critic: "DiscreteCritic", critic_latent: th.Tensor, ent_coef: th.Tensor
+        self, features: th.Tensor, critic: BaseModel, critic_latent: th.Tensor, ent_coef: th.Tensor
     ) -> tuple[th.Tensor, th.Tensor]:
         """
         Exact soft state value over actions (arXiv:1910.07207, eq. 10): sum_a pi(a|s) [min_i Q_i(s, a) - alpha log
@@ -128,7 +129,7 @@ class CategoricalActor(RefusePickledLoad, BasePolicy):
         :return: the value and E_pi[log pi(a|s)] = -H(pi(.|s)), both of shape (batch, 1)
         """
         log_probs = self.log_probs_from_features(features)
-        q_values = critic.q_values_from_features(critic_latent)
+        q_values = cast(DiscreteCritic, critic).q_values_from_features(critic_latent)
         return soft_state_value(log_probs, q_values, ent_coef), expected_log_prob(log_probs)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:

@@ -7,12 +7,12 @@ Dict observations (a conv trunk per image key and an MLP trunk for the vector ke
 import copy
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.policies import BaseModel, BasePolicy, ContinuousCritic
 from stable_baselines3.common.preprocessing import is_image_space_channels_first
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import Actor
@@ -81,6 +81,8 @@ class SACAEActor(RefusePickledLoad, Actor):
     projection head, never the shared convs.
     """
 
+    features_extractor: Encoder
+
     def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
         return self.dist_params_from_features(self.extract_features(obs, self.features_extractor))
 
@@ -89,7 +91,7 @@ class SACAEActor(RefusePickledLoad, Actor):
         mean_actions = self.mu(latent_pi)
         if self.use_sde:
             return mean_actions, self.log_std, dict(latent_sde=latent_pi)
-        log_std = th.tanh(self.log_std(latent_pi))  # type: ignore[operator]
+        log_std = th.tanh(self.log_std(latent_pi))  # type: ignore[operator]  # SB3 types log_std as Module | Parameter (a Linear without gSDE)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (log_std + 1)
         return mean_actions, log_std, {}
 
@@ -98,7 +100,7 @@ class SACAEActor(RefusePickledLoad, Actor):
         return self.action_dist.log_prob_from_params(mean_actions, log_std, **kwargs)
 
     def soft_value(
-        self, features: th.Tensor, critic: "SACAECritic", critic_latent: th.Tensor, ent_coef: th.Tensor
+        self, features: th.Tensor, critic: BaseModel, critic_latent: th.Tensor, ent_coef: th.Tensor
     ) -> tuple[th.Tensor, th.Tensor]:
         """
         One-sample estimate of the soft state value, min_i Q_i(s, a) - alpha log pi(a|s) with a ~ pi(.|s).
@@ -111,7 +113,9 @@ class SACAEActor(RefusePickledLoad, Actor):
         """
         actions, log_prob = self.action_log_prob_from_features(features)
         log_prob = log_prob.reshape(-1, 1)
-        min_q = critic.q_at_actions(critic_latent, actions).min(dim=1, keepdim=True).values
+        min_q = (
+            cast("SACAECritic | DiscreteCritic", critic).q_at_actions(critic_latent, actions).min(dim=1, keepdim=True).values
+        )
         return min_q - ent_coef * log_prob, log_prob
 
 
@@ -123,12 +127,14 @@ class SACAECritic(RefusePickledLoad, ContinuousCritic):
     :param critic_layer_norm: insert LayerNorm between each hidden Linear and its activation
     """
 
+    features_extractor: Encoder
+
     def __init__(self, *args: Any, critic_layer_norm: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.critic_layer_norm = critic_layer_norm
         if not critic_layer_norm:
             return
-        for idx, q_net in enumerate(self.q_networks):
+        for idx, q_net in enumerate(cast(list[nn.Sequential], self.q_networks)):
             layers: list[nn.Module] = []
             for layer in q_net:
                 layers.append(layer)
@@ -257,18 +263,24 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     def _make_trunk(self) -> Trunk:
         """The shared trunk (one object for actor and critic): the conv layers of the pixel encoder."""
         return ConvTrunk(
-            self.observation_space, self.n_filters, self.n_conv_layers, self.normalize_images, self._channels_last  # type: ignore[arg-type]
+            cast(spaces.Box, self.observation_space),
+            self.n_filters,
+            self.n_conv_layers,
+            self.normalize_images,
+            self._channels_last,
         )
 
     def _make_decoder(self) -> Decoder:
         """The decoder: the trunk's input image from the latent."""
-        return self._pixel_decoder(self.encoder, self.observation_space)  # type: ignore[arg-type]
+        return self._pixel_decoder(cast(ConvTrunk, self.encoder), cast(spaces.Box, self.observation_space))
 
     def _pixel_decoder(self, trunk: ConvTrunk, space: spaces.Box) -> PixelDecoder:
         """The decoder of one image space; pre-normalised images are rescaled from its bounds for the 5-bit target."""
         pixel_range = None if self.normalize_images else (float(np.min(space.low)), float(np.max(space.high)))
-        shape = space.shape
-        return PixelDecoder(trunk, shape[0], shape[1:], self.features_dim, self.n_filters, pixel_range, self.fast_kernels)  # type: ignore[arg-type]
+        n_channels, height, width = space.shape
+        return PixelDecoder(
+            trunk, n_channels, (height, width), self.features_dim, self.n_filters, pixel_range, self.fast_kernels
+        )
 
     @property
     def _channels_last(self) -> bool:
@@ -304,7 +316,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         self.critic_target.set_training_mode(False)
         self.to(self.device)
 
-        lr = lr_schedule(1)  # type: ignore[call-arg]
+        lr = lr_schedule(1)
         self.critic.optimizer = self.make_optimizer(self.critic.parameters(), lr)
         shared = {id(param) for param in self.encoder.parameters()}
         self.actor.optimizer = self.make_optimizer([p for p in self.actor.parameters() if id(p) not in shared], lr)
@@ -314,6 +326,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         An optimizer of ``optimizer_class`` with ``optimizer_kwargs`` (``overrides`` replacing some) over parameters of
         this policy: the actor's and critic's, and the algorithm's encoder and decoder optimizers.
         """
+        # torch types optimizer_class as Optimizer, whose own __init__ takes no lr (every optimizer takes it)
         optimizer = self.optimizer_class(parameters, lr=lr, **{**self.optimizer_kwargs, **overrides})  # type: ignore[call-arg]
         # Saved optimizer states hold the (C, H, W) order too, whatever channels_last is (see FlatOrdered)
         return OptimizerStateOrder(self).register(optimizer)
@@ -323,7 +336,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         self.critic = SACAECritic(
             **net_kwargs,
             net_arch=self.critic_arch,
-            features_extractor=Encoder(obs_space, self.encoder, self.features_dim),  # type: ignore[arg-type]
+            features_extractor=Encoder(obs_space, self.encoder, self.features_dim),
             features_dim=self.features_dim,
             activation_fn=self.activation_fn,
             n_critics=self.n_critics,
@@ -333,7 +346,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         self.actor = SACAEActor(
             **net_kwargs,
             net_arch=self.actor_arch,
-            features_extractor=Encoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),  # type: ignore[arg-type]
+            features_extractor=Encoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),
             features_dim=self.features_dim,
             activation_fn=self.activation_fn,
             use_sde=self.use_sde,
@@ -346,7 +359,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         self.critic = DiscreteCritic(
             **net_kwargs,
             net_arch=self.critic_arch,
-            features_extractor=Encoder(obs_space, self.encoder, self.features_dim),  # type: ignore[arg-type]
+            features_extractor=Encoder(obs_space, self.encoder, self.features_dim),
             features_dim=self.features_dim,
             activation_fn=self.activation_fn,
             n_critics=self.n_critics,
@@ -356,7 +369,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
             **net_kwargs,
             net_arch=self.actor_arch,
             # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
-            features_extractor=Encoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),  # type: ignore[arg-type]
+            features_extractor=Encoder(obs_space, self.encoder, self.features_dim, detach_trunk=True),
             features_dim=self.features_dim,
             activation_fn=self.activation_fn,
         )
@@ -388,7 +401,8 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         return data
 
     def reset_noise(self, batch_size: int = 1) -> None:
-        self.actor.reset_noise(batch_size=batch_size)
+        if isinstance(self.actor, SACAEActor):  # gSDE's noise: Box actions only
+            self.actor.reset_noise(batch_size=batch_size)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self._predict(obs, deterministic=deterministic)
@@ -407,7 +421,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         if isinstance(self.encoder, MultiTrunk) and isinstance(observation, dict):
             images = {key: observation.get(key) for key in self.encoder.image_keys}
         for key, image in images.items():
-            space = self.observation_space if key is None else self.observation_space[key]  # type: ignore[index]
+            space = self.observation_space if key is None else cast(spaces.Dict, self.observation_space)[key]
             if isinstance(image, np.ndarray) and image.dtype != space.dtype:
                 # Pre-normalised floats would be divided by 255 a second time: refuse instead of acting on garbage
                 raise ValueError(
@@ -456,10 +470,10 @@ class MlpPolicy(SACAEPolicy):
             )
 
     def _make_trunk(self) -> Trunk:
-        return MlpTrunk(int(np.prod(self.observation_space.shape)), self.mlp_encoder_arch)  # type: ignore[arg-type]
+        return MlpTrunk(int(np.prod(self.observation_space.shape or ())), self.mlp_encoder_arch)
 
     def _make_decoder(self) -> Decoder:
-        return MlpDecoder(self.features_dim, int(np.prod(self.observation_space.shape)), self.mlp_encoder_arch)  # type: ignore[arg-type]
+        return MlpDecoder(self.features_dim, int(np.prod(self.observation_space.shape or ())), self.mlp_encoder_arch)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "mlp_encoder_arch": self.mlp_encoder_arch}
@@ -525,7 +539,7 @@ class MultiInputPolicy(SACAEPolicy):
                 )
             if len(space.shape) == 3:
                 check_image_space(space, normalize_images, where=f"MultiInputPolicy (key {key!r})")
-        image_keys = [key for key in encoded if len(observation_space[key].shape) == 3]  # type: ignore[arg-type]
+        image_keys = [key for key in encoded if len(observation_space[key].shape or ()) == 3]
         vector_keys = [key for key in encoded if key not in image_keys]
         state_like = [key for key in vector_keys if any(part in key.lower() for part in STATE_LIKE_KEY_PARTS)]
         if self.encoder_keys is None and image_keys and state_like:
@@ -549,7 +563,7 @@ class MultiInputPolicy(SACAEPolicy):
 
     def _make_trunk(self) -> Trunk:
         return MultiTrunk(
-            self.observation_space,  # type: ignore[arg-type]
+            cast(spaces.Dict, self.observation_space),
             self.image_keys,
             self.vector_keys,
             self.n_filters,
@@ -563,12 +577,13 @@ class MultiInputPolicy(SACAEPolicy):
         if not self.decoder_keys:
             raise ValueError("decoder_keys is empty: choose keys to reconstruct, or pass decoder_update_interval=0 to SACAE")
         decoders: dict[str, Decoder] = {}
-        for key in self.decoder_keys:  # type: ignore[union-attr]
+        for key in self.decoder_keys:
             if key in self.image_keys:
-                decoders[key] = self._pixel_decoder(self.encoder.image_trunks[key], self.observation_space[key])  # type: ignore[arg-type, index]
+                space = cast(spaces.Box, cast(spaces.Dict, self.observation_space)[key])
+                decoders[key] = self._pixel_decoder(cast(ConvTrunk, self.encoder.image_trunks[key]), space)
             else:
-                shape = self.observation_space[key].shape  # type: ignore[index]
-                decoders[key] = MlpDecoder(self.features_dim, int(np.prod(shape)), self.mlp_encoder_arch)
+                shape = cast(spaces.Dict, self.observation_space)[key].shape
+                decoders[key] = MlpDecoder(self.features_dim, int(np.prod(shape or ())), self.mlp_encoder_arch)
         return MultiDecoder(decoders)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:

@@ -218,7 +218,8 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         self.decoder_latent_lambda = arguments["decoder_latent_lambda"]
         self.decoder_weight_lambda = arguments["decoder_weight_lambda"]
         self.ent_coef_lr = arguments["ent_coef_lr"]
-        self.ent_coef_betas = tuple(arguments["ent_coef_betas"])
+        beta1, beta2 = arguments["ent_coef_betas"]
+        self.ent_coef_betas = (float(beta1), float(beta2))
         self.random_shift = int(arguments["random_shift"])
         self.replay_ratio = arguments["replay_ratio"]
         if self.replay_ratio is not None:
@@ -244,10 +245,11 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             self.policy_kwargs = user_policy_kwargs
         self.target_entropy = target_entropy_for(requested_entropy, self.action_space, self.target_entropy)
         check_random_shift(self.random_shift, self.observation_space)
-        self.ent_coef_betas = tuple(self.ent_coef_betas)  # a JSON list after save/load
-        if self.ent_coef_optimizer is not None:
+        beta1, beta2 = self.ent_coef_betas  # a JSON list after save/load
+        self.ent_coef_betas = (float(beta1), float(beta2))
+        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
             # SAC-AE's temperature has its own learning rate and Adam betas
-            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr, betas=self.ent_coef_betas)  # type: ignore[list-item, arg-type]
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr, betas=self.ent_coef_betas)
         self.encoder_optimizer: th.optim.Optimizer | None = None
         self.decoder_optimizer: th.optim.Optimizer | None = None
         if self.policy.decoder is not None:
@@ -301,22 +303,18 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             update_actor = self._n_updates % self.actor_update_interval == 0
             update_autoencoder = self.policy.decoder is not None and self._n_updates % self.decoder_update_interval == 0
 
-            # 1. Critic: soft Bellman target from the target critic and the current actor
-            shared = self._update_critic(batch, ent_coef, update_autoencoder, logs)
-            if shared is None and (update_actor or update_autoencoder):
-                # The trunk after the critic step, read by the actor (detached) and by the decoder (with a graph
-                # only if it trains): the actor's step moves neither, so one forward serves both
-                with th.set_grad_enabled(update_autoencoder):
-                    shared = self._critic_forward(batch.pixels)
+            # 1. Critic: soft Bellman target from the target critic and the current actor; returns the encoder forward
+            # that the actor and the decoder read
+            shared = self._update_critic(batch, ent_coef, update_actor, update_autoencoder, logs)
             # 2. Actor and entropy coefficient, on detached trunk features: the actor never moves the convs
             if update_actor:
-                self._update_actor_and_alpha(shared, ent_coef, logs)  # type: ignore[arg-type]
+                self._update_actor_and_alpha(shared, ent_coef, logs)
             # 3. Targets: Q-heads slowly (tau), the target encoder faster (encoder_tau)
             if self._n_updates % self.target_update_interval == 0:
                 self._update_targets()
             # 4. Autoencoder: reconstruct the observations from the critic's latent (paper section 6)
             if update_autoencoder:
-                self._update_autoencoder(shared, batch, logs)  # type: ignore[arg-type]
+                self._update_autoencoder(shared, batch, logs)
             self._n_updates += 1
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -328,7 +326,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
 
     def _sample(self, batch_size: int) -> Batch:
         """A replay batch, DrQ-shifted when ``random_shift`` is on, prepared once in the compute dtype."""
-        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+        data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
         observations, next_observations = data.observations, data.next_observations
         if self.random_shift:
             # DrQ: shift obs and next obs independently; every loss below sees the shifted images
@@ -336,51 +334,58 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             next_observations = shift_images(next_observations, self.random_shift, self.observation_space)
         trunk = self.policy.trunk
         # Raw pixels change layout once: the trunk's input and the reconstruction target both read them
-        observations = trunk.in_layout(observations)  # type: ignore[arg-type]
+        observations = trunk.in_layout(observations)
         compute_dtype = th.bfloat16 if self.bf16_autocast else th.float32
-        pixels = trunk.preprocess(observations, compute_dtype)  # type: ignore[arg-type]
-        next_pixels = trunk.preprocess(next_observations, compute_dtype)  # type: ignore[arg-type]
+        pixels = trunk.preprocess(observations, compute_dtype)
+        next_pixels = trunk.preprocess(next_observations, compute_dtype)
         discounts = data.discounts if data.discounts is not None else self.gamma
         return Batch(observations, pixels, next_pixels, data.actions, data.rewards, data.dones, discounts, compute_dtype)
 
     def _critic_forward(self, pixels: Any) -> SharedForward:
         """The shared trunk's features and the critic's latent of prepared observations."""
         trunk_features = self.policy.trunk.features(pixels)
-        return SharedForward(trunk_features, self.critic.features_extractor.latent(trunk_features))
+        return SharedForward(trunk_features, self.policy.critic.features_extractor.latent(trunk_features))
 
     def _update_critic(
-        self, batch: Batch, ent_coef: th.Tensor, update_autoencoder: bool, logs: dict[str, list[float]]
-    ) -> SharedForward | None:
+        self, batch: Batch, ent_coef: th.Tensor, update_actor: bool, update_autoencoder: bool, logs: dict[str, list[float]]
+    ) -> SharedForward:
         """
         One step of the twin Q-heads and the critic's encoder on the soft Bellman error.
 
-        :return: the critic's forward with ``reuse_critic_features`` (the actor and the decoder then read it), None
-            otherwise
+        :return: the encoder forward the actor and the decoder read: a new one after the critic step (the paper's
+            order), or with ``reuse_critic_features`` the critic's own
         """
         with th.no_grad():
             target_q = batch.rewards + (1 - batch.dones) * batch.discounts * self._next_soft_value(batch, ent_coef)
         forward = self._critic_forward(batch.pixels)
-        current_q = self.critic.q_at_actions(forward.latent, batch.actions)
+        current_q = self.policy.critic.q_at_actions(forward.latent, batch.actions)
         # Sum over the twin Q-heads, as in the reference code
-        critic_loss = sum(F.mse_loss(q, target_q) for q in current_q.split(1, dim=1))
-        logs["critic_loss"].append(self._finite("critic loss", critic_loss))  # type: ignore[arg-type]
+        q_losses = [F.mse_loss(q, target_q) for q in current_q.split(1, dim=1)]
+        critic_loss = sum(q_losses[1:], q_losses[0])
+        logs["critic_loss"].append(self._finite("critic loss", critic_loss))
         if self.reuse_critic_features and update_autoencoder:
             # The reconstruction gradients of this forward, taken before the critic step moves the encoder (its
             # graph is kept for the critic's backward)
             forward.autoencoder_grads = self._autoencoder_grads(forward.latent, batch, logs)
-        self._optimize(self.critic.optimizer, critic_loss, "critic")  # type: ignore[arg-type]
+        self._optimize(self.critic.optimizer, critic_loss, "critic")
         logs["q_value"].append(current_q.detach().float().mean().item())
-        return forward if self.reuse_critic_features else None
+        if self.reuse_critic_features or not (update_actor or update_autoencoder):
+            return forward
+        # The trunk after the critic step, read by the actor (detached) and by the decoder (with a graph only if it
+        # trains): the actor's step moves neither, so one forward serves both
+        with th.set_grad_enabled(update_autoencoder):
+            return self._critic_forward(batch.pixels)
 
     def _next_soft_value(self, batch: Batch, ent_coef: th.Tensor) -> th.Tensor:
         """
         The soft value of the next states: the current actor's policy, valued by the target critic on the target
         encoder's latent (a sample of the actor for Box actions, the exact expectation for Discrete ones).
         """
-        next_features = self.actor.features_extractor.latent(self.policy.trunk.features(batch.next_pixels))
-        target_encoder = self.critic_target.features_extractor
+        actor, critic_target = self.policy.actor, self.policy.critic_target
+        next_features = actor.features_extractor.latent(self.policy.trunk.features(batch.next_pixels))
+        target_encoder = critic_target.features_extractor
         next_latent = target_encoder.latent(target_encoder.trunk.features(batch.next_pixels))
-        next_value, _ = self.actor.soft_value(next_features, self.critic_target, next_latent, ent_coef)  # type: ignore[arg-type]
+        next_value, _ = actor.soft_value(next_features, critic_target, next_latent, ent_coef)
         return next_value
 
     def _update_actor_and_alpha(self, shared: SharedForward, ent_coef: th.Tensor, logs: dict[str, list[float]]) -> None:
@@ -396,7 +401,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         logs["entropy"].append(-log_prob.detach().mean().item())
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
             # Loss on alpha itself, as in the reference code (SB3 uses log alpha)
-            ent_coef_loss = (self.log_ent_coef.exp() * (-log_prob - self.target_entropy).detach()).mean()
+            ent_coef_loss = (self.log_ent_coef.exp() * (-log_prob - float(self.target_entropy)).detach()).mean()
             logs["ent_coef_loss"].append(self._finite("entropy coefficient loss", ent_coef_loss))
             self._optimize(self.ent_coef_optimizer, ent_coef_loss, "entropy coefficient")
 
@@ -405,11 +410,11 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         Minus the soft value of the actor's policy, ``-E[min_i Q_i(s, a) - alpha log pi(a|s)]``, and the log-probabilities
         (for Discrete actions the exact E_pi[log pi(a|s)] = -H(pi(.|s))), both of shape (batch, 1).
         """
-        features = self.actor.features_extractor.latent(shared.trunk_features)
+        features = self.policy.actor.features_extractor.latent(shared.trunk_features)
         # The Q-heads are evaluated with their parameters frozen, so the backward skips their weight gradients
         # (the reference code computes them, and the critic's zero_grad clears them unused)
         with frozen(self._q_params):
-            value, log_prob = self.actor.soft_value(features, self.critic, shared.latent.detach(), ent_coef)  # type: ignore[arg-type]
+            value, log_prob = self.policy.actor.soft_value(features, self.critic, shared.latent.detach(), ent_coef)
         return -value.mean(), log_prob
 
     def _update_targets(self) -> None:
@@ -421,24 +426,32 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
 
     def _update_autoencoder(self, shared: SharedForward, batch: Batch, logs: dict[str, list[float]]) -> None:
         """One step of the critic's encoder and the decoder on the reconstruction loss of the critic's latent."""
-        optimizers = {"encoder": self.encoder_optimizer, "decoder": self.decoder_optimizer}
+        optimizers = self._autoencoder_optimizers()
         for optimizer in optimizers.values():
-            optimizer.zero_grad()  # type: ignore[union-attr]
+            optimizer.zero_grad()
         if shared.autoencoder_grads is None:
             self._autoencoder_loss(shared.latent, batch, logs).backward()
         else:
             for parameter, grad in shared.autoencoder_grads:
                 parameter.grad = grad
-        self._check_finite_gradients(optimizers)  # both, before either optimizer moves
+        self._check_finite_gradients(dict(optimizers))  # both, before either optimizer moves
         for optimizer in optimizers.values():
-            optimizer.step()  # type: ignore[union-attr]
+            optimizer.step()
+
+    def _autoencoder_optimizers(self) -> dict[str, th.optim.Optimizer]:
+        """The encoder and decoder optimizers (models with decoder_update_interval=0 have none)."""
+        if self.encoder_optimizer is None or self.decoder_optimizer is None:
+            raise ValueError("This model has no autoencoder (decoder_update_interval=0): it has nothing to reconstruct")
+        return {"encoder": self.encoder_optimizer, "decoder": self.decoder_optimizer}
 
     def _autoencoder_loss(self, latent: th.Tensor, batch: Batch, logs: dict[str, list[float]]) -> th.Tensor:
         """
         The decoder's reconstruction loss (its own target: 5-bit dequantised frames for images, the states for
         vectors) plus ``decoder_latent_lambda`` times the latent's L2 penalty ``mean(0.5 * ||h||^2)`` (paper section 6).
         """
-        ae_loss = self.policy.decoder.reconstruction_loss(latent, batch.observations, batch.compute_dtype)  # type: ignore[union-attr]
+        if self.policy.decoder is None:
+            raise ValueError("This model has no decoder (decoder_update_interval=0): it has nothing to reconstruct")
+        ae_loss = self.policy.decoder.reconstruction_loss(latent, batch.observations, batch.compute_dtype)
         latent_loss = (0.5 * latent.pow(2).sum(dim=1)).mean()
         logs["ae_loss"].append(self._finite("reconstruction loss", ae_loss))
         logs["latent_loss"].append(self._finite("latent loss", latent_loss))
@@ -448,8 +461,8 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         self, latent: th.Tensor, batch: Batch, logs: dict[str, list[float]]
     ) -> list[tuple[th.Tensor, th.Tensor | None]]:
         """The autoencoder loss's gradients for the encoder and decoder optimizers' parameters, the graph kept."""
-        groups = [*self.encoder_optimizer.param_groups, *self.decoder_optimizer.param_groups]  # type: ignore[union-attr]
-        parameters = [p for group in groups for p in group["params"]]
+        optimizers = self._autoencoder_optimizers().values()
+        parameters = [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
         loss = self._autoencoder_loss(latent, batch, logs)
         grads = th.autograd.grad(loss, parameters, retain_graph=True, allow_unused=True)
         return list(zip(parameters, grads, strict=True))

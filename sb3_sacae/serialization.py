@@ -76,7 +76,7 @@ class SafeSerializationMixin:
     device: th.device
 
     @classmethod
-    def load(  # type: ignore[override]
+    def load(
         cls: type[SelfSafe],
         path: str | os.PathLike | io.BufferedIOBase,
         env: Any = None,

@@ -1,7 +1,8 @@
 """Networks of SAC-AE: the shared trunks (conv, MLP, Dict), the projection heads, the decoders and their initialisation."""
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch as th
@@ -237,47 +238,54 @@ class MultiTrunk(nn.Module):
         self.image_keys, self.vector_keys = list(image_keys), list(vector_keys)
         self.image_trunks = nn.ModuleDict(
             {
-                key: ConvTrunk(observation_space[key], n_filters, n_conv_layers, normalize_images, channels_last)  # type: ignore[arg-type]
+                key: ConvTrunk(
+                    cast(spaces.Box, observation_space[key]), n_filters, n_conv_layers, normalize_images, channels_last
+                )
                 for key in self.image_keys
             }
         )
         n_vector = sum(int(np.prod(observation_space[key].shape or ())) for key in self.vector_keys)
         self.vector_trunk = MlpTrunk(n_vector, mlp_net_arch) if self.vector_keys else None
-        conv_sizes = [int(trunk.n_flatten) for trunk in self.image_trunks.values()]  # type: ignore[arg-type]
+        conv_sizes = [trunk.n_flatten for trunk in self._conv_trunks().values()]
         self.n_flatten = sum(conv_sizes) + (self.vector_trunk.n_flatten if self.vector_trunk is not None else 0)
 
     def preprocess(
         self, observations: dict[str, th.Tensor], dtype: th.dtype = th.float32
     ) -> tuple[dict[str, th.Tensor], th.Tensor | None]:
         """Raw Dict observations -> (prepared images by key, the concatenated float32 vector keys or None)."""
-        images = {key: trunk.preprocess(observations[key], dtype) for key, trunk in self.image_trunks.items()}  # type: ignore[operator]
+        images = {key: trunk.preprocess(observations[key], dtype) for key, trunk in self._conv_trunks().items()}
         if self.vector_trunk is None:
             return images, None
         vectors = th.cat([observations[key].float().flatten(start_dim=1) for key in self.vector_keys], dim=1)
         return images, vectors
 
+    def _conv_trunks(self) -> dict[str, ConvTrunk]:
+        """The conv trunk of each image key (``image_trunks``, typed)."""
+        return {key: cast(ConvTrunk, trunk) for key, trunk in self.image_trunks.items()}
+
     def flat_order(self) -> th.Tensor | None:
         """Order of the flat features: each image trunk's (see :meth:`ConvTrunk.flat_order`), then the vectors'."""
-        trunk_orders = [trunk.flat_order() for trunk in self.image_trunks.values()]  # type: ignore[operator]
+        trunks = list(self._conv_trunks().values())
+        trunk_orders = [trunk.flat_order() for trunk in trunks]
         if all(order is None for order in trunk_orders):
             return None
         orders, offset = [], 0
-        for trunk, order in zip(self.image_trunks.values(), trunk_orders, strict=True):
-            orders.append(offset + (th.arange(trunk.n_flatten) if order is None else order))  # type: ignore[arg-type]
-            offset += int(trunk.n_flatten)  # type: ignore[arg-type]
+        for trunk, order in zip(trunks, trunk_orders, strict=True):
+            orders.append(offset + (th.arange(trunk.n_flatten) if order is None else order))
+            offset += trunk.n_flatten
         return th.cat([*orders, th.arange(offset, self.n_flatten)])
 
     def in_layout(self, observations: dict[str, th.Tensor]) -> dict[str, th.Tensor]:
         """Raw Dict observations with each image key in its trunk's memory layout (see :meth:`ConvTrunk.in_layout`)."""
-        trunks = self.image_trunks
-        return {key: trunks[key].in_layout(value) if key in trunks else value for key, value in observations.items()}  # type: ignore[operator]
+        trunks = self._conv_trunks()
+        return {key: trunks[key].in_layout(value) if key in trunks else value for key, value in observations.items()}
 
     def features(self, prepared: tuple[dict[str, th.Tensor], th.Tensor | None]) -> th.Tensor:
         """Flat float32 features: each image key's conv features (in float32), then the vector trunk's, concatenated."""
         images, vectors = prepared
-        features = [trunk.features(images[key]).float() for key, trunk in self.image_trunks.items()]  # type: ignore[operator]
-        if self.vector_trunk is not None:
-            features.append(self.vector_trunk.features(vectors))  # type: ignore[arg-type]
+        features = [trunk.features(images[key]).float() for key, trunk in self._conv_trunks().items()]
+        if self.vector_trunk is not None and vectors is not None:
+            features.append(self.vector_trunk.features(vectors))
         return th.cat(features, dim=1)
 
     # The name of earlier versions
@@ -287,7 +295,25 @@ class MultiTrunk(nn.Module):
         return self.features(self.preprocess(observations))
 
 
-Trunk = ConvTrunk | MlpTrunk | MultiTrunk
+class Trunk(Protocol):
+    """
+    What the algorithm asks a trunk (:class:`ConvTrunk`, :class:`MlpTrunk`, :class:`MultiTrunk`): raw observations in
+    its memory layout, prepared once per batch in a compute dtype, and flat features of what it prepared.
+    """
+
+    n_flatten: int
+
+    def in_layout(self, observations: Any) -> Any: ...
+
+    def preprocess(self, observations: Any, dtype: th.dtype = th.float32) -> Any: ...
+
+    def features(self, prepared: Any) -> th.Tensor: ...
+
+    def flat_order(self) -> th.Tensor | None: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+    def __call__(self, observations: Any) -> th.Tensor: ...
 
 
 class Encoder(BaseFeaturesExtractor):
@@ -326,13 +352,11 @@ class Decoder(nn.Module):
     (the target and how it is compared), so the algorithm asks every decoder the same question.
     """
 
-    def reconstruct(self, latent: th.Tensor, compute_dtype: th.dtype = th.float32) -> th.Tensor | dict[str, th.Tensor]:
+    def reconstruct(self, latent: th.Tensor, compute_dtype: th.dtype = th.float32) -> Any:
         """The reconstruction; ``compute_dtype`` is the dtype the encoder's pixels were prepared in (``bf16_autocast``)."""
         return self(latent)
 
-    def loss(
-        self, reconstruction: th.Tensor | dict[str, th.Tensor], observations: th.Tensor | dict[str, th.Tensor]
-    ) -> th.Tensor:
+    def loss(self, reconstruction: Any, observations: Any) -> th.Tensor:
         """The reconstruction loss of ``reconstruction`` against the raw observations (what the replay buffer holds)."""
         raise NotImplementedError
 
@@ -387,9 +411,8 @@ class PixelDecoder(FlatOrdered, Decoder):
             layers += [deconv(n_filters, n_filters, 3, stride=1), nn.ReLU(inplace=True)]
         # (side - 1) * 2 + 3 is what a stride-2 transposed conv gives; pad the rest back to the input size
         before_last_side = [side + 2 * (n_conv_layers - 1) for side in self.conv_shape[1:]]
-        output_padding = tuple(
-            target - ((side - 1) * 2 + 3) for target, side in zip(image_shape, before_last_side, strict=True)
-        )
+        pad_h, pad_w = (target - ((side - 1) * 2 + 3) for target, side in zip(image_shape, before_last_side, strict=True))
+        output_padding = (pad_h, pad_w)
         layers.append(deconv(n_filters, n_channels, 3, stride=2, output_padding=output_padding))
         self.deconvs = nn.Sequential(*layers)
 
@@ -409,7 +432,7 @@ class PixelDecoder(FlatOrdered, Decoder):
         with bf16:
             return self(latent)
 
-    def loss(self, reconstruction: th.Tensor, observations: th.Tensor) -> th.Tensor:  # type: ignore[override]
+    def loss(self, reconstruction: th.Tensor, observations: th.Tensor) -> th.Tensor:
         """MSE against the 5-bit dequantised frames (paper section 6), sliced where the accel seam selects it."""
         if self.pixel_range is not None:
             # Pre-normalised images: rescale from the observation space's bounds
@@ -435,7 +458,7 @@ class MlpDecoder(Decoder):
         with th.autocast(device_type=latent.device.type, enabled=False):
             return self.mlp(latent.float())
 
-    def loss(self, reconstruction: th.Tensor, observations: th.Tensor) -> th.Tensor:  # type: ignore[override]
+    def loss(self, reconstruction: th.Tensor, observations: th.Tensor) -> th.Tensor:
         """MSE against the state itself (no quantisation), in float32."""
         return F.mse_loss(reconstruction.float(), observations.float().flatten(start_dim=1))
 
@@ -448,7 +471,7 @@ class MultiDecoder(Decoder):
     :param decoders: decoder of each decoded key
     """
 
-    def __init__(self, decoders: dict[str, nn.Module]):
+    def __init__(self, decoders: Mapping[str, Decoder]):
         super().__init__()
         self.decoders = nn.ModuleDict(decoders)
 
@@ -456,11 +479,14 @@ class MultiDecoder(Decoder):
         return {key: decoder(latent) for key, decoder in self.decoders.items()}
 
     def reconstruct(self, latent: th.Tensor, compute_dtype: th.dtype = th.float32) -> dict[str, th.Tensor]:
-        return {key: decoder.reconstruct(latent, compute_dtype) for key, decoder in self.decoders.items()}  # type: ignore[operator]
+        return {key: decoder.reconstruct(latent, compute_dtype) for key, decoder in self._decoders().items()}
 
-    def loss(self, reconstruction: dict[str, th.Tensor], observations: dict[str, th.Tensor]) -> th.Tensor:  # type: ignore[override]
+    def _decoders(self) -> dict[str, Decoder]:
+        return {key: cast(Decoder, decoder) for key, decoder in self.decoders.items()}
+
+    def loss(self, reconstruction: dict[str, th.Tensor], observations: dict[str, th.Tensor]) -> th.Tensor:
         """The sum of each decoded key's loss (the 5-bit target for image keys, the values for vector keys)."""
-        losses = [decoder.loss(reconstruction[key], observations[key]) for key, decoder in self.decoders.items()]  # type: ignore[operator]
+        losses = [decoder.loss(reconstruction[key], observations[key]) for key, decoder in self._decoders().items()]
         return th.stack(losses).sum()
 
 
@@ -483,7 +509,7 @@ def shift_images(
 
 
 @contextlib.contextmanager
-def frozen(parameters: list[th.Tensor]) -> Iterator[None]:
+def frozen(parameters: Iterable[th.Tensor]) -> Iterator[None]:
     """Parameters that require gradients stop requiring them inside the block (graphs built there skip them)."""
     to_freeze = [parameter for parameter in parameters if parameter.requires_grad]
     for parameter in to_freeze:

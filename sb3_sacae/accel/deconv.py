@@ -26,7 +26,7 @@ class _TransposedConvFunction(th.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, output_padding):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, x, weight, bias, stride, output_padding):
         device_type = x.device.type
         # as autocast does: float32 (and half) inputs run in the autocast dtype, float64 stays float64
         cast = th.is_autocast_enabled(device_type) and x.dtype in (th.float32, th.float16, th.bfloat16)
@@ -42,7 +42,7 @@ class _TransposedConvFunction(th.autograd.Function):
 
     @staticmethod
     @th.autograd.function.once_differentiable
-    def backward(ctx, grad_output):  # type: ignore[no-untyped-def, override]
+    def backward(ctx, grad_output):
         x, weight = ctx.saved_tensors
         x_dtype, weight_dtype, bias_dtype = ctx.dtypes
         grad_output = grad_output.to(x.dtype)

@@ -10,6 +10,8 @@ state dicts (the modules', and through :class:`OptimizerStateOrder` the optimize
 so files do not depend on the layout. With ``channels_last=False`` (or ``fast_kernels=False``) nothing is permuted.
 """
 
+from typing import cast
+
 import torch as th
 from torch import nn
 
@@ -34,6 +36,8 @@ class FlatOrdered(nn.Module):
     moments of them, are in the trunk's order.
     """
 
+    flat_order: th.Tensor | None
+
     def _set_flat_order(self, flat_order: th.Tensor | None) -> None:
         self.register_buffer("flat_order", flat_order, persistent=False)
         self.register_state_dict_post_hook(_state_dict_in_chw_order)
@@ -55,12 +59,12 @@ class FlatOrdered(nn.Module):
             for parameter, dim, order in self.ordered_parameters():
                 parameter.copy_(to_flat_order(parameter, dim, order))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # (C, H, W) order in the file -> the trunk's order, before the child modules read their entries
         for name, dim in self.flat_ordered() if self.flat_order is not None else []:
             value = state_dict.get(prefix + name)
             if isinstance(value, th.Tensor) and value.shape == self.get_parameter(name).shape:
-                state_dict[prefix + name] = to_flat_order(value, dim, self.flat_order)  # type: ignore[arg-type]
+                state_dict[prefix + name] = to_flat_order(value, dim, self.flat_order)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
@@ -68,7 +72,7 @@ def _state_dict_in_chw_order(module: FlatOrdered, state_dict: dict, prefix: str,
     """State-dict hook of :class:`FlatOrdered`: write the ordered parameters back in (C, H, W) order."""
     for name, dim in module.flat_ordered() if module.flat_order is not None else []:
         if prefix + name in state_dict:
-            state_dict[prefix + name] = to_chw_order(state_dict[prefix + name], dim, module.flat_order)  # type: ignore[arg-type]
+            state_dict[prefix + name] = to_chw_order(state_dict[prefix + name], dim, cast(th.Tensor, module.flat_order))
 
 
 def to_flat_order(value: th.Tensor, dim: int, order: th.Tensor) -> th.Tensor:

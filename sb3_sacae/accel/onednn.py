@@ -5,6 +5,8 @@ It buys the actor and critic MLPs' float32 matmuls on CPUs where the BLAS librar
 other device, dtype, under autocast, or on torch builds without oneDNN it is plain ``F.linear``.
 """
 
+from typing import Any
+
 import torch as th
 from torch import nn
 from torch.nn import functional as F
@@ -18,7 +20,8 @@ def _find_onednn_linear() -> object | None:
         return None
 
 
-_ONEDNN_LINEAR = _find_onednn_linear()
+# oneDNN's op, untyped (a private torch op)
+_ONEDNN_LINEAR: Any = _find_onednn_linear()
 
 
 def onednn_linear_applies(device: th.device | str) -> bool:
@@ -28,20 +31,20 @@ def onednn_linear_applies(device: th.device | str) -> bool:
 
 def _onednn_matmul(a: th.Tensor, weight: th.Tensor, bias: th.Tensor | None = None) -> th.Tensor:
     """``a @ weight.T + bias`` on oneDNN (float32 in, float32 out and accumulation)."""
-    return _ONEDNN_LINEAR(a, weight, bias, "none", [], "")  # type: ignore[operator]
+    return _ONEDNN_LINEAR(a, weight, bias, "none", [], "")
 
 
 class _OneDNNLinearFunction(th.autograd.Function):
     """``inputs @ weight.T + bias`` for 2D float32 ``inputs`` on oneDNN, with a oneDNN backward."""
 
     @staticmethod
-    def forward(ctx, inputs, weight, bias):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, inputs, weight, bias):
         ctx.save_for_backward(inputs, weight)
         ctx.has_bias = bias is not None
         return _onednn_matmul(inputs, weight, bias)
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+    def backward(ctx, grad):
         inputs, weight = ctx.saved_tensors
         grad_inputs = grad_weight = grad_bias = None
         if th.is_grad_enabled():

@@ -54,7 +54,7 @@ _RESIDUAL_CHUNK = 2**20
 
 class _ReconstructionLoss(th.autograd.Function):
     @staticmethod
-    def forward(ctx, reconstruction, observations, bits):  # type: ignore[no-untyped-def, override]
+    def forward(ctx, reconstruction, observations, bits):
         check_bits(bits)
         if reconstruction.dim() == 0 or observations.shape != reconstruction.shape:
             raise ValueError(
@@ -80,7 +80,7 @@ class _ReconstructionLoss(th.autograd.Function):
 
     @staticmethod
     @th.autograd.function.once_differentiable
-    def backward(ctx, grad_output):  # type: ignore[no-untyped-def, override]
+    def backward(ctx, grad_output):
         (grad,) = ctx.saved_tensors
         if bool(grad_output == 1):
             # The usual case (the loss enters the total as it is): no pass over the batch. Autograd never writes

@@ -101,7 +101,7 @@ class ChannelFrameStack(gym.ObservationWrapper):
         self.input_channels_first = input_channels_first
         low = self._merge(np.broadcast_to(space.low, (self.frame_stack, *space.shape)))
         high = self._merge(np.broadcast_to(space.high, (self.frame_stack, *space.shape)))
-        self.observation_space = spaces.Box(low=low, high=high, dtype=space.dtype)  # type: ignore[arg-type]
+        self.observation_space = spaces.Box(low=low, high=high, dtype=space.dtype)
 
     def _merge(self, stack: np.ndarray) -> np.ndarray:
         """(k, *frame) -> one image with k * C channels, in the output layout."""

@@ -15,7 +15,7 @@ class _ZooConfigLoader(yaml.SafeLoader):
 
 
 def _construct_ordered_dict(loader: yaml.SafeLoader, node: yaml.Node) -> dict[Any, Any]:
-    pairs = loader.construct_sequence(node, deep=True)  # type: ignore[arg-type]
+    pairs = loader.construct_sequence(node, deep=True)
     if len(pairs) == 1 and isinstance(pairs[0], list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs[0]):
         pairs = pairs[0]  # !!python/object/apply:collections.OrderedDict [[[k, v], ...]]
     try:

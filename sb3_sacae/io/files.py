@@ -78,7 +78,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[io.BufferedWriter]:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
-            yield file  # type: ignore[misc]
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.chmod(tmp_name, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~current_umask())

@@ -169,7 +169,7 @@ _NOT_INSTANCES = (type, types.FunctionType, types.BuiltinFunctionType, types.Met
 
 
 # The pure-Python unpickler: its opcode table can be overridden (typeshed describes it as the C one, hence Any)
-_PythonUnpickler: Any = pickle._Unpickler  # type: ignore[attr-defined]
+_PythonUnpickler: Any = pickle._Unpickler
 
 
 class _RestrictedUnpickler(_PythonUnpickler):

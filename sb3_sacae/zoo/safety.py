@@ -237,7 +237,7 @@ def install_safe_readers(utils: Any) -> None:
     for name in ("rl_zoo3", "rl_zoo3.exp_manager", "rl_zoo3.enjoy", "rl_zoo3.record_video", "rl_zoo3.push_to_hub"):
         module = sys.modules.get(name)
         if module is not None and getattr(module, "get_saved_hyperparams", safe) is safe.__wrapped__:
-            module.get_saved_hyperparams = safe
+            vars(module)["get_saved_hyperparams"] = safe
 
 
 def check_vecnormalize(algo: str, stats_path: str | None, hyperparams: dict[str, Any]) -> None:
