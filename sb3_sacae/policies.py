@@ -154,12 +154,12 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     """
     Policy of SAC-AE (Yarats et al. 2019, https://arxiv.org/abs/1910.01741).
 
-    Gradient routing ("Who trains what" on the design page): ``encoder`` is one conv trunk referenced by the actor's
-    and the critic's features extractors; the critic loss and the reconstruction loss train it, the actor reads
-    it detached and trains only its own projection head. ``critic_target`` is an independent copy of the whole
-    critic, encoder included. The policy owns the decoder, so that ``policy.pth`` carries it; the algorithm owns the
-    encoder and decoder optimizers (``SACAE.encoder_optimizer``, ``SACAE.decoder_optimizer``), as it owns
-    ``ent_coef_optimizer``.
+    Gradient routing ("Who trains what" on the design page): ``trunk`` (``encoder``, its earlier name) is one conv
+    trunk referenced by the actor's and the critic's features extractors; the critic loss and the reconstruction loss
+    train it, the actor reads it detached and trains only its own projection head. ``critic_target`` is an
+    independent copy of the whole critic, encoder included. The policy owns the decoder, so that ``policy.pth``
+    carries it; the algorithm owns the encoder and decoder optimizers (``SACAE.encoder_optimizer``,
+    ``SACAE.decoder_optimizer``), as it owns ``ent_coef_optimizer``.
 
     With a ``Discrete`` action space the actor is a :class:`~sb3_sacae.discrete.CategoricalActor` and the critic a
     :class:`~sb3_sacae.discrete.DiscreteCritic` (one Q-value per action, discrete SAC, arXiv:1910.07207), on the
