@@ -1,4 +1,5 @@
-"""Who trains what (the design page): the actor never moves the shared convs; critic and decoder do."""
+"""Who trains what (the design page): one trunk tied between actor and critic, which the actor never moves; critic and
+decoder do. The target critic owns an independent copy."""
 
 import torch as th
 
@@ -101,3 +102,31 @@ def test_actor_backward_skips_the_q_heads_weight_gradients_and_leaves_them_train
     assert all(p.requires_grad for p in model._q_params)
     trained = [p for group in model.actor.optimizer.param_groups for p in group["params"]]
     assert all(p.grad is not None for p in trained) and any(p.grad.any() for p in trained)
+
+
+def test_conv_trunk_is_one_object(model):
+    assert model.policy.trunk is model.policy.encoder  # the earlier name stays
+    assert model.actor.features_extractor.trunk is model.policy.encoder
+    assert model.critic.features_extractor.trunk is model.policy.encoder
+
+
+def test_actor_and_critic_have_their_own_projection_heads(model):
+    actor_head, critic_head = model.actor.features_extractor.head, model.critic.features_extractor.head
+    assert actor_head is not critic_head
+    assert not {id(p) for p in actor_head.parameters()} & {id(p) for p in critic_head.parameters()}
+    layer_types = [th.nn.Linear if isinstance(m, th.nn.Linear) else type(m) for m in actor_head.children()]
+    assert layer_types == [th.nn.Linear, th.nn.LayerNorm]
+
+
+def test_target_critic_owns_an_independent_encoder(model):
+    online = {id(p) for p in model.critic.parameters()}
+    target = {id(p) for p in model.critic_target.parameters()}
+    assert not online & target
+    assert model.critic_target.features_extractor.trunk is not model.policy.encoder
+
+
+def test_tying_survives_save_and_load(model, tmp_path):
+    model.save(tmp_path / "model.zip")
+    loaded = SACAE.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.actor.features_extractor.trunk is loaded.policy.encoder
+    assert loaded.critic.features_extractor.trunk is loaded.policy.encoder

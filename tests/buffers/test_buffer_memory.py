@@ -1,10 +1,15 @@
-"""3 stacked 84x84 RGB frames cost at most 21.5 kB per transition: 1,000,000 transitions fit in 24 GiB."""
+"""
+3 stacked 84x84 RGB frames cost at most 21.5 kB per transition: 1,000,000 transitions fit in 24 GiB. A replay buffer
+that cannot fit in memory is refused when the model is built, with the bytes and the options.
+"""
 
 import numpy as np
 import pytest
 from gymnasium import spaces
 
+from sb3_sacae import SACAE
 from sb3_sacae.buffers import FrameStackReplayBuffer
+from tests.conftest import TinyPixelEnv, tiny_model
 
 FRAME_BYTES = 3 * 84 * 84
 
@@ -28,3 +33,27 @@ def test_bytes_per_transition_of_3_stacked_84x84_rgb_frames(channels_last, n_env
     assert FRAME_BYTES < bytes_per_transition <= 21_500
     # Fixed costs shrink per transition as the buffer grows
     assert 1_000_000 * bytes_per_transition < 24 * 2**30
+
+
+def test_oversized_sb3_buffer_is_refused_before_allocation():
+    # 3x32x32 obs twice: ~6 kB per transition; 10^9 transitions is ~6 TB
+    with pytest.raises(MemoryError, match=r"buffer_size=1_000_000_000.*smaller buffer_size"):
+        tiny_model(buffer_size=1_000_000_000)
+
+
+def test_opt_in_builds_the_buffer_with_a_warning(monkeypatch):
+    monkeypatch.setattr("sb3_sacae.buffers.available_memory", lambda: 1000)
+    with pytest.raises(MemoryError):
+        tiny_model(buffer_size=500)
+    with pytest.warns(UserWarning, match="available"):
+        model = tiny_model(buffer_size=500, replay_buffer_kwargs=dict(allow_oversize=True))
+    assert model.replay_buffer.buffer_size == 500
+
+
+def test_loading_a_model_never_refuses_its_buffer(tmp_path, monkeypatch):
+    model = tiny_model(TinyPixelEnv(), buffer_size=500)
+    model.save(tmp_path / "model.zip")
+    # Pretend the loading machine has almost no memory: loading to watch a model must still work
+    monkeypatch.setattr("sb3_sacae.buffers.available_memory", lambda: 1)
+    loaded = SACAE.load(tmp_path / "model.zip", env=TinyPixelEnv(), device="cpu")
+    assert loaded.replay_buffer is not None
