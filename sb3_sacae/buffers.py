@@ -97,6 +97,46 @@ def sb3_bytes_per_transition(observation_space: spaces.Space, action_space: spac
     return obs_bytes * (1 if optimize_memory_usage else 2) + action_bytes + 3 * 4
 
 
+def _check_arguments(
+    observation_space: spaces.Space, optimize_memory_usage: bool, frame_stack: int | None, frame_margin: float
+) -> tuple[spaces.Box, int]:
+    """Raise a clear error for arguments FrameStackReplayBuffer cannot use; return the space and the stacked frames."""
+    if not isinstance(observation_space, spaces.Box):
+        raise ValueError(
+            f"FrameStackReplayBuffer needs a Box observation space, got {observation_space}: "
+            "use stable_baselines3's ReplayBuffer or DictReplayBuffer"
+        )
+    if optimize_memory_usage:
+        raise ValueError(
+            "FrameStackReplayBuffer always stores each frame once: pass optimize_memory_usage=False "
+            "(with True, SB3's learn() rewrites the buffer's dones when training resumes)"
+        )
+    k = 1 if frame_stack is None else int(frame_stack)
+    if k < 1:
+        raise ValueError(f"frame_stack must be a positive number of frames or None, got {frame_stack}")
+    if frame_margin < 0:
+        raise ValueError(f"frame_margin must be >= 0, got {frame_margin}")
+    return observation_space, k
+
+
+def _stack_axis(observation_space: spaces.Box, obs_shape: tuple[int, ...], k: int) -> int:
+    """
+    The axis frames are stacked along: the last axis for channel-last images (as SB3 decides), else the first. The
+    axis only decides how much is shared (stacks are checked frame by frame), so an ambiguous shape falls back to the
+    first axis when only that one splits into k frames.
+    """
+    last_axis = len(obs_shape) - 1
+    channels_last = is_image_space(observation_space) and not is_image_space_channels_first(observation_space)
+    axes = (last_axis, 0) if channels_last else (0,)
+    divisible = [axis for axis in axes if obs_shape[axis] % k == 0]
+    if not divisible:
+        raise ValueError(
+            f"Observation shape {obs_shape} has {obs_shape[axes[0]]} channels on axis {axes[0]}, "
+            f"not a multiple of frame_stack={k}: pass the n_stack of VecFrameStack as frame_stack"
+        )
+    return divisible[0]
+
+
 class FrameStackReplayBuffer(ReplayBuffer):
     """
     Replay buffer for frame-stacked observations that stores each frame once.
@@ -162,41 +202,14 @@ class FrameStackReplayBuffer(ReplayBuffer):
         frame_margin: float = 0.01,
         allow_oversize: bool = False,
     ):
-        if not isinstance(observation_space, spaces.Box):
-            raise ValueError(
-                f"FrameStackReplayBuffer needs a Box observation space, got {observation_space}: "
-                "use stable_baselines3's ReplayBuffer or DictReplayBuffer"
-            )
-        if optimize_memory_usage:
-            raise ValueError(
-                "FrameStackReplayBuffer always stores each frame once: pass optimize_memory_usage=False "
-                "(with True, SB3's learn() rewrites the buffer's dones when training resumes)"
-            )
-        k = 1 if frame_stack is None else int(frame_stack)
-        if k < 1:
-            raise ValueError(f"frame_stack must be a positive number of frames or None, got {frame_stack}")
-        if frame_margin < 0:
-            raise ValueError(f"frame_margin must be >= 0, got {frame_margin}")
+        box, k = _check_arguments(observation_space, optimize_memory_usage, frame_stack, frame_margin)
         # Not ReplayBuffer.__init__: it would allocate obs and next_obs arrays of the full size
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
         self.buffer_size = max(buffer_size // n_envs, 1)
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination
         self.frame_stack = k
-
-        # Frames are stacked along channels: the last axis for channel-last images (as SB3 decides), else the
-        # first. The axis only decides how much is shared (stacks are checked frame by frame), so an
-        # ambiguous shape falls back to the first axis when only that one splits into k frames.
-        last_axis = len(self.obs_shape) - 1
-        channels_last = is_image_space(observation_space) and not is_image_space_channels_first(observation_space)
-        axes = (last_axis, 0) if channels_last else (0,)
-        divisible = [axis for axis in axes if self.obs_shape[axis] % k == 0]
-        if not divisible:
-            raise ValueError(
-                f"Observation shape {self.obs_shape} has {self.obs_shape[axes[0]]} channels on axis {axes[0]}, "
-                f"not a multiple of frame_stack={k}: pass the n_stack of VecFrameStack as frame_stack"
-            )
-        self.stack_axis = divisible[0]
+        self.stack_axis = _stack_axis(box, self.obs_shape, k)
         n_channels = self.obs_shape[self.stack_axis]
         frame_shape = list(self.obs_shape)
         frame_shape[self.stack_axis] = n_channels // k
@@ -212,9 +225,25 @@ class FrameStackReplayBuffer(ReplayBuffer):
         # Total frames written since the last reset; a frame's slot in the ring is seq % n_frames
         self.frame_count = 0
 
+        shapes_and_dtypes = self._array_specs(observation_space, action_space)
+        nbytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in shapes_and_dtypes.values())
+        check_memory_fits(
+            nbytes,
+            nbytes / n_transitions,
+            f"FrameStackReplayBuffer(buffer_size={buffer_size:_}, n_envs={n_envs}, frame_stack={k})",
+            allow_oversize,
+            other_options=(),
+        )
+        # np.zeros maps pages lazily: memory is used as the buffer fills
+        for name, (shape, dtype) in shapes_and_dtypes.items():
+            setattr(self, name, np.zeros(shape, dtype=dtype))
+
+    def _array_specs(self, observation_space: spaces.Space, action_space: spaces.Space) -> dict[str, tuple[tuple, Any]]:
+        """(shape, dtype) of each array of the buffer, by attribute name."""
+        k = self.frame_stack
         index_dtype = np.int32 if self.n_frames < np.iinfo(np.int32).max else np.int64
         action_dtype = self._maybe_cast_dtype(action_space.dtype)
-        shapes_and_dtypes = {
+        return {
             "frames": ((self.n_frames + 1, *self.frame_shape), observation_space.dtype),
             "obs_frame_idx": ((self.buffer_size, self.n_envs, k), index_dtype),
             "next_obs_frame_idx": ((self.buffer_size, self.n_envs, k), index_dtype),
@@ -229,17 +258,6 @@ class FrameStackReplayBuffer(ReplayBuffer):
             "last_frame_seq": ((self.n_envs, k), np.int64),
             "has_last": ((self.n_envs,), np.bool_),
         }
-        nbytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in shapes_and_dtypes.values())
-        check_memory_fits(
-            nbytes,
-            nbytes / n_transitions,
-            f"FrameStackReplayBuffer(buffer_size={buffer_size:_}, n_envs={n_envs}, frame_stack={k})",
-            allow_oversize,
-            other_options=(),
-        )
-        # np.zeros maps pages lazily: memory is used as the buffer fills
-        for name, (shape, dtype) in shapes_and_dtypes.items():
-            setattr(self, name, np.zeros(shape, dtype=dtype))
 
     @property
     def nbytes(self) -> int:
