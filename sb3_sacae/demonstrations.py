@@ -474,53 +474,11 @@ def record_demonstrations(
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
-    venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
-    if not isinstance(venv.observation_space, spaces.Box):
-        raise ValueError(f"record_demonstrations records Box observations, the env has {venv.observation_space}")
-    if unwrap_vec_wrapper(venv, VecNormalize) is not None:
-        raise ValueError(
-            "record_demonstrations got a VecNormalize-wrapped env: record from the env without VecNormalize "
-            "(demonstrations hold raw observations and rewards, as SB3's replay buffer does)"
-        )
-    action_space = venv.action_space
+    venv = _recording_env(env)
     if seed is not None:
         venv.seed(seed)
-        action_space.seed(seed)
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        if policy is None:
-            actions = np.stack([np.asarray(action_space.sample()) for _ in range(venv.num_envs)])
-        elif isinstance(policy, (BaseAlgorithm, BasePolicy)):
-            actions, _ = policy.predict(obs, deterministic=deterministic)
-        elif callable(policy):
-            actions = np.stack([np.asarray(policy(single_obs)) for single_obs in obs])
-        else:
-            raise TypeError(
-                f"policy must be an SB3 model or policy, a callable obs -> action, or None; got {type(policy).__name__}"
-            )
-        actions = np.asarray(actions).reshape(venv.num_envs, *(action_space.shape or ()))
-        if isinstance(action_space, spaces.Box):
-            actions = np.clip(actions, action_space.low, action_space.high)
-        return actions
-
-    running: list[list[tuple]] = [[] for _ in range(venv.num_envs)]
-    episodes: list[list[tuple]] = []
-    obs = np.asarray(venv.reset())
-    while len(episodes) < n_episodes:
-        actions = act(obs)
-        step_obs, rewards, dones, infos = venv.step(actions)
-        next_obs = np.asarray(step_obs)
-        for i in range(venv.num_envs):
-            truncated = bool(dones[i] and infos[i].get("TimeLimit.truncated", False))
-            terminated = bool(dones[i]) and not truncated
-            final = infos[i]["terminal_observation"] if dones[i] else next_obs[i]
-            running[i].append((obs[i], actions[i], rewards[i], np.array(final), terminated, truncated))
-            if dones[i]:
-                if len(episodes) < n_episodes:
-                    episodes.append(running[i])
-                running[i] = []
-        obs = next_obs
-
+        venv.action_space.seed(seed)
+    episodes = _run_episodes(venv, _actions_of(policy, venv, deterministic), n_episodes)
     steps = [step for episode in episodes for step in episode]
     columns = list(zip(*steps, strict=True))
     episode_starts = np.concatenate([np.arange(len(episode)) == 0 for episode in episodes])
@@ -538,6 +496,66 @@ def record_demonstrations(
         return load_demonstrations(save_demonstrations(path, **data, metadata=meta))
     _check_transitions(data, "record_demonstrations")
     return {**data, "metadata": meta}
+
+
+def _recording_env(env: Any) -> VecEnv:
+    """The env as a VecEnv, refused when its observations are not a Box or when it normalises them."""
+    venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
+    if not isinstance(venv.observation_space, spaces.Box):
+        raise ValueError(f"record_demonstrations records Box observations, the env has {venv.observation_space}")
+    if unwrap_vec_wrapper(venv, VecNormalize) is not None:
+        raise ValueError(
+            "record_demonstrations got a VecNormalize-wrapped env: record from the env without VecNormalize "
+            "(demonstrations hold raw observations and rewards, as SB3's replay buffer does)"
+        )
+    return venv
+
+
+def _actions_of(
+    policy: BaseAlgorithm | BasePolicy | Callable[[np.ndarray], Any] | None, venv: VecEnv, deterministic: bool
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The actions ``policy`` takes for a batch of observations, one per env (Box actions clipped to the space)."""
+    action_space = venv.action_space
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        if policy is None:
+            actions = np.stack([np.asarray(action_space.sample()) for _ in range(venv.num_envs)])
+        elif isinstance(policy, (BaseAlgorithm, BasePolicy)):
+            actions, _ = policy.predict(obs, deterministic=deterministic)
+        elif callable(policy):
+            actions = np.stack([np.asarray(policy(single_obs)) for single_obs in obs])
+        else:
+            raise TypeError(
+                f"policy must be an SB3 model or policy, a callable obs -> action, or None; got {type(policy).__name__}"
+            )
+        actions = np.asarray(actions).reshape(venv.num_envs, *(action_space.shape or ()))
+        if isinstance(action_space, spaces.Box):
+            actions = np.clip(actions, action_space.low, action_space.high)
+        return actions
+
+    return act
+
+
+def _run_episodes(venv: VecEnv, act: Callable[[np.ndarray], np.ndarray], n_episodes: int) -> list[list[tuple]]:
+    """The first ``n_episodes`` complete episodes, each a list of (obs, action, reward, next obs, terminated, truncated)."""
+    running: list[list[tuple]] = [[] for _ in range(venv.num_envs)]
+    episodes: list[list[tuple]] = []
+    obs = np.asarray(venv.reset())
+    while len(episodes) < n_episodes:
+        actions = act(obs)
+        step_obs, rewards, dones, infos = venv.step(actions)
+        next_obs = np.asarray(step_obs)
+        for i in range(venv.num_envs):
+            truncated = bool(dones[i] and infos[i].get("TimeLimit.truncated", False))
+            terminated = bool(dones[i]) and not truncated
+            final = infos[i]["terminal_observation"] if dones[i] else next_obs[i]
+            running[i].append((obs[i], actions[i], rewards[i], np.array(final), terminated, truncated))
+            if dones[i]:
+                if len(episodes) < n_episodes:
+                    episodes.append(running[i])
+                running[i] = []
+        obs = next_obs
+    return episodes
 
 
 # --- Pre-filling and pretraining ----------------------------------------------------------------------------
