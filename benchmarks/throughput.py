@@ -35,6 +35,14 @@ are in ``sys.modules`` only while its model is built or trained, so both copies 
     python benchmarks/throughput.py --steps 40 --threads 2 --skip-sac --baseline-code /tmp/before \
         --baseline-label "before the redesign" --versus-csv benchmarks/results/throughput-versus.csv
 
+``--reference-code PATH`` does the same with the official implementation's update (``SacAeAgent.update`` of a clone
+of https://github.com/denisyarats/pytorch_sac_ae at PATH, built with its ``train.py`` defaults and the same network
+sizes, its own replay buffer filled with the same transitions):
+
+    git clone https://github.com/denisyarats/pytorch_sac_ae /tmp/pytorch_sac_ae
+    python benchmarks/throughput.py --steps 40 --threads 2 --skip-sac --reference-code /tmp/pytorch_sac_ae \
+        --versus-csv benchmarks/results/throughput-versus.csv
+
 ``--profile N`` then runs N more SACAE steps under ``torch.profiler`` and prints the self CPU time per step of the
 busiest ops and of op groups (convolutions, matmuls, copies, ReLU, optimizer), profiler overhead included.
 """
@@ -42,17 +50,12 @@ busiest ops and of op groups (convolutions, matmuls, copies, ReLU, optimizer), p
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import datetime
-import importlib
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,7 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from other_code import InCheckout, OfficialAgent, OtherCheckout, check_checkout, check_official, git_commit
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -150,72 +154,6 @@ if _ONEDNN_LINEAR is not None:
     @register_flop_formula(th.ops.mkldnn._linear_pointwise)
     def _onednn_linear_flops(input_shape: Any, weight_shape: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
         return 2 * int(np.prod(input_shape[:-1])) * int(input_shape[-1]) * int(weight_shape[0])
-
-
-class OtherCheckout:
-    """The ``sb3_sacae`` package of another source tree, imported into this process beside the current one.
-
-    Both copies are named ``sb3_sacae``, so each one's modules sit in ``sys.modules`` only while its code runs
-    (``with checkout.active():``): imports made inside its functions then find its own modules, never the other's.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        if not (self.root / "sb3_sacae" / "__init__.py").is_file():
-            raise SystemExit(
-                f"{root} holds no sb3_sacae package: give the root of a checkout, for example one made with "
-                "`git worktree add /tmp/before <commit>`"
-            )
-        current = _take_package_modules()
-        sys.path.insert(0, str(self.root))
-        try:
-            package = importlib.import_module("sb3_sacae")
-            self.SACAE = package.SACAE
-            self.version = getattr(package, "__version__", "?")
-        finally:
-            sys.path.remove(str(self.root))
-            self.modules = _take_package_modules()
-            sys.modules.update(current)
-        self.commit = git_commit(self.root)
-
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        current = _take_package_modules()
-        sys.modules.update(self.modules)
-        try:
-            yield
-        finally:
-            self.modules = _take_package_modules()  # keeps what its code imported meanwhile
-            sys.modules.update(current)
-
-
-def _take_package_modules() -> dict[str, Any]:
-    """Remove and return every ``sb3_sacae`` module in ``sys.modules``."""
-    names = [name for name in sys.modules if name == "sb3_sacae" or name.startswith("sb3_sacae.")]
-    return {name: sys.modules.pop(name) for name in names}
-
-
-def git_commit(root: Path) -> str:
-    """The commit checked out at ``root`` (with ``+`` when it has uncommitted changes), or "" outside git."""
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
-
-
-class InCheckout:
-    """A model of another checkout whose ``train()`` runs with that checkout's modules active."""
-
-    def __init__(self, model: OffPolicyAlgorithm, checkout: OtherCheckout) -> None:
-        self.model, self.checkout = model, checkout
-
-    def train(self, gradient_steps: int, batch_size: int) -> None:
-        with self.checkout.active():
-            self.model.train(gradient_steps=gradient_steps, batch_size=batch_size)
 
 
 def fill_buffer(model: OffPolicyAlgorithm, transitions: int, seed: int) -> None:
@@ -440,6 +378,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         metavar="PATH",
         help="then time SACAE against the SACAE of the checkout at PATH, same arguments, alternating steps",
     )
+    parser.add_argument(
+        "--reference-code",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="then time SACAE against the official implementation's update (PATH: a clone of pytorch_sac_ae)",
+    )
     parser.add_argument("--baseline-label", default=None, help="the name --baseline-code's model gets in tables and CSVs")
     parser.add_argument(
         "--versus-csv", type=Path, default=None, help="append one row per --versus or --baseline-code comparison"
@@ -458,6 +403,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.transitions < args.batch_size:
         parser.error(f"--transitions ({args.transitions}) must be at least --batch-size ({args.batch_size})")
 
+    try:  # before minutes of timing, not after
+        if args.baseline_code is not None:
+            check_checkout(args.baseline_code)
+        if args.reference_code is not None:
+            check_official(args.reference_code)
+    except ValueError as error:
+        parser.error(str(error))
     if args.threads is not None:
         th.set_num_threads(args.threads)
     device = th.device(args.device)
@@ -550,6 +502,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row["versus"] = compare(models["SACAE"], args, device)
     if args.baseline_code is not None:
         row["baseline"] = compare_checkout(models["SACAE"], args, device)
+    if args.reference_code is not None:
+        row["reference"] = compare_reference(models["SACAE"], args, device)
     if args.profile > 0:
         profile_steps(models["SACAE"], args.profile, args.batch_size)
     return row
@@ -600,6 +554,28 @@ def compare_checkout(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device
         prepare(other, args.transitions, args.seed)
     label = args.baseline_label or f"sb3_sacae {checkout.version} from {checkout.root}"
     return time_pair(sacae, InCheckout(other, checkout), label, checkout.commit, args, device)
+
+
+def compare_reference(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device: th.device) -> dict[str, float]:
+    """Print and return the step times of ``sacae`` and of the official implementation's update, same sizes."""
+    policy_kwargs = {**PAPER_POLICY_KWARGS, **args.policy_kwargs}
+    net_arch = policy_kwargs["net_arch"]
+    if len(set(net_arch)) != 1:
+        raise SystemExit(f"the official networks have equal hidden layers of one width, not net_arch={net_arch}")
+    official = OfficialAgent(
+        args.reference_code,
+        (args.channels, args.image_size, args.image_size),
+        args.action_dim,
+        batch_size=args.batch_size,
+        capacity=args.transitions,
+        hidden_dim=net_arch[0],
+        feature_dim=policy_kwargs["features_dim"],
+        n_filters=policy_kwargs["n_filters"],
+        n_conv_layers=policy_kwargs["n_conv_layers"],
+        device=device,
+    )
+    fill_buffer(official, args.transitions, args.seed)  # type: ignore[arg-type]
+    return time_pair(sacae, official, "official pytorch_sac_ae", official.commit, args, device)
 
 
 def time_pair(

@@ -179,3 +179,77 @@ def test_throughput_times_another_checkout_with_its_own_code(tmp_path):
     assert len(seen) == 2 + 1 and set(seen) == {str(other / "sb3_sacae" / "sacae.py")}  # warm-up call + 2 timed steps
     (row,) = read_csv(versus_csv)
     assert row["other"] == "the copy" and row["other_code"] == ""  # the copy is outside git
+
+
+OFFICIAL_STAND_IN = {
+    # the official clone's interface, as benchmarks/other_code.py uses it: utils.ReplayBuffer and sac_ae.SacAeAgent
+    "utils.py": """
+import gym  # the official utils imports the old gym for a wrapper; the benchmark lets Gymnasium stand in
+import numpy as np
+import torch
+
+
+class FrameStack(gym.Wrapper):
+    pass
+
+
+class ReplayBuffer:
+    def __init__(self, obs_shape, action_shape, capacity, batch_size, device):
+        self.obses = np.zeros((capacity, *obs_shape), np.uint8)
+        self.batch_size, self.idx = batch_size, 0
+
+    def add(self, obs, action, reward, next_obs, done):
+        self.obses[self.idx] = obs
+        self.idx += 1
+
+    def sample(self):
+        return torch.as_tensor(self.obses[np.random.randint(0, self.idx, self.batch_size)]).float()
+""",
+    "sac_ae.py": """
+import os
+
+import utils
+
+
+class SacAeAgent:
+    def __init__(self, obs_shape, action_shape, device, **settings):
+        self.settings = settings
+
+    def update(self, replay_buffer, L, step):
+        L.log("train/batch_reward", 0.0, step)
+        obs = replay_buffer.sample()
+        with open(os.environ["OFFICIAL_MARKS"], "a") as marks:
+            marks.write(f"{step} {tuple(obs.shape)} {replay_buffer.idx} {sorted(self.settings)[:2]}\\n")
+""",
+}
+
+
+def test_throughput_times_the_official_update_from_a_clone(tmp_path, monkeypatch):
+    clone = tmp_path / "pytorch_sac_ae"
+    clone.mkdir()
+    for name, text in OFFICIAL_STAND_IN.items():
+        (clone / name).write_text(text)
+    marks = tmp_path / "marks.txt"
+    monkeypatch.setenv("OFFICIAL_MARKS", str(marks))
+    sizes = [*TINY_THROUGHPUT]
+    sizes[sizes.index("--image-size") + 1] = "84"  # the official encoder supports 84x84 only
+    rows, change = comparison_rows(run_script("throughput.py", *sizes, "--reference-code", str(clone)))
+
+    assert [row[0] for row in rows] == ["SACAE {} (this code)", "official pytorch_sac_ae"]
+    assert change.startswith("step time of official pytorch_sac_ae against this code: ")
+    # one warm-up and two timed updates, numbered as the official loop does, on the 16 transitions SACAE got too
+    assert marks.read_text().splitlines() == [f"{step} (8, 9, 84, 84) 16 ['alpha_beta', 'alpha_lr']" for step in (1, 2, 3)]
+
+
+def test_throughput_refuses_a_folder_that_is_not_the_official_code(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), *TINY_THROUGHPUT, "--reference-code", str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert (
+        completed.returncode != 0 and "holds no sac_ae.py: give the root of a clone of the official code" in completed.stderr
+    )
