@@ -22,7 +22,9 @@ def test_installed_wheel_makes_rl_zoo3_scripts_know_sacae(tmp_path):
     python = tmp_path / "venv" / "bin" / "python"
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "SB3_SACAE_NO_ZOO_HOOK")}
     env["OMP_NUM_THREADS"] = "1"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+    # --ignore-installed: an editable install of the same version in the system's site-packages must not win
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--ignore-installed", "-q"]
+    subprocess.run([*install, str(wheel)],
                    check=True, timeout=600, env=env)  # fmt: skip
     work = tmp_path / "work"
     work.mkdir()
