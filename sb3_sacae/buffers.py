@@ -16,11 +16,18 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize, unwrap_vec_wrapper
 
 from sb3_sacae.io.limits import available_memory
 
-__all__ = ["FRAME_SHARING_OPTION", "FrameStackReplayBuffer", "available_memory", "check_memory_fits"]
+__all__ = [
+    "FRAME_SHARING_OPTION",
+    "FrameStackReplayBuffer",
+    "available_memory",
+    "check_memory_fits",
+    "detect_frame_stack",
+    "sb3_bytes_per_transition",
+]
 
 
 FRAME_SHARING_OPTION = (
@@ -63,6 +70,31 @@ def check_memory_fits(
     if not allow_oversize:
         raise MemoryError(message)
     warnings.warn(message, stacklevel=3)
+
+
+def detect_frame_stack(env: VecEnv | None) -> int | None:
+    """Frames stacked per observation: VecFrameStack's n_stack, else the envs' ``frame_stack`` attribute."""
+    if env is None:
+        return None
+    vec_stack = unwrap_vec_wrapper(env, VecFrameStack)
+    if vec_stack is not None:
+        return int(vec_stack.stacked_obs.n_stack)
+    try:
+        stacks = set(env.get_attr("frame_stack"))
+    except AttributeError:
+        return None
+    return int(stacks.pop()) if len(stacks) == 1 else None
+
+
+def sb3_bytes_per_transition(observation_space: spaces.Space, action_space: spaces.Space, optimize_memory_usage: bool) -> int:
+    """Bytes SB3's ReplayBuffer/DictReplayBuffer use per transition: obs (twice unless optimized), action, 3 floats."""
+    obs_spaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
+    obs_bytes = sum(math.prod(space.shape or ()) * np.dtype(space.dtype).itemsize for space in obs_spaces)
+    if isinstance(action_space, spaces.Discrete):
+        action_bytes = np.dtype(action_space.dtype).itemsize  # one index, stored in the space's dtype
+    else:
+        action_bytes = math.prod(action_space.shape or ()) * 4  # float32
+    return obs_bytes * (1 if optimize_memory_usage else 2) + action_bytes + 3 * 4
 
 
 class FrameStackReplayBuffer(ReplayBuffer):

@@ -432,7 +432,7 @@ def _read_demonstrations(path: str | os.PathLike) -> Demonstrations:
 
 def _env_info(venv: VecEnv) -> dict[str, Any]:
     """What the recorder can tell about the env: id, action repeat, frame stack and spaces."""
-    from sb3_sacae.sacae import detect_frame_stack
+    from sb3_sacae.buffers import detect_frame_stack
 
     info: dict[str, Any] = {"observation_space": repr(venv.observation_space), "action_space": repr(venv.action_space)}
     for key, attr, convert in (("env_id", "spec", lambda spec: spec.id), ("action_repeat", "action_repeat", int)):

@@ -15,7 +15,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import DISABLED, CSVOutputFormat, HumanOutputFormat, Image, JSONOutputFormat, KVWriter
 
-from sb3_sacae.sacae import detect_frame_stack
+from sb3_sacae.buffers import detect_frame_stack
 
 # Text outputs cannot show images (stdout raises, JSON and CSV would write empty rows): the images skip them
 TEXT_FORMATS = (HumanOutputFormat, JSONOutputFormat, CSVOutputFormat)

@@ -118,6 +118,19 @@ class CategoricalActor(RefusePickledLoad, BasePolicy):
         """log pi(.|s) for every action, shape (batch, n), in float32 (log-softmax of the logits)."""
         return F.log_softmax(self.action_logits(self.latent_pi(features)).float(), dim=1)
 
+    def soft_value(
+        self, features: th.Tensor, critic: "DiscreteCritic", critic_latent: th.Tensor, ent_coef: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Exact soft state value over actions (arXiv:1910.07207, eq. 10): sum_a pi(a|s) [min_i Q_i(s, a) - alpha log
+        pi(a|s)], the counterpart of :meth:`sb3_sacae.policies.SACAEActor.soft_value`.
+
+        :return: the value and E_pi[log pi(a|s)] = -H(pi(.|s)), both of shape (batch, 1)
+        """
+        log_probs = self.log_probs_from_features(features)
+        q_values = critic.q_values_from_features(critic_latent)
+        return soft_state_value(log_probs, q_values, ent_coef), expected_log_prob(log_probs)
+
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         log_probs = self.log_probs_from_features(self.extract_features(obs, self.features_extractor))
         if deterministic:

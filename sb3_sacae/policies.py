@@ -22,6 +22,7 @@ from sb3_sacae.discrete import CategoricalActor, DiscreteCritic
 from sb3_sacae.network_loading import RefusePickledLoad
 from sb3_sacae.torch_layers import (
     ConvTrunk,
+    Decoder,
     Encoder,
     FlatOrdered,
     MlpDecoder,
@@ -96,6 +97,23 @@ class SACAEActor(RefusePickledLoad, Actor):
         mean_actions, log_std, kwargs = self.dist_params_from_features(features)
         return self.action_dist.log_prob_from_params(mean_actions, log_std, **kwargs)
 
+    def soft_value(
+        self, features: th.Tensor, critic: "SACAECritic", critic_latent: th.Tensor, ent_coef: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        One-sample estimate of the soft state value, min_i Q_i(s, a) - alpha log pi(a|s) with a ~ pi(.|s).
+
+        :param features: the actor's latent of the states
+        :param critic: the critic whose Q-heads value the sampled actions
+        :param critic_latent: that critic's latent of the same states
+        :param ent_coef: the entropy coefficient alpha
+        :return: the value and log pi(a|s) of the sampled actions, both of shape (batch, 1)
+        """
+        actions, log_prob = self.action_log_prob_from_features(features)
+        log_prob = log_prob.reshape(-1, 1)
+        min_q = critic.q_at_actions(critic_latent, actions).min(dim=1, keepdim=True).values
+        return min_q - ent_coef * log_prob, log_prob
+
 
 class SACAECritic(RefusePickledLoad, ContinuousCritic):
     """
@@ -119,6 +137,11 @@ class SACAECritic(RefusePickledLoad, ContinuousCritic):
             q_net_with_norm = nn.Sequential(*layers)
             self.add_module(f"qf{idx}", q_net_with_norm)
             self.q_networks[idx] = q_net_with_norm
+
+    def q_at_actions(self, latent: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """Q-values of every head for encoder latents (what ``critic(obs, actions)`` computes), shape (batch, n_critics)."""
+        q_input = th.cat([latent, actions.to(latent.dtype)], dim=1)
+        return th.cat([q_net(q_input) for q_net in self.q_networks], dim=1)
 
 
 class SACAEPolicy(RefusePickledLoad, BasePolicy):
@@ -238,10 +261,22 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
             self.observation_space, self.n_filters, self.n_conv_layers, self.normalize_images, self.channels_last  # type: ignore[arg-type]
         )
 
-    def _make_decoder(self) -> nn.Module:
+    def _make_decoder(self) -> Decoder:
         """The decoder: the trunk's input image from the latent."""
-        obs_space = self.observation_space
-        return PixelDecoder(self.encoder, obs_space.shape[0], obs_space.shape[1:], self.features_dim, self.n_filters)  # type: ignore[index, arg-type]
+        return self._pixel_decoder(self.encoder, self.observation_space)  # type: ignore[arg-type]
+
+    def _pixel_decoder(self, trunk: ConvTrunk, space: spaces.Box) -> PixelDecoder:
+        """The decoder of one image space; pre-normalised images are rescaled from its bounds for the 5-bit target."""
+        pixel_range = None if self.normalize_images else (float(np.min(space.low)), float(np.max(space.high)))
+        return PixelDecoder(trunk, space.shape[0], space.shape[1:], self.features_dim, self.n_filters, pixel_range)  # type: ignore[arg-type]
+
+    @property
+    def trunk(self) -> Trunk:
+        """
+        The shared trunk (conv layers, or the MLP of a state encoder): one module, read by the actor's and the
+        critic's encoders. ``policy.encoder`` is its earlier name, and its key in saved state dicts.
+        """
+        return self.encoder
 
     def _build(self, lr_schedule: Schedule) -> None:
         self.encoder = self._make_trunk()
@@ -429,7 +464,7 @@ class MlpPolicy(SACAEPolicy):
     def _make_trunk(self) -> Trunk:
         return MlpTrunk(int(np.prod(self.observation_space.shape)), self.mlp_encoder_arch)  # type: ignore[arg-type]
 
-    def _make_decoder(self) -> nn.Module:
+    def _make_decoder(self) -> Decoder:
         return MlpDecoder(self.features_dim, int(np.prod(self.observation_space.shape)), self.mlp_encoder_arch)  # type: ignore[arg-type]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -530,16 +565,15 @@ class MultiInputPolicy(SACAEPolicy):
             self.mlp_encoder_arch,
         )
 
-    def _make_decoder(self) -> nn.Module:
+    def _make_decoder(self) -> Decoder:
         if not self.decoder_keys:
             raise ValueError("decoder_keys is empty: choose keys to reconstruct, or pass decoder_update_interval=0 to SACAE")
-        decoders: dict[str, nn.Module] = {}
+        decoders: dict[str, Decoder] = {}
         for key in self.decoder_keys:  # type: ignore[union-attr]
-            shape = self.observation_space[key].shape  # type: ignore[index]
             if key in self.image_keys:
-                trunk = self.encoder.image_trunks[key]
-                decoders[key] = PixelDecoder(trunk, shape[0], shape[1:], self.features_dim, self.n_filters)  # type: ignore[arg-type]
+                decoders[key] = self._pixel_decoder(self.encoder.image_trunks[key], self.observation_space[key])  # type: ignore[arg-type, index]
             else:
+                shape = self.observation_space[key].shape  # type: ignore[index]
                 decoders[key] = MlpDecoder(self.features_dim, int(np.prod(shape)), self.mlp_encoder_arch)
         return MultiDecoder(decoders)
 

@@ -7,6 +7,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
 from torch import nn
+from torch.nn import functional as F
 
 from sb3_sacae.accel.deconv import DeconvLayer
 
@@ -218,25 +219,30 @@ class ConvTrunk(nn.Module):
         pixels = observations.to(dtype=dtype, memory_format=self.memory_format, copy=True)
         return pixels.mul_(1.0 / 255.0) if self.normalize_images else pixels
 
-    def conv_features(self, pixels: th.Tensor, dtype: th.dtype | None = th.float32) -> th.Tensor:
+    def features(self, pixels: th.Tensor) -> th.Tensor:
         """
         Flat conv features of preprocessed pixels, in the trunk's :meth:`flat_order`: (H, W, C) with channels_last,
-        the order NHWC memory holds them in (no copy), (C, H, W) otherwise.
-
-        :param dtype: dtype of the features; None keeps the convs' (bfloat16 under autocast, for a bfloat16 head)
+        the order NHWC memory holds them in (no copy), (C, H, W) otherwise. Bfloat16 pixels (``preprocess(obs,
+        th.bfloat16)``, what ``bf16_autocast`` asks for) run the convs under bfloat16 autocast and give bfloat16
+        features, which the projection head reads as they are; float32 pixels give float32 features.
         """
+        bf16 = th.autocast(pixels.device.type, dtype=th.bfloat16) if pixels.dtype == th.bfloat16 else contextlib.nullcontext()
         *layers, last_relu = self.convs
-        hidden = pixels
-        for layer in layers:
-            hidden = layer(hidden)
-        if self.memory_format == th.channels_last:
-            features = last_relu(hidden).permute(0, 2, 3, 1).flatten(start_dim=1)  # a view of NHWC memory
-        else:
-            features = last_relu(hidden.contiguous()).flatten(start_dim=1)
+        with bf16:
+            hidden = pixels
+            for layer in layers:
+                hidden = layer(hidden)
+            if self.memory_format == th.channels_last:
+                return last_relu(hidden).permute(0, 2, 3, 1).flatten(start_dim=1)  # a view of NHWC memory
+            return last_relu(hidden.contiguous()).flatten(start_dim=1)
+
+    def conv_features(self, pixels: th.Tensor, dtype: th.dtype | None = th.float32) -> th.Tensor:
+        """:meth:`features` cast to ``dtype`` (None keeps the convs' dtype): the name of earlier versions."""
+        features = self.features(pixels)
         return features if dtype is None else features.to(dtype)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
-        return self.conv_features(self.preprocess(observations))
+        return self.features(self.preprocess(observations))
 
 
 class ProjectionHead(FlatOrdered):
@@ -258,23 +264,25 @@ class ProjectionHead(FlatOrdered):
     def flat_ordered(self) -> list[tuple[str, int]]:
         return [("linear.weight", 1)]
 
-    def forward(self, conv_features: th.Tensor, bf16_linear: bool = False) -> th.Tensor:
+    def forward(self, features: th.Tensor) -> th.Tensor:
         """
-        :param bf16_linear: run the Linear in bfloat16 (autocast); LayerNorm and tanh always run in float32
+        The float32 latent. Bfloat16 trunk features (a conv trunk under ``bf16_autocast``) run the Linear, the largest
+        matmul of the update, in bfloat16 as well: only its weight, bias and output are rounded; LayerNorm and tanh
+        always run in float32. Float32 features leave any autocast of the caller in charge.
         """
-        # without bf16_linear, leave any autocast of the caller in charge
         bf16 = (
-            th.autocast(device_type=conv_features.device.type, dtype=th.bfloat16) if bf16_linear else contextlib.nullcontext()
+            th.autocast(features.device.type, dtype=th.bfloat16) if features.dtype == th.bfloat16 else contextlib.nullcontext()
         )
         with bf16:
-            projected = self.linear(conv_features)
+            projected = self.linear(features)
         return th.tanh(self.layer_norm(projected.float()))
 
 
 class MlpTrunk(nn.Module):
     """
     The MLP layers of a state encoder (``MlpPolicy``, and the vector keys of ``MultiInputPolicy``): the state
-    counterpart of :class:`ConvTrunk`, with the same interface (``preprocess``, ``conv_features``, ``n_flatten``).
+    counterpart of :class:`ConvTrunk`, with the same interface (``in_layout``, ``preprocess``, ``features``,
+    ``n_flatten``).
 
     :param n_input: size of the flattened state vector
     :param net_arch: hidden layers, each Linear -> ReLU; ``[]`` passes the state through unchanged
@@ -293,13 +301,20 @@ class MlpTrunk(nn.Module):
         """The features' order: the MLP's own, nothing to rearrange (see :meth:`ConvTrunk.flat_order`)."""
         return None
 
-    def conv_features(self, states: th.Tensor) -> th.Tensor:
+    def in_layout(self, observations: th.Tensor) -> th.Tensor:
+        """State vectors have no memory layout to choose: returned as they are."""
+        return observations
+
+    def features(self, states: th.Tensor) -> th.Tensor:
         """Flat float32 features of preprocessed states (never autocast: ``bf16_autocast`` is for the convs)."""
         with th.autocast(device_type=states.device.type, enabled=False):
             return self.mlp(states)
 
+    # The name of earlier versions (an MLP trunk has no convolutions)
+    conv_features = features
+
     def forward(self, observations: th.Tensor) -> th.Tensor:
-        return self.conv_features(self.preprocess(observations))
+        return self.features(self.preprocess(observations))
 
 
 class MultiTrunk(nn.Module):
@@ -363,16 +378,24 @@ class MultiTrunk(nn.Module):
             offset += int(trunk.n_flatten)  # type: ignore[arg-type]
         return th.cat([*orders, th.arange(offset, self.n_flatten)])
 
-    def conv_features(self, prepared: tuple[dict[str, th.Tensor], th.Tensor | None]) -> th.Tensor:
-        """Flat float32 features: each image key's conv features, then the vector trunk's, concatenated."""
+    def in_layout(self, observations: dict[str, th.Tensor]) -> dict[str, th.Tensor]:
+        """Raw Dict observations with each image key in its trunk's memory layout (see :meth:`ConvTrunk.in_layout`)."""
+        trunks = self.image_trunks
+        return {key: trunks[key].in_layout(value) if key in trunks else value for key, value in observations.items()}  # type: ignore[operator]
+
+    def features(self, prepared: tuple[dict[str, th.Tensor], th.Tensor | None]) -> th.Tensor:
+        """Flat float32 features: each image key's conv features (in float32), then the vector trunk's, concatenated."""
         images, vectors = prepared
-        features = [trunk.conv_features(images[key]) for key, trunk in self.image_trunks.items()]  # type: ignore[operator]
+        features = [trunk.features(images[key]).float() for key, trunk in self.image_trunks.items()]  # type: ignore[operator]
         if self.vector_trunk is not None:
-            features.append(self.vector_trunk.conv_features(vectors))  # type: ignore[arg-type]
+            features.append(self.vector_trunk.features(vectors))  # type: ignore[arg-type]
         return th.cat(features, dim=1)
 
+    # The name of earlier versions
+    conv_features = features
+
     def forward(self, observations: dict[str, th.Tensor]) -> th.Tensor:
-        return self.conv_features(self.preprocess(observations))
+        return self.features(self.preprocess(observations))
 
 
 Trunk = ConvTrunk | MlpTrunk | MultiTrunk
@@ -394,15 +417,44 @@ class Encoder(BaseFeaturesExtractor):
         self.head = ProjectionHead(trunk.n_flatten, features_dim, trunk.flat_order())
         self.detach_trunk = detach_trunk
 
-    def forward(self, observations: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
-        conv_features = self.trunk(observations)
+    def latent(self, trunk_features: th.Tensor) -> th.Tensor:
+        """
+        The latent from the trunk's features (``trunk.features``, computed once per batch and read by several
+        encoders of the same trunk).
+        """
         if self.detach_trunk:
             # SAC-AE: the actor must not move the shared convs; only critic and decoder train them
-            conv_features = conv_features.detach()
-        return self.head(conv_features)
+            trunk_features = trunk_features.detach()
+        return self.head(trunk_features)
+
+    def forward(self, observations: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
+        return self.latent(self.trunk(observations))
 
 
-class PixelDecoder(FlatOrdered):
+class Decoder(nn.Module):
+    """
+    Base of the decoders: each reconstructs what its encoder read from the latent, and owns its reconstruction loss
+    (the target and how it is compared), so the algorithm asks every decoder the same question.
+    """
+
+    def reconstruct(self, latent: th.Tensor, compute_dtype: th.dtype = th.float32) -> th.Tensor | dict[str, th.Tensor]:
+        """The reconstruction; ``compute_dtype`` is the dtype the encoder's pixels were prepared in (``bf16_autocast``)."""
+        return self(latent)
+
+    def loss(
+        self, reconstruction: th.Tensor | dict[str, th.Tensor], observations: th.Tensor | dict[str, th.Tensor]
+    ) -> th.Tensor:
+        """The reconstruction loss of ``reconstruction`` against the raw observations (what the replay buffer holds)."""
+        raise NotImplementedError
+
+    def reconstruction_loss(
+        self, latent: th.Tensor, observations: th.Tensor | dict[str, th.Tensor], compute_dtype: th.dtype = th.float32
+    ) -> th.Tensor:
+        """The reconstruction loss of the observations from their latent."""
+        return self.loss(self.reconstruct(latent, compute_dtype), observations)
+
+
+class PixelDecoder(FlatOrdered, Decoder):
     """
     Deterministic deconvolutional decoder: latent -> image of the trunk's input shape.
 
@@ -414,13 +466,24 @@ class PixelDecoder(FlatOrdered):
     :param image_shape: (H, W) of the reconstructed image
     :param features_dim: size of the latent
     :param n_filters: filters per transposed conv
+    :param pixel_range: (low, high) bounds of pre-normalised images (``normalize_images=False``), rescaled to the
+        [0, 255] pixel scale of the 5-bit target; None for images already on that scale (uint8)
 
     With a channels-last trunk the Linear's outputs (weight rows and bias) are in (H, W, C) order, so they are the
     first map in NHWC memory without a copy; state dicts hold them in (C, H, W) order (:class:`FlatOrdered`).
     """
 
-    def __init__(self, trunk: ConvTrunk, n_channels: int, image_shape: tuple[int, int], features_dim: int, n_filters: int):
+    def __init__(
+        self,
+        trunk: ConvTrunk,
+        n_channels: int,
+        image_shape: tuple[int, int],
+        features_dim: int,
+        n_filters: int,
+        pixel_range: tuple[float, float] | None = None,
+    ):
         super().__init__()
+        self.pixel_range = pixel_range
         self.conv_shape = trunk.output_shape
         self.linear = nn.Linear(features_dim, trunk.n_flatten)
         self._set_flat_order(trunk.flat_order())
@@ -446,8 +509,22 @@ class PixelDecoder(FlatOrdered):
             return self.deconvs(hidden.view(-1, height, width, channels).permute(0, 3, 1, 2))  # NHWC, no copy
         return self.deconvs(hidden.view(-1, *self.conv_shape))  # NCHW trunk: (C, H, W) order is already its layout
 
+    def reconstruct(self, latent: th.Tensor, compute_dtype: th.dtype = th.float32) -> th.Tensor:
+        """The image; bfloat16 ``compute_dtype`` runs the Linear and the transposed convs under bfloat16 autocast."""
+        bf16 = th.autocast(latent.device.type, dtype=th.bfloat16) if compute_dtype == th.bfloat16 else contextlib.nullcontext()
+        with bf16:
+            return self(latent)
 
-class MlpDecoder(nn.Module):
+    def loss(self, reconstruction: th.Tensor, observations: th.Tensor) -> th.Tensor:  # type: ignore[override]
+        """MSE against the 5-bit dequantised frames (paper section 6): :func:`reconstruction_loss`."""
+        if self.pixel_range is not None:
+            # Pre-normalised images: rescale from the observation space's bounds
+            low, high = self.pixel_range
+            observations = (observations.float() - low) * (255.0 / (high - low))
+        return reconstruction_loss(reconstruction, observations)
+
+
+class MlpDecoder(Decoder):
     """
     Deterministic MLP decoder: latent -> state vector (flat), mirroring :class:`MlpTrunk`; no output activation.
 
@@ -464,8 +541,12 @@ class MlpDecoder(nn.Module):
         with th.autocast(device_type=latent.device.type, enabled=False):
             return self.mlp(latent.float())
 
+    def loss(self, reconstruction: th.Tensor, observations: th.Tensor) -> th.Tensor:  # type: ignore[override]
+        """MSE against the state itself (no quantisation), in float32."""
+        return F.mse_loss(reconstruction.float(), observations.float().flatten(start_dim=1))
 
-class MultiDecoder(nn.Module):
+
+class MultiDecoder(Decoder):
     """
     Decoder of ``MultiInputPolicy``: one decoder per decoded key (:class:`PixelDecoder` for image keys,
     :class:`MlpDecoder` for vector keys), all reading the same latent.
@@ -479,6 +560,14 @@ class MultiDecoder(nn.Module):
 
     def forward(self, latent: th.Tensor) -> dict[str, th.Tensor]:
         return {key: decoder(latent) for key, decoder in self.decoders.items()}
+
+    def reconstruct(self, latent: th.Tensor, compute_dtype: th.dtype = th.float32) -> dict[str, th.Tensor]:
+        return {key: decoder.reconstruct(latent, compute_dtype) for key, decoder in self.decoders.items()}  # type: ignore[operator]
+
+    def loss(self, reconstruction: dict[str, th.Tensor], observations: dict[str, th.Tensor]) -> th.Tensor:  # type: ignore[override]
+        """The sum of each decoded key's loss (the 5-bit target for image keys, the values for vector keys)."""
+        losses = [decoder.loss(reconstruction[key], observations[key]) for key, decoder in self.decoders.items()]  # type: ignore[operator]
+        return th.stack(losses).sum()
 
 
 def reconstruction_target(

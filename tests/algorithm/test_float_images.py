@@ -43,7 +43,7 @@ def test_preprocess_of_uint8_pixels_is_the_plain_formula_in_the_trunk_layout(dty
 def test_reconstruction_target_sees_pixels_on_the_0_255_scale(monkeypatch, scale, normalize):
     seen = []
     monkeypatch.setattr(
-        "sb3_sacae.sacae.reconstruction_loss",
+        "sb3_sacae.torch_layers.reconstruction_loss",
         lambda reconstruction, pixels: seen.append(pixels.max().item()) or reconstruction.float().square().mean(),
     )
     policy = {**TINY_POLICY, "channels_last": False, "normalize_images": normalize}

@@ -30,9 +30,8 @@ def _only_step(model: SACAE, keep: str) -> None:
 def actor_backward(model: SACAE, observations) -> None:
     """Clear every gradient, then backpropagate the actor loss of ``observations``."""
     model.policy.zero_grad(set_to_none=True)
-    conv = model.policy.encoder(observations)
-    latent = model.critic.features_extractor.head(conv)
-    actor_loss, _ = model._actor_loss(conv, latent, th.tensor(0.1))
+    shared = model._critic_forward(model.policy.trunk.preprocess(observations))
+    actor_loss, _ = model._actor_loss(shared, th.tensor(0.1))
     actor_loss.backward()
 
 

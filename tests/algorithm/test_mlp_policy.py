@@ -53,7 +53,7 @@ def test_critic_and_reconstruction_losses_reach_the_shared_trunk(model):
     assert all(p.grad is not None and p.grad.any() for p in model.policy.encoder.parameters())
     model.policy.zero_grad(set_to_none=True)
     latent = model.critic.features_extractor(batch.observations)
-    model._reconstruction_loss(model.policy.decoder(latent), batch.observations).backward()
+    model.policy.decoder.reconstruction_loss(latent, batch.observations).backward()
     assert all(p.grad is not None and p.grad.any() for p in model.policy.encoder.parameters())
     assert all(p.grad is None for p in model.actor.parameters() if all(p is not q for q in model.policy.encoder.parameters()))
 
@@ -67,7 +67,7 @@ def test_reconstruction_target_is_the_state_itself(model):
     observations = model.replay_buffer.sample(8).observations
     reconstruction = model.policy.decoder(model.critic.features_extractor(observations))
     assert reconstruction.shape == observations.shape
-    loss = model._reconstruction_loss(reconstruction, observations)
+    loss = model.policy.decoder.loss(reconstruction, observations)
     th.testing.assert_close(loss, F.mse_loss(reconstruction, observations), rtol=0, atol=0)  # no 5-bit noise
 
 
@@ -117,7 +117,7 @@ def test_bf16_autocast_leaves_the_state_path_in_float32():
     model = tiny_mlp_model(bf16_autocast=True)
     model.learn(32)
     observations = model.replay_buffer.sample(4).observations
-    prepared = model.policy.encoder.preprocess(observations, th.bfloat16)
-    features = model._conv(model.policy.encoder, prepared)
+    prepared = model.policy.trunk.preprocess(observations, th.bfloat16)
+    features = model.policy.trunk.features(prepared)
     assert prepared.dtype == features.dtype == th.float32
     th.testing.assert_close(features, model.policy.encoder(observations), rtol=0, atol=0)

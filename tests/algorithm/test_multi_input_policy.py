@@ -103,7 +103,7 @@ def test_critic_and_reconstruction_losses_reach_conv_and_mlp_trunks(model):
     assert all(any(p.grad is not None and p.grad.any() for p in trunk.parameters()) for trunk in trunks)
     model.policy.zero_grad(set_to_none=True)
     latent = model.critic.features_extractor(batch.observations)
-    model._reconstruction_loss(model.policy.decoder(latent), batch.observations).backward()
+    model.policy.decoder.reconstruction_loss(latent, batch.observations).backward()
     assert all(any(p.grad is not None and p.grad.any() for p in trunk.parameters()) for trunk in trunks)
 
 
@@ -118,11 +118,11 @@ def test_decoder_reconstructs_the_chosen_keys_only(model):
     # the loss reads the decoded keys only: changing the other key's target (not the latent) changes nothing
     changed = {**observations, "noise": observations["noise"] + 100.0}
     th.manual_seed(0)
-    loss = model._reconstruction_loss(reconstruction, observations)
+    loss = model.policy.decoder.loss(reconstruction, observations)
     th.manual_seed(0)
-    th.testing.assert_close(model._reconstruction_loss(reconstruction, changed), loss, rtol=0, atol=0)
+    th.testing.assert_close(model.policy.decoder.loss(reconstruction, changed), loss, rtol=0, atol=0)
     th.manual_seed(0)
-    bigger = model._reconstruction_loss(reconstruction, {**observations, "proprio": observations["proprio"] + 100.0})
+    bigger = model.policy.decoder.loss(reconstruction, {**observations, "proprio": observations["proprio"] + 100.0})
     assert bigger > loss + 1000
 
 

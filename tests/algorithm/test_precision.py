@@ -10,14 +10,13 @@ from tests.conftest import TINY_POLICY, TinyPixelEnv, tiny_model
 
 
 def test_bf16_keeps_policy_and_q_values_in_float32(model, batch):
-    model.bf16_autocast = True
-    pixels = model.policy.encoder.preprocess(batch.observations, th.bfloat16)
-    conv = model._conv(model.policy.encoder, pixels)
-    latent = model._head(model.critic.features_extractor.head, conv)
-    loss, log_prob = model._actor_loss(conv, latent, th.tensor(0.1))
-    q_values = model._q_values(model.critic, latent, batch.actions)
+    pixels = model.policy.trunk.preprocess(batch.observations, th.bfloat16)
+    shared = model._critic_forward(pixels)
+    loss, log_prob = model._actor_loss(shared, th.tensor(0.1))
+    latent = shared.latent
+    q_values = model.critic.q_at_actions(latent, batch.actions)
     # the conv features stay bfloat16 for the bfloat16 projection Linear; the latent on is float32
-    assert conv.dtype == th.bfloat16
+    assert shared.trunk_features.dtype == th.bfloat16
     assert latent.dtype == loss.dtype == log_prob.dtype == q_values.dtype == th.float32
 
 

@@ -203,10 +203,9 @@ def test_target_encoder_and_q_heads_follow_with_their_own_tau():
 def test_bf16_autocast_keeps_the_categorical_and_q_math_in_float32():
     model = discrete_model(bf16_autocast=True)
     batch = model.replay_buffer.sample(8)
-    conv = model._conv(model.policy.encoder, model.policy.encoder.preprocess(batch.observations, th.bfloat16))
-    latent = model._head(model.critic.features_extractor.head, conv)
-    loss, expected_log_prob = model._actor_loss(conv, latent, th.tensor(0.1))
-    assert conv.dtype == th.bfloat16  # read by the bfloat16 projection Linear
-    assert latent.dtype == loss.dtype == expected_log_prob.dtype == th.float32
+    shared = model._critic_forward(model.policy.trunk.preprocess(batch.observations, th.bfloat16))
+    loss, expected_log_prob = model._actor_loss(shared, th.tensor(0.1))
+    assert shared.trunk_features.dtype == th.bfloat16  # read by the bfloat16 projection Linear
+    assert shared.latent.dtype == loss.dtype == expected_log_prob.dtype == th.float32
     model.train(gradient_steps=2, batch_size=8)
     assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
