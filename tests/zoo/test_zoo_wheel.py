@@ -43,8 +43,12 @@ def python(tmp_path_factory) -> str:
     venv.create(tmp_path / "venv", system_site_packages=True, with_pip=False)
     python = tmp_path / "venv" / "bin" / "python"
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "SB3_SACAE_NO_ZOO_HOOK")}
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
-                   check=True, timeout=600, env=env)  # fmt: skip
+    # --ignore-installed: a copy in the system site-packages (same version) must not satisfy the requirement
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--ignore-installed",
+                    "-q", str(wheel)], check=True, timeout=600, env=env)  # fmt: skip
+    site_packages = subprocess.run([str(python), "-c", "import sb3_sacae; print(sb3_sacae.__file__)"], env=env,
+                                   cwd=tmp_path, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert site_packages.startswith(str(tmp_path / "venv")), site_packages
     return str(python)
 
 
