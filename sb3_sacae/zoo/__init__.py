@@ -88,6 +88,9 @@ def _on_zoo_module_loaded(name: str, module: ModuleType) -> None:
 
             install_safe_readers(module)  # no code run from config.yml / args.yml (see safety.py)
             _register_algo(module)
+            from sb3_sacae.zoo.hub_check import check_zoo_script  # rl_zoo3's Hub scripts: a one-line preflight
+
+            check_zoo_script()
         elif name == "rl_zoo3.hyperparams_opt":
             _register_sampler(module)
         elif name == "rl_zoo3.exp_manager":

@@ -38,6 +38,7 @@ import numpy as np
 import yaml
 from huggingface_hub import HfApi, snapshot_download
 
+from sb3_sacae.zoo.hub_check import check_download, check_push, one_line_errors
 from sb3_sacae.zoo.safety import plain_yaml
 from sb3_sacae.zoo.sampler import load_yaml
 
@@ -434,7 +435,13 @@ def push_to_hub(
     local_dir: str | os.PathLike | None = None,
     **stage_kwargs: Any,
 ) -> str:
-    """Stage a zoo-trained SACAE (:func:`stage`) and upload it (:func:`upload`)."""
+    """Check that the Hub takes the push (:func:`~sb3_sacae.zoo.hub_check.check_push`), then stage a zoo-trained
+    SACAE (:func:`stage`) and upload it (:func:`upload`).
+
+    :raises ~sb3_sacae.zoo.hub_check.HubUnavailableError: offline, no token, Hub unreachable or token refused,
+        found in about a second, before the evaluation and the video
+    """
+    check_push(repo_id, token=token)
     with tempfile.TemporaryDirectory(prefix="sacae-hub-") as tmp:
         staged = stage(folder, env_id, repo_id, local_dir or tmp, **stage_kwargs)
         return upload(staged, repo_id, commit_message=commit_message, token=token, private=private)
@@ -492,15 +499,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         from sb3_sacae.serialization import UnsafeFileError
 
         try:
-            download_to_zoo_folder(
-                repo_id,
-                args.env,
-                args.folder,
-                exp_id=args.exp_id,
-                force=args.force,
-                revision=args.revision,
-                trust_remote_code=args.trust_remote_code,
-            )
+            with one_line_errors(repo_id, push=False):
+                check_download(repo_id, revision=args.revision)  # before anything is downloaded or written
+                download_to_zoo_folder(
+                    repo_id,
+                    args.env,
+                    args.folder,
+                    exp_id=args.exp_id,
+                    force=args.force,
+                    revision=args.revision,
+                    trust_remote_code=args.trust_remote_code,
+                )
         except UnsafeFileError as error:
             raise SystemExit(f"Refused {repo_id}: {error}") from error
         return
@@ -522,15 +531,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit("--no-upload needs --local-dir")
         stage(args.folder, args.env, repo_id, args.local_dir, **stage_kwargs)
         return
-    push_to_hub(
-        args.folder,
-        args.env,
-        repo_id,
-        commit_message=args.commit_message,
-        private=args.private,
-        local_dir=args.local_dir,
-        **stage_kwargs,
-    )
+    with one_line_errors(repo_id, push=True):
+        push_to_hub(
+            args.folder,
+            args.env,
+            repo_id,
+            commit_message=args.commit_message,
+            private=args.private,
+            local_dir=args.local_dir,
+            **stage_kwargs,
+        )
 
 
 if __name__ == "__main__":

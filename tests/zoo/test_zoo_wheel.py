@@ -1,16 +1,13 @@
 """The installed wheel: the real ``python -m rl_zoo3.<script>`` CLIs with the start-up hook, no launcher, no flag.
 
-One wheel is built and installed into a fresh virtual environment for the module. Besides training and watching
-SACAE, the hostile log folders of test_zoo_log_folder_classes.py, test_zoo_train_vecnormalize.py and
-test_zoo_fail_closed.py go through rl_zoo3's own scripts here, and ``--algo sac`` keeps rl_zoo3's behaviour.
+One wheel is built and installed into a fresh virtual environment per test process (tests/zoo/installed.py).
+Besides training and watching SACAE, the hostile log folders of test_zoo_log_folder_classes.py,
+test_zoo_train_vecnormalize.py and test_zoo_fail_closed.py go through rl_zoo3's own scripts here, and
+``--algo sac`` keeps rl_zoo3's behaviour.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -25,8 +22,8 @@ from tests.zoo.hostile_zoo import (
     refusal,
     run_module,
 )
+from tests.zoo.installed import installed_python
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--env-kwargs", "image_size:32", "frame_stack:2", "--hyperparams", "learning_starts:8", "buffer_size:100",
         "policy_kwargs:dict(features_dim=8, net_arch=[16], n_filters=4, n_conv_layers=2)"]  # fmt: skip
 
@@ -34,22 +31,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def python(tmp_path_factory) -> str:
+def python() -> str:
     """The interpreter of a fresh venv (system site-packages for the dependencies) with the wheel installed."""
-    tmp_path = tmp_path_factory.mktemp("wheel")
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")]
-    subprocess.run([*build, str(ROOT)], check=True, timeout=600)
-    wheel = next((tmp_path / "dist").glob("sb3_sacae-*.whl"))
-    venv.create(tmp_path / "venv", system_site_packages=True, with_pip=False)
-    python = tmp_path / "venv" / "bin" / "python"
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "SB3_SACAE_NO_ZOO_HOOK")}
-    # --ignore-installed: a copy in the system site-packages (same version) must not satisfy the requirement
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--ignore-installed",
-                    "-q", str(wheel)], check=True, timeout=600, env=env)  # fmt: skip
-    site_packages = subprocess.run([str(python), "-c", "import sb3_sacae; print(sb3_sacae.__file__)"], env=env,
-                                   cwd=tmp_path, capture_output=True, text=True, check=True).stdout  # fmt: skip
-    assert site_packages.startswith(str(tmp_path / "venv")), site_packages
-    return str(python)
+    return str(installed_python())
 
 
 @pytest.fixture(scope="module")
