@@ -5,17 +5,23 @@ calls into this module as soon as rl_zoo3 is imported, so ``python -m rl_zoo3.tr
 Where the hook is absent (editable installs, ``python -S``), call :func:`register` yourself or use the
 launcher ``python -m sb3_sacae.zoo <train|enjoy|record_video|plots|push_to_hub|load_from_hub> ...``.
 
-:func:`register` is idempotent and does, with a comment linking each upstream bug:
+:func:`register` is idempotent and does, with a comment linking each upstream bug (docs/guide/zoo.md lists the
+changes module by module):
 
-* ``rl_zoo3.utils.get_saved_hyperparams`` reads ``config.yml`` without running code (:mod:`sb3_sacae.zoo.safety`);
+* ``rl_zoo3.utils``: ``get_model_path`` / ``get_saved_hyperparams`` / ``create_test_env`` wrapped so that a log
+  folder of ``--algo sacae`` is read without running code (:mod:`sb3_sacae.zoo.safety`); other algorithms keep
+  rl_zoo3's functions unless ``SB3_SACAE_ZOO_ALL_ALGOS=1``;
 * ``rl_zoo3.utils.ALGOS["sacae"] = SACAE`` and the pixel environment ids (``import sb3_sacae.envs``);
 * ``HYPERPARAMS_SAMPLER["sacae"]`` / ``HYPERPARAMS_CONVERTER["sacae"]`` (:mod:`sb3_sacae.zoo.sampler`);
-* ``ExperimentManager``: the default config of ``--algo sacae`` is :data:`HYPERPARAMS_PATH` (shipped in the
-  wheel) instead of ``rl_zoo3/hyperparams/sacae.yml``; ``--trial-id 0`` is honoured; a SACAE trial that
-  raises (``RuntimeError`` / CUDA out of memory, ``MemoryError``, ``FloatingPointError`` from the NaN guard,
-  anything but ``optuna.TrialPruned``, ``KeyboardInterrupt``, ``SystemExit``) is marked failed with its reason in
-  ``trial.user_attrs["fail_reason"]``, its envs closed, while the study goes on; an RDB ``--storage`` URL gets
-  Optuna's heartbeat so that a killed worker's trial does not stay RUNNING forever.
+* ``ExperimentManager`` (:data:`_MANAGER_PATCHES`): the default config of ``--algo sacae`` is
+  :data:`HYPERPARAMS_PATH` (shipped in the wheel) instead of ``rl_zoo3/hyperparams/sacae.yml``; ``--trial-id 0``
+  is honoured; a SACAE trial that raises (``RuntimeError`` / CUDA out of memory, ``MemoryError``,
+  ``FloatingPointError`` from the NaN guard, anything but ``optuna.TrialPruned``, ``KeyboardInterrupt``,
+  ``SystemExit``) is marked failed with its reason in ``trial.user_attrs["fail_reason"]``, its envs closed, while
+  the study goes on; an RDB ``--storage`` URL gets Optuna's heartbeat so that a killed worker's trial does not stay
+  RUNNING forever; the ``vecnormalize.pkl`` beside ``-i model.zip`` is loaded only when normalizing, and gated.
+
+A security-relevant patch that cannot apply fails closed (:func:`sb3_sacae.zoo._hook.check_patched`).
 """
 
 from __future__ import annotations

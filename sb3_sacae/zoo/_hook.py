@@ -102,8 +102,8 @@ SOURCE_PATCHES: dict[str, list[Patch]] = {
         ),
         Patch(
             "    except HTTPError:\n",
-            "    except (HTTPError, _SB3SacaeEntryNotFoundError):\n",
-            "a repo without vec_normalize.pkl is normal",
+            '    except (HTTPError, _SB3SacaeEntryNotFoundError if algo == "sacae" else HTTPError):\n',
+            "a repo without vec_normalize.pkl is normal (sacae; other algorithms keep rl_zoo3's behaviour)",
         ),
     ],
 }

@@ -15,6 +15,7 @@ names and unpickles ``vecnormalize.pkl``. A model downloaded from the Hub is unt
   it and refuses class paths outside the allow-list (:func:`check_class_paths`), and ``create_test_env`` checks
   its wrappers again and refuses ``vecnormalize.pkl`` (:func:`check_vecnormalize`). Other algorithms get
   rl_zoo3's functions unchanged;
+* ``get_trained_models`` (``rl_zoo3.benchmark``) reads the ``args.yml`` of the algorithms in scope safely first;
 * :func:`load_args` replaces the ``yaml.load(f, Loader=yaml.UnsafeLoader)`` of the zoo scripts (source patch),
   with the same scope.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import glob
 import inspect
 import os
 import re
@@ -351,18 +353,37 @@ def make_safe_create_test_env(original: Callable[..., Any]) -> Callable[..., Any
     return create_test_env
 
 
-#: rl_zoo3.utils function -> (wrapper factory, parameters the wrapper relies on)
-_UTILS_PATCHES: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
-    "get_model_path": (make_get_model_path, ("exp_id", "folder", "algo")),
-    "get_saved_hyperparams": (make_safe_get_saved_hyperparams, ("stats_path", "norm_reward", "test_mode")),
-    "create_test_env": (make_safe_create_test_env, ("stats_path", "hyperparams")),
+def make_safe_get_trained_models(original: Callable[..., Any]) -> Callable[..., Any]:
+    """rl_zoo3's ``get_trained_models`` (``rl_zoo3.benchmark``), which reads every ``args.yml`` with
+    ``yaml.UnsafeLoader``: those of the algorithms in scope are first read safely, so a hostile one is refused."""
+
+    @functools.wraps(original)
+    def get_trained_models(log_folder: str) -> dict[str, tuple[str, str]]:
+        if not _trusted(TRUST_CONFIG_ENV_VAR) and os.path.isdir(log_folder):
+            for algo in sorted(os.listdir(log_folder)):
+                if _hook.in_scope(algo):
+                    _hook.check_patched(algo)
+                    for path in sorted(glob.glob(os.path.join(log_folder, algo, "*", "*", "args.yml"))):
+                        _safe_load(path)
+        return original(log_folder)
+
+    get_trained_models._sb3_sacae_safe = True  # type: ignore[attr-defined]
+    return get_trained_models
+
+
+#: rl_zoo3.utils function -> (wrapper factory, parameters the wrapper relies on, whether safety depends on it)
+_UTILS_PATCHES: dict[str, tuple[Callable[..., Any], tuple[str, ...], bool]] = {
+    "get_model_path": (make_get_model_path, ("exp_id", "folder", "algo"), True),
+    "get_saved_hyperparams": (make_safe_get_saved_hyperparams, ("stats_path", "norm_reward", "test_mode"), True),
+    "create_test_env": (make_safe_create_test_env, ("stats_path", "hyperparams"), True),
+    "get_trained_models": (make_safe_get_trained_models, ("log_folder",), False),
 }
 _RE_EXPORTERS = ("rl_zoo3", "rl_zoo3.exp_manager", "rl_zoo3.enjoy", "rl_zoo3.record_video", "rl_zoo3.push_to_hub")
 
 
 def install_safe_readers(utils: Any) -> None:
     """Wrap the log-folder readers of ``rl_zoo3.utils`` (and their re-exports); record what cannot be wrapped."""
-    for name, (factory, parameters) in _UTILS_PATCHES.items():
+    for name, (factory, parameters, security) in _UTILS_PATCHES.items():
         current = getattr(utils, name, None)
         if getattr(current, "_sb3_sacae_safe", False):
             continue
@@ -370,8 +391,9 @@ def install_safe_readers(utils: Any) -> None:
             found = tuple(inspect.signature(current).parameters) if callable(current) else ()
         except (TypeError, ValueError):
             found = ()
-        if not set(parameters) <= set(found):  # fail closed: rl_zoo3 changed this function
-            _hook.record_unpatched(f"{utils.__name__}.{name}", f"expected parameters {', '.join(parameters)}")
+        if not set(parameters) <= set(found):  # rl_zoo3 changed this function: fail closed if safety depends on it
+            if security:
+                _hook.record_unpatched(f"{utils.__name__}.{name}", f"expected parameters {', '.join(parameters)}")
             continue
         safe = factory(current)
         setattr(utils, name, safe)

@@ -259,3 +259,26 @@ def test_safe_get_saved_hyperparams_reads_what_rl_zoo3_writes(tmp_path):
     (stats / "config.yml").write_text("normalize: true\n")
     assert safe(str(stats))[0]["normalize_kwargs"] == {"norm_obs": True, "norm_reward": False}
     assert safe(str(stats.parent / "missing")) == ({}, None)
+
+
+def test_every_security_patch_applies_to_the_installed_rl_zoo3(tmp_path):
+    """Function and source patches alike: nothing is recorded as unpatched, so --algo sacae is not refused."""
+    code = (
+        "from sb3_sacae.zoo import register, _hook; register(); "
+        "import rl_zoo3.enjoy, rl_zoo3.record_video, rl_zoo3.push_to_hub, rl_zoo3.train; "
+        "print(_hook.UNPATCHED, rl_zoo3.enjoy._sb3_sacae_patched)"
+    )
+    result = run_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "True"]
+
+
+def test_a_zoo_script_imported_before_the_hook_fails_closed(tmp_path):
+    """An explicit install() after rl_zoo3.enjoy was imported (start-up hook off): its source fix is missing."""
+    code = (
+        "import os, rl_zoo3.enjoy; from sb3_sacae.zoo import _hook; del os.environ['SB3_SACAE_NO_ZOO_HOOK']; "
+        "_hook.install(); print(_hook.UNPATCHED)"
+    )
+    result = run_python(code, tmp_path, SB3_SACAE_NO_ZOO_HOOK="1")
+    assert result.returncode == 0, result.stderr
+    assert "rl_zoo3.enjoy: imported before sb3-sacae's hook" in result.stdout

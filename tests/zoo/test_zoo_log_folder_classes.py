@@ -110,3 +110,19 @@ def test_known_classes_names_and_class_objects_pass(monkeypatch):
         check_class_paths({"policy": "evilmod.Policy"}, "config.yml")
     monkeypatch.setenv("SB3_SACAE_ZOO_CLASSES", "evilmod.Policy")
     check_class_paths({"policy": "evilmod.Policy"}, "config.yml")
+
+
+def test_get_trained_models_reads_sacae_args_safely(tmp_path):
+    """``rl_zoo3.benchmark`` lists a log folder with ``get_trained_models``, which reads every args.yml unsafely."""
+    import rl_zoo3.utils
+
+    from sb3_sacae.zoo import register
+
+    register()
+    marker = tmp_path / "pwned"
+    log_folder(tmp_path, algo="sac", env_id="Pendulum-v1", args="env: Pendulum-v1\nenv_kwargs: null\n")
+    assert rl_zoo3.utils.get_trained_models(str(tmp_path / "logs")) == {"sac-Pendulum-v1": ("sac", "Pendulum-v1")}
+    log_folder(tmp_path, args=f"env: {python_tag(marker)}\n")
+    with pytest.raises(UntrustedZooFileError, match="SB3_SACAE_TRUST_ZOO_CONFIG"):
+        rl_zoo3.utils.get_trained_models(str(tmp_path / "logs"))
+    assert not marker.exists()
