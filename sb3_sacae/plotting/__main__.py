@@ -1,0 +1,7 @@
+"""``python -m sb3_sacae.plotting``: see :mod:`sb3_sacae.plotting.cli`."""
+
+import sys
+
+from sb3_sacae.plotting.cli import main
+
+sys.exit(main())
