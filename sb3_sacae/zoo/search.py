@@ -8,6 +8,8 @@
   then one line),
   instead of failing every trial and crashing at ``study.best_trial`` with "No trials are completed yet"; when every
   trial failed for reasons that depend on the sample (out of memory, divergence), one line lists them.
+* **The evaluation env gets the config's** ``env_kwargs`` (rl_zoo3 gives them to the training env only, unless
+  ``--env-kwargs`` is on the command line).
 * **Workers started together on a fresh database** (``--storage postgresql+psycopg2://...``) no longer race to
   create Optuna's tables: the tables are created before the study, and a worker that loses the race retries.
 """
@@ -36,10 +38,19 @@ def patch_experiment_manager(exp_manager: ModuleType) -> None:
 
     @functools.wraps(original_preprocess)
     def _preprocess_hyperparams(self: Any, hyperparams: dict[str, Any]) -> Any:
-        if self.algo == ALGO and "search_space" in hyperparams:
+        if self.algo != ALGO:
+            return original_preprocess(self, hyperparams)
+        if "search_space" in hyperparams:
             hyperparams = dict(hyperparams)
             self._sacae_search_space = hyperparams.pop("search_space")  # the sampler's, not a constructor argument
-        return original_preprocess(self, hyperparams)
+        from_config = "env_kwargs" in hyperparams  # rl_zoo3 pops it
+        result = original_preprocess(self, hyperparams)
+        if getattr(self, "_eval_env_kwargs_args", None) is None and from_config:
+            # Upstream: rl_zoo3 2.9.2 rebinds self.env_kwargs to the config's env_kwargs here but leaves the
+            # evaluation env's kwargs empty unless --env-kwargs is given: a config's image_size then gives the
+            # evaluation env (EvalCallback, every Optuna trial) other observations than the training env.
+            self.eval_env_kwargs = self.env_kwargs
+        return result
 
     @functools.wraps(original_objective)
     def objective(self: Any, trial: Any) -> float:

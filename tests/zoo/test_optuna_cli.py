@@ -14,13 +14,12 @@ pytestmark = pytest.mark.slow
 
 SEARCH = ["rl_zoo3.train", "--algo", "sacae", "--env", "PendulumPixels-v1", "-optimize", "-n", "16", "--sampler", "random"]
 SEARCH += ["--pruner", "none", "--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots", "-f", "logs"]
-# on the command line: rl_zoo3 gives a config's env_kwargs to the training env only, not to the evaluation env
-SEARCH += ["--env-kwargs", "image_size:32", "frame_stack:2"]
 TINY = ["learning_starts:8", "buffer_size:100"]
 CONFIG = {
     "PendulumPixels-v1": {
         "policy": "CnnPolicy",
         "n_timesteps": 16,
+        "env_kwargs": {"image_size": 32, "frame_stack": 2},  # the evaluation env of every trial gets them too
         "policy_kwargs": {"n_filters": 4, "n_conv_layers": 2},
         "search_space": {
             "net_arch": [[16], [8, 8]],
@@ -48,9 +47,10 @@ def test_search_space_from_the_config_and_fixed_values_from_the_command_line(tmp
         assert trial.params["net_arch"] in ("16", "8-8") and trial.params["features_dim"] == 8
         assert 1e-3 <= trial.params["learning_rate"] <= 2e-3 and trial.params["batch_size_pow"] in (3, 4)
         assert "tau" not in trial.params and trial.user_attrs["fixed"] == ["tau"]  # --hyperparams tau:0.02 fixes it
-    # search_space is the sampler's: a plain training run with this config does not pass it to SACAE
+    # search_space is the sampler's: a plain training run with this config does not pass it to SACAE, and its
+    # evaluations (--eval-freq) run on the config's 32-pixel observations
     train = run_installed("rl_zoo3.train", "--algo", "sacae", "--env", "PendulumPixels-v1", "--conf-file", "search.yml",
-                          "-f", "train", "--env-kwargs", "image_size:32", "--hyperparams", *TINY, cwd=tmp_path)  # fmt: skip
+                          "-f", "train", "--eval-freq", "8", "--hyperparams", *TINY, cwd=tmp_path)  # fmt: skip
     assert train.returncode == 0, train.stderr[-4000:]
 
 
