@@ -95,6 +95,9 @@ def _on_zoo_module_loaded(name: str, module: ModuleType) -> None:
             _register_sampler(module)
         elif name == "rl_zoo3.exp_manager":
             _patch_experiment_manager(module)
+        from sb3_sacae.zoo.cli import after_zoo_module  # Hub preflight, search space, --hyperparams policy:MlpPolicy
+
+        after_zoo_module(name, module)
 
 
 def _register_algo(utils: ModuleType) -> None:

@@ -27,6 +27,10 @@ PUSH = ["push_to_hub", "--algo", "sacae", "--env", ENV_ID, "-f", "logs", "-orga"
 LOAD = ["load_from_hub", "--algo", "sacae", "--env", ENV_ID, "-f", "logs", "-orga", "tester"]
 
 
+def _unreachable() -> str:
+    return f"http://127.0.0.1:{_closed_port()}"
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -187,6 +191,8 @@ def test_installed_rl_zoo3_push_and_load_answer_in_one_line(tmp_path):
     push = ["rl_zoo3.push_to_hub", *PUSH[1:]]
     one_line(run_installed(*push, cwd=tmp_path, env=env), "No Hugging Face token", "--no-upload")
     one_line(run_installed(*push, cwd=tmp_path, env=env, HF_HUB_OFFLINE="1", HF_TOKEN="hf_fake"), "HF_HUB_OFFLINE=1")
+    own = run_installed("sb3_sacae.zoo", *PUSH, cwd=tmp_path, env=env, HF_TOKEN="hf_fake", HF_ENDPOINT=_unreachable())
+    one_line(own, "Cannot reach http://127.0.0.1:", "--no-upload --local-dir DIR")
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     load = run_installed("rl_zoo3.load_from_hub", *LOAD[1:], cwd=tmp_path, env=env, HF_ENDPOINT=endpoint)
     one_line(load, f"Cannot reach {endpoint}")
