@@ -43,6 +43,9 @@ extras = {
         "rl_zoo3>=2.9.2,<2.10",  # the range the start-up hook is tested with (docs/guide/zoo.md)
         "optuna>=4.0",
         "huggingface_hub>=0.20",
+        "jinja2",  # huggingface_hub.ModelCard.from_template (the Hub model card)
+        "imageio>=2.28",  # replay.mp4 of a Hub push
+        "imageio-ffmpeg",
         "matplotlib>=3.7",
         "seaborn",  # rl_zoo3.plots
         "psycopg2-binary",  # Optuna studies on PostgreSQL
@@ -66,7 +69,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["sb3_sacae", "sb3_sacae.*"]),
     py_modules=["_sb3_sacae_zoo_hook"],  # stdlib-only shim the start-up files call (loads sb3_sacae/zoo/_hook.py)
-    package_data={"sb3_sacae": ["version.txt", "py.typed"], "sb3_sacae.zoo": ["hyperparams/*.yml"]},
+    package_data={"sb3_sacae": ["version.txt", "py.typed"], "sb3_sacae.zoo": ["hyperparams/*.yml", "templates/*.md"]},
     cmdclass={"build_py": BuildPyWithStartupFiles},
     install_requires=install_requires,
     extras_require=extras,

@@ -1,5 +1,7 @@
 """Plot the learning curves written by ``benchmarks/learning.py``: mean +/- std over seeds, one PNG per environment.
 
+Drawn and aggregated by :mod:`sb3_sacae.plotting` (the package's plotting command uses the same functions).
+
 Reads ``<results>/<env>/<seed>.csv`` (every environment folder found, or those given with ``--env``), draws the
 mean evaluation return over seeds with a +/- one standard deviation band against agent steps (or environment
 frames with ``--x env_frames``), adds horizontal reference lines, saves ``<results>/<env>/learning_curve.png``
@@ -20,11 +22,9 @@ import csv
 import re
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+
+from sb3_sacae.plotting import GroupCurve, aggregate, plot_learning_curves
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE = re.compile(r"^(?P<label>.+)=(?P<value>[-+0-9.eE]+?)(?:\s*(?:\+-|\+/-|±)\s*(?P<std>[0-9.eE]+))?$")
@@ -58,8 +58,10 @@ def curve(seeds: dict[int, list[dict[str, float]]], x: str) -> tuple[np.ndarray,
         for row in rows:
             by_x.setdefault(row[x], []).append(row["eval_mean_return"])
     xs = np.array(sorted(by_x))
-    means = np.array([np.mean(by_x[value]) for value in xs])
-    stds = np.array([np.std(by_x[value]) for value in xs])
+    # seeds may stop at different steps: aggregate at each x the seeds that reached it
+    bands = [aggregate(np.asarray(by_x[value])[:, None], band="std") for value in xs]
+    means = np.array([mean[0] for mean, _, _ in bands])
+    stds = np.array([high[0] - mean[0] for mean, _, high in bands])
     counts = np.array([len(by_x[value]) for value in xs])
     return xs, means, stds, counts
 
@@ -81,23 +83,15 @@ def summary(env: str, seeds: dict[int, list[dict[str, float]]]) -> dict[str, str
 
 def plot(env: str, seeds: dict, x: str, references: list, out: Path) -> None:
     xs, means, stds, _ = curve(seeds, x)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(xs, means, marker="o", markersize=3, label=f"SACAE (mean +/- std, {len(seeds)} seeds)")
-    ax.fill_between(xs, means - stds, means + stds, alpha=0.25)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]
-    for (label, value, std), color in zip(references, colors * (1 + len(references) // len(colors)), strict=False):
-        ax.axhline(value, linestyle="--", color=color, label=label)
-        if std is not None:
-            ax.axhspan(value - std, value + std, color=color, alpha=0.1)
-    ax.set_xlabel("environment frames" if x == "env_frames" else "agent steps")
-    ax.set_ylabel("evaluation return")
-    ax.set_title(env)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    per_seed = np.full((len(seeds), len(xs)), np.nan)
+    for row_index, rows in enumerate(seeds.values()):
+        returns = {row[x]: row["eval_mean_return"] for row in rows}
+        per_seed[row_index] = [returns.get(value, np.nan) for value in xs]
+    group = GroupCurve("SACAE, mean +/- std", xs, means, means - stds, means + stds, per_seed, "std")
+    xlabel = "environment frames" if x == "env_frames" else "agent steps"
+    plot_learning_curves(
+        [group], out, title=env, xlabel=xlabel, ylabel="evaluation return", figsize=(6, 4), dpi=100, references=references
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, str]]:

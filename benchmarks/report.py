@@ -9,6 +9,9 @@ Every number on the results and performance pages comes from this script, never 
   Rows measured within a few minutes of each other on the same machine form a session; each configuration's
   speed is given as a ratio to the exact default measured in the same session, and to SB3 SAC measured in the
   same process, since absolute rates on shared machines drift from one day to the next.
+- **Comparisons in one process**: every row of ``results/throughput-versus.csv`` written by
+  ``benchmarks/throughput.py --versus-csv`` (a SACAE configuration, or another checkout of the code given with
+  ``--baseline-code``, timed in alternating steps against this code's SACAE).
 
 Writes ``docs/_generated/results.md``, ``docs/_generated/results_summary.md``, ``docs/_generated/performance.md``,
 one plot per learning result (``docs/_generated/<run>-<env>.png``, drawn by ``benchmarks/plot_learning.py``) and
@@ -446,10 +449,11 @@ def session_table(rows: list[dict[str, str]]) -> list[str]:
     return lines
 
 
-def performance_page(rows: list[dict[str, str]]) -> str:
-    lines = [HEADER]
+def performance_page(rows: list[dict[str, str]], comparisons: list[dict[str, str]] | None = None) -> str:
+    lines = [HEADER, *comparisons_section(comparisons or [])]
     if not rows:
         return "\n".join([*lines, "No throughput measurements recorded yet (`benchmarks/results/throughput.csv`)."]) + "\n"
+    lines += ["## Sessions, newest first", ""]
     # the sessions of one day are told apart by their order that day, not by clock times
     numbered, per_day = [], collections.Counter()
     for session in sessions(rows):
@@ -476,6 +480,50 @@ def performance_page(rows: list[dict[str, str]]) -> str:
             "",
         ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def versus_command(row: dict[str, str]) -> str:
+    """The ``benchmarks/throughput.py`` command line that writes a comparison row like this one."""
+    parts = ["python benchmarks/throughput.py", f"--steps {row['steps']}", f"--warmup {row['warmup']}"]
+    parts += [f"--threads {row['threads']}", "--skip-sac"]
+    if row.get("device", "cpu") != "cpu":
+        parts.append(f"--device {row['device']}")
+    if row.get("sacae_kwargs", "{}") != "{}":
+        parts.append(f"--sacae-kwargs '{row['sacae_kwargs']}'")
+    if row.get("policy_kwargs", "{}") != "{}":
+        parts.append(f"--policy-kwargs '{row['policy_kwargs']}'")
+    if row["other"].startswith("SACAE {"):
+        parts.append(f"--versus '{row['other'][len('SACAE '):]}'")
+    else:
+        parts.append(f"--baseline-code PATH --baseline-label '{row['other']}'")
+    parts.append("--versus-csv benchmarks/results/throughput-versus.csv")
+    return " ".join(parts)
+
+
+def comparisons_section(rows: list[dict[str, str]]) -> list[str]:
+    """One table row per comparison, newest first: both models' mean step times, timed alternately in one process."""
+    if not rows:
+        return []
+    lines = [
+        "## Comparisons in one process",
+        "",
+        "Each row times this code's SACAE and a second model in alternating single steps in one process (which one "
+        "goes first alternates too), so the machine's drift affects both alike. The second model is another "
+        "configuration (`--versus`) or the same configuration built from another checkout of the code "
+        "(`--baseline-code PATH`, where PATH holds that checkout).",
+        "",
+        "| date | machine | configuration | compared with | steps each | ms/update, this code | ms/update, compared "
+        "| step time of the compared model |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: r["date"], reverse=True):
+        machine = f"{row['cpu']}, {row['threads']} thread(s), {row['device']}"
+        lines.append(
+            f"| {row['date'][:10]} | {machine} | {config_label(row)} | {row['other']} | {row['steps']} | "
+            f"{float(row['this_ms_mean']):.1f} | {float(row['other_ms_mean']):.1f} | {100 * float(row['change']):+.1f} % |"
+        )
+    lines += ["", "Commands:", "", "```bash", *dict.fromkeys(versus_command(row) for row in rows), "```", ""]
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -515,7 +563,7 @@ def generate(results_dir: Path = RESULTS, readme_path: Path = README) -> dict[Pa
     files = {
         GENERATED / "results.md": results_page(results),
         GENERATED / "results_summary.md": HEADER + "\n" + table,
-        GENERATED / "performance.md": performance_page(throughput),
+        GENERATED / "performance.md": performance_page(throughput, read_throughput(results_dir / "throughput-versus.csv")),
     }
     if readme_path.exists():
         readme = replace_between(readme_path.read_text(encoding="utf-8"), README_START, README_END, "\n" + table + "\n")

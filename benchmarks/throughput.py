@@ -24,6 +24,25 @@ time and the change:
     python benchmarks/throughput.py --steps 40 --skip-sac --sacae-kwargs '{"bf16_autocast": true}' \
         --versus '{"reuse_critic_features": true}'
 
+``--baseline-code PATH`` then times this checkout's SACAE against the SACAE of another checkout of the package (the
+root of a source tree, for example ``git worktree add /tmp/before <commit>``) in the same process and the same way,
+same arguments and transitions: the way to show a change to the code costs no speed. The other package's modules
+are in ``sys.modules`` only while its model is built or trained, so both copies run their own code throughout.
+``--versus-csv FILE`` appends one row per comparison (``--versus`` or ``--baseline-code``), which
+``benchmarks/report.py`` turns into the comparison tables of the performance page:
+
+    git worktree add /tmp/before <commit>
+    python benchmarks/throughput.py --steps 40 --threads 2 --skip-sac --baseline-code /tmp/before \
+        --baseline-label "before the redesign" --versus-csv benchmarks/results/throughput-versus.csv
+
+``--reference-code PATH`` does the same with the official implementation's update (``SacAeAgent.update`` of a clone
+of https://github.com/denisyarats/pytorch_sac_ae at PATH, built with its ``train.py`` defaults and the same network
+sizes, its own replay buffer filled with the same transitions):
+
+    git clone https://github.com/denisyarats/pytorch_sac_ae /tmp/pytorch_sac_ae
+    python benchmarks/throughput.py --steps 40 --threads 2 --skip-sac --reference-code /tmp/pytorch_sac_ae \
+        --versus-csv benchmarks/results/throughput-versus.csv
+
 ``--profile N`` then runs N more SACAE steps under ``torch.profiler`` and prints the self CPU time per step of the
 busiest ops and of op groups (convolutions, matmuls, copies, ReLU, optimizer), profiler overhead included.
 """
@@ -44,6 +63,7 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from other_code import InCheckout, OfficialAgent, OtherCheckout, check_checkout, check_official, git_commit
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -182,7 +202,7 @@ def time_train(model: OffPolicyAlgorithm, steps: int, warmup: int, batch_size: i
 
 
 def time_alternating(
-    models: dict[str, OffPolicyAlgorithm], steps: int, warmup: int, batch_size: int, device: th.device
+    models: dict[str, Any], steps: int, warmup: int, batch_size: int, device: th.device
 ) -> dict[str, list[float]]:
     """Seconds per ``train(1)`` of each model over ``steps`` rounds, one step each per round, in alternating order."""
     for model in models.values():
@@ -303,18 +323,18 @@ def json_arg(text: str) -> dict[str, Any]:
     return value
 
 
-def append_csv(path: Path, row: dict[str, Any]) -> None:
+def append_csv(path: Path, row: dict[str, Any], fields: list[str] = CSV_FIELDS) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.stat().st_size > 0:
         with path.open(newline="") as handle:
             header = next(csv.reader(handle), [])
-        if header != CSV_FIELDS:
+        if header != fields:
             raise ValueError(f"{path} has other columns than this script writes ({header[:4]}...): pass a new --csv file name")
         mode = "a"
     else:
         mode = "w"
     with path.open(mode, newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=fields)
         if mode == "w":
             writer.writeheader()
         writer.writerow(row)
@@ -352,6 +372,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="then time SACAE against SACAE with these arguments merged over --sacae-kwargs (JSON), alternating steps",
     )
     parser.add_argument(
+        "--baseline-code",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="then time SACAE against the SACAE of the checkout at PATH, same arguments, alternating steps",
+    )
+    parser.add_argument(
+        "--reference-code",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="then time SACAE against the official implementation's update (PATH: a clone of pytorch_sac_ae)",
+    )
+    parser.add_argument("--baseline-label", default=None, help="the name --baseline-code's model gets in tables and CSVs")
+    parser.add_argument(
+        "--versus-csv", type=Path, default=None, help="append one row per --versus or --baseline-code comparison"
+    )
+    parser.add_argument(
         "--plain-malloc",
         action="store_true",
         help="leave glibc's malloc settings alone (default: opt in with sb3_sacae.accel.tune_malloc() on CPU)",
@@ -365,6 +403,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.transitions < args.batch_size:
         parser.error(f"--transitions ({args.transitions}) must be at least --batch-size ({args.batch_size})")
 
+    try:  # before minutes of timing, not after
+        if args.baseline_code is not None:
+            check_checkout(args.baseline_code)
+        if args.reference_code is not None:
+            check_official(args.reference_code)
+    except ValueError as error:
+        parser.error(str(error))
     if args.threads is not None:
         th.set_num_threads(args.threads)
     device = th.device(args.device)
@@ -455,27 +500,126 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"appended to {args.csv}")
     if args.versus is not None:
         row["versus"] = compare(models["SACAE"], args, device)
+    if args.baseline_code is not None:
+        row["baseline"] = compare_checkout(models["SACAE"], args, device)
+    if args.reference_code is not None:
+        row["reference"] = compare_reference(models["SACAE"], args, device)
     if args.profile > 0:
         profile_steps(models["SACAE"], args.profile, args.batch_size)
     return row
+
+
+VERSUS_FIELDS = [
+    "date",
+    "cpu",
+    "nproc",
+    "gpu",
+    "torch",
+    "device",
+    "threads",
+    "image_size",
+    "batch_size",
+    "steps",
+    "warmup",
+    "sacae_kwargs",
+    "policy_kwargs",
+    "this_code",
+    "other",
+    "other_code",
+    "this_ms_mean",
+    "other_ms_mean",
+    "this_ms_median",
+    "other_ms_median",
+    "change",
+]
 
 
 def compare(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device: th.device) -> dict[str, float]:
     """Print and return the step times of ``sacae`` and of SACAE with ``--versus`` merged in, timed alternately."""
     versus_kwargs = {**args.sacae_kwargs, **args.versus}
     other = prepare(build_sacae(args, device, versus_kwargs), args.transitions, args.seed)
-    labels = {f"SACAE {args.sacae_kwargs}": sacae, f"SACAE {versus_kwargs}": other}
-    times = time_alternating(labels, args.steps, args.warmup, args.batch_size, device)
+    label = f"SACAE {json.dumps(versus_kwargs, sort_keys=True)}"
+    return time_pair(sacae, other, label, git_commit(Path(__file__).resolve().parents[1]), args, device)
+
+
+def compare_checkout(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device: th.device) -> dict[str, float]:
+    """Print and return the step times of ``sacae`` and of the same SACAE built from ``--baseline-code``."""
+    checkout = OtherCheckout(args.baseline_code)
+    with checkout.active():
+        env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
+        policy_kwargs = {**PAPER_POLICY_KWARGS, **args.policy_kwargs}
+        other = checkout.SACAE(
+            "CnnPolicy", env, policy_kwargs=policy_kwargs, **common_kwargs(args, device), **args.sacae_kwargs
+        )
+        prepare(other, args.transitions, args.seed)
+    label = args.baseline_label or f"sb3_sacae {checkout.version} from {checkout.root}"
+    return time_pair(sacae, InCheckout(other, checkout), label, checkout.commit, args, device)
+
+
+def compare_reference(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device: th.device) -> dict[str, float]:
+    """Print and return the step times of ``sacae`` and of the official implementation's update, same sizes."""
+    policy_kwargs = {**PAPER_POLICY_KWARGS, **args.policy_kwargs}
+    net_arch = policy_kwargs["net_arch"]
+    if len(set(net_arch)) != 1:
+        raise SystemExit(f"the official networks have equal hidden layers of one width, not net_arch={net_arch}")
+    official = OfficialAgent(
+        args.reference_code,
+        (args.channels, args.image_size, args.image_size),
+        args.action_dim,
+        batch_size=args.batch_size,
+        capacity=args.transitions,
+        hidden_dim=net_arch[0],
+        feature_dim=policy_kwargs["features_dim"],
+        n_filters=policy_kwargs["n_filters"],
+        n_conv_layers=policy_kwargs["n_conv_layers"],
+        device=device,
+    )
+    fill_buffer(official, args.transitions, args.seed)  # type: ignore[arg-type]
+    return time_pair(sacae, official, "official pytorch_sac_ae", official.commit, args, device)
+
+
+def time_pair(
+    sacae: OffPolicyAlgorithm, other: Any, other_label: str, other_code: str, args: argparse.Namespace, device: th.device
+) -> dict[str, float]:
+    """Alternate single steps of both, print the table and the change, append a ``--versus-csv`` row."""
+    times = time_alternating({"this": sacae, "other": other}, args.steps, args.warmup, args.batch_size, device)
+    this_label = f"SACAE {json.dumps(args.sacae_kwargs, sort_keys=True)} (this code)"
     print(f"\nin one process, {args.steps} alternating steps each:")
     print("| model | ms/step mean | ms/step median | steps/s |\n|---|---|---|---|")
-    means = []
-    for label, seconds in times.items():
+    for label, seconds in ((this_label, times["this"]), (other_label, times["other"])):
         mean = float(np.mean(seconds))
-        means.append(mean)
         print(f"| {label} | {1e3 * mean:.1f} | {1e3 * float(np.median(seconds)):.1f} | {1 / mean:.2f} |")
-    change = means[1] / means[0] - 1
-    print(f"step time with {args.versus}: {100 * change:+.1f} %")
-    return {"ms_mean": 1e3 * means[0], "versus_ms_mean": 1e3 * means[1], "change": change}
+    this_mean, other_mean = float(np.mean(times["this"])), float(np.mean(times["other"]))
+    change = other_mean / this_mean - 1
+    print(f"step time of {other_label} against this code: {100 * change:+.1f} %")
+    result = {"ms_mean": 1e3 * this_mean, "versus_ms_mean": 1e3 * other_mean, "change": change}
+    if args.versus_csv is not None:
+        row = {
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "cpu": cpu_model(),
+            "nproc": os.cpu_count(),
+            "gpu": gpu_name(device),
+            "torch": th.__version__,
+            "device": str(device),
+            "threads": th.get_num_threads(),
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "sacae_kwargs": json.dumps(args.sacae_kwargs, sort_keys=True),
+            "policy_kwargs": json.dumps(args.policy_kwargs, sort_keys=True),
+            "this_code": git_commit(Path(__file__).resolve().parents[1]),
+            "other": other_label,
+            "other_code": other_code,
+            "this_ms_mean": f"{1e3 * this_mean:.2f}",
+            "other_ms_mean": f"{1e3 * other_mean:.2f}",
+            "this_ms_median": f"{1e3 * float(np.median(times['this'])):.2f}",
+            "other_ms_median": f"{1e3 * float(np.median(times['other'])):.2f}",
+            "change": f"{change:.4f}",
+        }
+        append_csv(args.versus_csv, row, VERSUS_FIELDS)
+        print(f"appended to {args.versus_csv}")
+    return result
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ then writes into ``--output``: ``seed<N>/`` (monitor.csv, evaluations.npz), ``tb
 ``tensorboard`` package is installed), ``reconstructions_seed<N>.png`` (the last image, also without TensorBoard)
 and ``learning_curve.png`` (mean over seeds with a bootstrap 95% confidence band). The same figure from the shell:
 
-    python -m sb3_sacae.plot --group "SACAE=runs/diagnostics/seed*" --out runs/diagnostics/learning_curve.png
+    python -m sb3_sacae.plotting --group "SACAE=runs/diagnostics/seed*" --out runs/diagnostics/learning_curve.png
 """
 
 import argparse

@@ -97,46 +97,6 @@ def sb3_bytes_per_transition(observation_space: spaces.Space, action_space: spac
     return obs_bytes * (1 if optimize_memory_usage else 2) + action_bytes + 3 * 4
 
 
-def _check_arguments(
-    observation_space: spaces.Space, optimize_memory_usage: bool, frame_stack: int | None, frame_margin: float
-) -> tuple[spaces.Box, int]:
-    """Raise a clear error for arguments FrameStackReplayBuffer cannot use; return the space and the stacked frames."""
-    if not isinstance(observation_space, spaces.Box):
-        raise ValueError(
-            f"FrameStackReplayBuffer needs a Box observation space, got {observation_space}: "
-            "use stable_baselines3's ReplayBuffer or DictReplayBuffer"
-        )
-    if optimize_memory_usage:
-        raise ValueError(
-            "FrameStackReplayBuffer always stores each frame once: pass optimize_memory_usage=False "
-            "(with True, SB3's learn() rewrites the buffer's dones when training resumes)"
-        )
-    k = 1 if frame_stack is None else int(frame_stack)
-    if k < 1:
-        raise ValueError(f"frame_stack must be a positive number of frames or None, got {frame_stack}")
-    if frame_margin < 0:
-        raise ValueError(f"frame_margin must be >= 0, got {frame_margin}")
-    return observation_space, k
-
-
-def _stack_axis(observation_space: spaces.Box, obs_shape: tuple[int, ...], k: int) -> int:
-    """
-    The axis frames are stacked along: the last axis for channel-last images (as SB3 decides), else the first. The
-    axis only decides how much is shared (stacks are checked frame by frame), so an ambiguous shape falls back to the
-    first axis when only that one splits into k frames.
-    """
-    last_axis = len(obs_shape) - 1
-    channels_last = is_image_space(observation_space) and not is_image_space_channels_first(observation_space)
-    axes = (last_axis, 0) if channels_last else (0,)
-    divisible = [axis for axis in axes if obs_shape[axis] % k == 0]
-    if not divisible:
-        raise ValueError(
-            f"Observation shape {obs_shape} has {obs_shape[axes[0]]} channels on axis {axes[0]}, "
-            f"not a multiple of frame_stack={k}: pass the n_stack of VecFrameStack as frame_stack"
-        )
-    return divisible[0]
-
-
 class FrameStackReplayBuffer(ReplayBuffer):
     """
     Replay buffer for frame-stacked observations that stores each frame once.
@@ -210,9 +170,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self.handle_timeout_termination = handle_timeout_termination
         self.frame_stack = k
         self.stack_axis = _stack_axis(box, self.obs_shape, k)
-        n_channels = self.obs_shape[self.stack_axis]
         frame_shape = list(self.obs_shape)
-        frame_shape[self.stack_axis] = n_channels // k
+        frame_shape[self.stack_axis] = self.obs_shape[self.stack_axis] // k
         self.frame_shape = tuple(frame_shape)
 
         n_transitions = self.buffer_size * self.n_envs
@@ -225,8 +184,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
         # Total frames written since the last reset; a frame's slot in the ring is seq % n_frames
         self.frame_count = 0
 
-        shapes_and_dtypes = self._array_specs(observation_space, action_space)
-        nbytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in shapes_and_dtypes.values())
+        layout = self._array_layout(box, action_space)
+        nbytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in layout.values())
         check_memory_fits(
             nbytes,
             nbytes / n_transitions,
@@ -235,24 +194,24 @@ class FrameStackReplayBuffer(ReplayBuffer):
             other_options=(),
         )
         # np.zeros maps pages lazily: memory is used as the buffer fills
-        for name, (shape, dtype) in shapes_and_dtypes.items():
+        for name, (shape, dtype) in layout.items():
             setattr(self, name, np.zeros(shape, dtype=dtype))
 
-    def _array_specs(self, observation_space: spaces.Space, action_space: spaces.Space) -> dict[str, tuple[tuple, Any]]:
-        """(shape, dtype) of each array of the buffer, by attribute name."""
+    def _array_layout(self, observation_space: spaces.Box, action_space: spaces.Space) -> dict[str, tuple[tuple, Any]]:
+        """Shape and dtype of every array the buffer holds, by attribute name."""
         k = self.frame_stack
         index_dtype = np.int32 if self.n_frames < np.iinfo(np.int32).max else np.int64
-        action_dtype = self._maybe_cast_dtype(action_space.dtype)
+        per_row = (self.buffer_size, self.n_envs)
         return {
             "frames": ((self.n_frames + 1, *self.frame_shape), observation_space.dtype),
-            "obs_frame_idx": ((self.buffer_size, self.n_envs, k), index_dtype),
-            "next_obs_frame_idx": ((self.buffer_size, self.n_envs, k), index_dtype),
+            "obs_frame_idx": ((*per_row, k), index_dtype),
+            "next_obs_frame_idx": ((*per_row, k), index_dtype),
             # Smallest seq of any frame referenced by a row: the row is valid while that frame is in the ring
             "row_oldest_frame": ((self.buffer_size,), np.int64),
-            "actions": ((self.buffer_size, self.n_envs, self.action_dim), action_dtype),
-            "rewards": ((self.buffer_size, self.n_envs), np.float32),
-            "dones": ((self.buffer_size, self.n_envs), np.float32),
-            "timeouts": ((self.buffer_size, self.n_envs), np.float32),
+            "actions": ((*per_row, self.action_dim), self._maybe_cast_dtype(action_space.dtype)),
+            "rewards": (per_row, np.float32),
+            "dones": (per_row, np.float32),
+            "timeouts": (per_row, np.float32),
             # Per env: frames of the last next_obs added, to share with the next obs
             "last_frame_idx": ((self.n_envs, k), index_dtype),
             "last_frame_seq": ((self.n_envs, k), np.int64),
@@ -430,3 +389,43 @@ class FrameStackReplayBuffer(ReplayBuffer):
             ),
             rewards=self.to_torch(self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
         )
+
+
+def _check_arguments(
+    observation_space: spaces.Space, optimize_memory_usage: bool, frame_stack: int | None, frame_margin: float
+) -> tuple[spaces.Box, int]:
+    """Refuse what FrameStackReplayBuffer cannot store, with the fix; return the space and the stacked frames."""
+    if not isinstance(observation_space, spaces.Box):
+        raise ValueError(
+            f"FrameStackReplayBuffer needs a Box observation space, got {observation_space}: "
+            "use stable_baselines3's ReplayBuffer or DictReplayBuffer"
+        )
+    if optimize_memory_usage:
+        raise ValueError(
+            "FrameStackReplayBuffer always stores each frame once: pass optimize_memory_usage=False "
+            "(with True, SB3's learn() rewrites the buffer's dones when training resumes)"
+        )
+    k = 1 if frame_stack is None else int(frame_stack)
+    if k < 1:
+        raise ValueError(f"frame_stack must be a positive number of frames or None, got {frame_stack}")
+    if frame_margin < 0:
+        raise ValueError(f"frame_margin must be >= 0, got {frame_margin}")
+    return observation_space, k
+
+
+def _stack_axis(observation_space: spaces.Box, obs_shape: tuple[int, ...], k: int) -> int:
+    """The axis frames are stacked along.
+
+    The last axis for channel-last images (as SB3 decides), else the first. The axis only decides how much is
+    shared (stacks are checked frame by frame), so an ambiguous shape falls back to the first axis when only that
+    one splits into k frames.
+    """
+    channels_last = is_image_space(observation_space) and not is_image_space_channels_first(observation_space)
+    axes = (len(obs_shape) - 1, 0) if channels_last else (0,)
+    divisible = [axis for axis in axes if obs_shape[axis] % k == 0]
+    if not divisible:
+        raise ValueError(
+            f"Observation shape {obs_shape} has {obs_shape[axes[0]]} channels on axis {axes[0]}, "
+            f"not a multiple of frame_stack={k}: pass the n_stack of VecFrameStack as frame_stack"
+        )
+    return divisible[0]

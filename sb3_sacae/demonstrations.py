@@ -474,32 +474,6 @@ def record_demonstrations(
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
-    venv = _recording_env(env)
-    if seed is not None:
-        venv.seed(seed)
-        venv.action_space.seed(seed)
-    episodes = _run_episodes(venv, _actions_of(policy, venv, deterministic), n_episodes)
-    steps = [step for episode in episodes for step in episode]
-    columns = list(zip(*steps, strict=True))
-    episode_starts = np.concatenate([np.arange(len(episode)) == 0 for episode in episodes])
-    data = {
-        "observations": np.stack(columns[0]),
-        "actions": np.stack(columns[1]).astype(np.float32),
-        "rewards": np.asarray(columns[2], dtype=np.float32),
-        "next_observations": np.stack(columns[3]),
-        "terminated": np.asarray(columns[4], dtype=bool),
-        "truncated": np.asarray(columns[5], dtype=bool),
-        "episode_starts": episode_starts,
-    }
-    meta = {**_env_info(venv), **(metadata or {})}
-    if path is not None:
-        return load_demonstrations(save_demonstrations(path, **data, metadata=meta))
-    _check_transitions(data, "record_demonstrations")
-    return {**data, "metadata": meta}
-
-
-def _recording_env(env: Any) -> VecEnv:
-    """The env as a VecEnv, refused when its observations are not a Box or when it normalises them."""
     venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
     if not isinstance(venv.observation_space, spaces.Box):
         raise ValueError(f"record_demonstrations records Box observations, the env has {venv.observation_space}")
@@ -508,26 +482,45 @@ def _recording_env(env: Any) -> VecEnv:
             "record_demonstrations got a VecNormalize-wrapped env: record from the env without VecNormalize "
             "(demonstrations hold raw observations and rewards, as SB3's replay buffer does)"
         )
-    return venv
+    if seed is not None:
+        venv.seed(seed)
+        venv.action_space.seed(seed)
+    episodes = _run_episodes(venv, _actor(venv, policy, deterministic), n_episodes)
+    steps = [step for episode in episodes for step in episode]
+    columns = list(zip(*steps, strict=True))
+    data = {
+        "observations": np.stack(columns[0]),
+        "actions": np.stack(columns[1]).astype(np.float32),
+        "rewards": np.asarray(columns[2], dtype=np.float32),
+        "next_observations": np.stack(columns[3]),
+        "terminated": np.asarray(columns[4], dtype=bool),
+        "truncated": np.asarray(columns[5], dtype=bool),
+        "episode_starts": np.concatenate([np.arange(len(episode)) == 0 for episode in episodes]),
+    }
+    meta = {**_env_info(venv), **(metadata or {})}
+    if path is not None:
+        return load_demonstrations(save_demonstrations(path, **data, metadata=meta))
+    _check_transitions(data, "record_demonstrations")
+    return {**data, "metadata": meta}
 
 
-def _actions_of(
-    policy: BaseAlgorithm | BasePolicy | Callable[[np.ndarray], Any] | None, venv: VecEnv, deterministic: bool
+def _actor(
+    venv: VecEnv, policy: BaseAlgorithm | BasePolicy | Callable[[np.ndarray], Any] | None, deterministic: bool
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """The actions ``policy`` takes for a batch of observations, one per env (Box actions clipped to the space)."""
+    """A function from a batch of observations to a batch of actions inside the action space (see ``policy``)."""
     action_space = venv.action_space
+    if policy is not None and not isinstance(policy, (BaseAlgorithm, BasePolicy)) and not callable(policy):
+        raise TypeError(
+            f"policy must be an SB3 model or policy, a callable obs -> action, or None; got {type(policy).__name__}"
+        )
 
     def act(obs: np.ndarray) -> np.ndarray:
         if policy is None:
             actions = np.stack([np.asarray(action_space.sample()) for _ in range(venv.num_envs)])
         elif isinstance(policy, (BaseAlgorithm, BasePolicy)):
             actions, _ = policy.predict(obs, deterministic=deterministic)
-        elif callable(policy):
-            actions = np.stack([np.asarray(policy(single_obs)) for single_obs in obs])
         else:
-            raise TypeError(
-                f"policy must be an SB3 model or policy, a callable obs -> action, or None; got {type(policy).__name__}"
-            )
+            actions = np.stack([np.asarray(policy(single_obs)) for single_obs in obs])
         actions = np.asarray(actions).reshape(venv.num_envs, *(action_space.shape or ()))
         if isinstance(action_space, spaces.Box):
             actions = np.clip(actions, action_space.low, action_space.high)
@@ -537,7 +530,7 @@ def _actions_of(
 
 
 def _run_episodes(venv: VecEnv, act: Callable[[np.ndarray], np.ndarray], n_episodes: int) -> list[list[tuple]]:
-    """The first ``n_episodes`` complete episodes, each a list of (obs, action, reward, next obs, terminated, truncated)."""
+    """The first ``n_episodes`` episodes to end, each a list of (obs, action, reward, next_obs, terminated, truncated)."""
     running: list[list[tuple]] = [[] for _ in range(venv.num_envs)]
     episodes: list[list[tuple]] = []
     obs = np.asarray(venv.reset())

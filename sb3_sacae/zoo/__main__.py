@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> None:
 
         hub_main([script, *rest])
         return
+    if script.startswith("zoo_") and script.endswith("_hub"):  # rl_zoo3's Hub scripts: a one-line preflight
+        from sb3_sacae.zoo.hub_check import check_zoo_script
+
+        check_zoo_script([module, *rest])
     sys.argv = [module, *rest]
     if ":" in module:
         module, function = module.split(":")

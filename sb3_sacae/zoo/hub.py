@@ -6,8 +6,9 @@ Push a model trained with the zoo (``logs/sacae/<env>_<id>/``)::
 
 The repository gets ``sacae-<env>.zip``, ``config.yml``, ``env_kwargs.yml``, ``args.yml``,
 ``train_eval_metrics.zip`` (what ``rl_zoo3.load_from_hub`` expects), ``results.json`` (evaluation), a model
-card (``README.md``) that names sb3-sacae and shows how to load the model, and ``replay.mp4`` when an ffmpeg
-binary is found (on ``PATH`` or from ``imageio-ffmpeg``). ``--local-dir DIR --no-upload`` stops after staging.
+card (``README.md``, a ``huggingface_hub.ModelCard`` from ``templates/model_card.md``) that names sb3-sacae and
+shows how to load the model, and ``replay.mp4`` (written by imageio, when ``imageio-ffmpeg`` is installed).
+``--local-dir DIR --no-upload`` stops after staging.
 
 Load it back, ready to ``predict`` (no replay buffer allocated, nothing unpickled)::
 
@@ -27,7 +28,6 @@ import inspect
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 import yaml
-from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, snapshot_download
 
+from sb3_sacae.zoo.hub_check import check_download, check_push, one_line_errors
 from sb3_sacae.zoo.safety import plain_yaml
 from sb3_sacae.zoo.sampler import load_yaml
 
@@ -195,17 +196,14 @@ def evaluate(model: Any, env: Any, n_eval_episodes: int, deterministic: bool, fo
     return mean_reward, std_reward
 
 
-def find_ffmpeg() -> str | None:
-    """An ffmpeg binary: on ``PATH``, else the one bundled with ``imageio-ffmpeg``; None when there is none."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
+def video_writer_available() -> bool:
+    """Whether imageio can write mp4 files (its ffmpeg plugin: ``pip install imageio-ffmpeg``)."""
     try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        return None
+        import imageio.v2  # noqa: F401
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _latest_frame(obs: np.ndarray) -> np.ndarray:
@@ -221,106 +219,128 @@ def _latest_frame(obs: np.ndarray) -> np.ndarray:
 
 
 def record_replay(model: Any, env: Any, path: Path, n_steps: int, deterministic: bool, fps: int = 30) -> bool:
-    """Write an mp4 of what the agent sees; False (and no file) when no ffmpeg binary is found or it fails."""
-    ffmpeg = find_ffmpeg()
-    if ffmpeg is None:
-        print("No ffmpeg binary (install ffmpeg or imageio-ffmpeg): skipping replay.mp4")
+    """Write an mp4 of what the agent sees with imageio; False (and no file) when it cannot write videos."""
+    if not video_writer_available():
+        print("No video writer (pip install imageio imageio-ffmpeg): skipping replay.mp4")
         return False
+    import imageio.v2 as imageio
+
     obs = env.reset()
     frames = [_latest_frame(obs)]
     for _ in range(n_steps):
         action, _ = model.predict(obs, deterministic=deterministic)
         obs, _, _, _ = env.step(action)
         frames.append(_latest_frame(obs))
+    # H.264 in yuv420p (what browsers and the Hub play) needs even sides: repeat the last row / column of odd ones
     height, width = frames[0].shape[:2]
-    command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
-    command += ["-r", str(fps), "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-vcodec", "libx264"]
-    command += ["-pix_fmt", "yuv420p", str(path)]
+    frames = [np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge") for frame in frames]
     try:
-        subprocess.run(command, input=b"".join(frame.tobytes() for frame in frames), check=True, timeout=600)
-    except (OSError, subprocess.SubprocessError) as error:
+        # imageio's stub rejects a list of numpy arrays, which imageio accepts
+        imageio.mimwrite(path, frames, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=2)  # type: ignore[arg-type]
+    except (OSError, RuntimeError, ValueError) as error:
         print(f"Could not encode replay.mp4 ({error}): skipping it")
         path.unlink(missing_ok=True)
         return False
     return True
 
 
-def model_card(repo_id: str, env_id: str, mean_reward: float, std_reward: float, hyperparams: dict, env_kwargs: dict) -> str:
-    """README.md with Hub metadata (library, tags, evaluation) and how to load the model with sb3-sacae."""
-    from huggingface_hub.repocard import metadata_eval_result
-
-    metadata: dict[str, Any] = {
-        "library_name": "stable-baselines3",
-        "tags": [env_id, "deep-reinforcement-learning", "reinforcement-learning", "stable-baselines3", "sb3-sacae", "sac-ae"],
-    }
-    metadata.update(
-        metadata_eval_result(
-            model_pretty_name="SACAE",
-            task_pretty_name="reinforcement-learning",
-            task_id="reinforcement-learning",
-            metrics_pretty_name="mean_reward",
-            metrics_id="mean_reward",
-            metrics_value=f"{mean_reward:.2f} +/- {std_reward:.2f}",
-            dataset_pretty_name=env_id,
-            dataset_id=env_id,
-        )
+def card_data(env_id: str, mean_reward: float, std_reward: float) -> ModelCardData:
+    """The card's metadata: library, tags and the evaluation as a model-index entry (what the Hub shows)."""
+    result = EvalResult(
+        task_type="reinforcement-learning",
+        task_name="reinforcement-learning",
+        dataset_type=env_id,
+        dataset_name=env_id,
+        metric_type="mean_reward",
+        metric_name="mean_reward",
+        metric_value=f"{mean_reward:.2f} +/- {std_reward:.2f}",
     )
-    organization = repo_id.split("/")[0]
-    front_matter = yaml.safe_dump(plain_yaml(metadata), sort_keys=False)
-    return f"""---
-{front_matter}---
+    tags = [env_id, "deep-reinforcement-learning", "reinforcement-learning", "stable-baselines3", "sb3-sacae", "sac-ae"]
+    return ModelCardData(library_name="stable-baselines3", tags=tags, model_name="SACAE", eval_results=[result])
 
-# **SACAE** agent playing **{env_id}**
 
-A SAC-AE agent (Soft Actor-Critic with a pixel autoencoder, Yarats et al. 2019,
-[arXiv:1910.01741](https://arxiv.org/abs/1910.01741)) trained with
-[sb3-sacae](https://pypi.org/project/sb3-sacae/), the SAC-AE algorithm for
-[Stable-Baselines3](https://github.com/DLR-RM/stable-baselines3), and the
-[RL Zoo](https://github.com/DLR-RM/rl-baselines3-zoo).
+def model_card(
+    repo_id: str, env_id: str, mean_reward: float, std_reward: float, hyperparams: dict, env_kwargs: dict
+) -> ModelCard:
+    """The model card (``README.md``): :func:`card_data` and how to load the model with sb3-sacae."""
+    template = (Path(__file__).parent / "templates" / "model_card.md").read_text(encoding="utf-8")
+    return ModelCard.from_template(
+        card_data(env_id, mean_reward, std_reward),
+        template_str=template,
+        env_id=env_id,
+        repo_id=repo_id,
+        organization=repo_id.split("/")[0],
+        mean_reward=f"{mean_reward:.2f} +/- {std_reward:.2f}",
+        env_kwargs_python=repr(plain_yaml(env_kwargs)),
+        hyperparams_yaml=yaml.safe_dump(plain_yaml(hyperparams), sort_keys=True),
+        env_kwargs_yaml=yaml.safe_dump(plain_yaml(env_kwargs), sort_keys=True),
+    )
 
-Mean reward: **{mean_reward:.2f} +/- {std_reward:.2f}** (see `results.json`).
 
-## Usage (with sb3-sacae)
+def _read_run(
+    folder: str | os.PathLike, env_id: str, exp_id: int, load_best: bool, load_checkpoint: int | None, last: bool
+) -> tuple[Path, Path, Path, dict[str, Any], dict[str, Any]]:
+    """Model file, log folder, config folder, ``config.yml`` and ``args.yml`` of a zoo run (read without code)."""
+    from rl_zoo3.utils import get_model_path
 
-```bash
-pip install "sb3-sacae[envs,zoo]"
-```
+    checkpoint = None if load_checkpoint is None else str(load_checkpoint)
+    _, model_path, log_path = get_model_path(exp_id, str(folder), ALGO, _env_name(env_id), load_best, checkpoint, last)
+    stats_path = Path(log_path, env_id)
+    hyperparams = dict(load_yaml(stats_path / "config.yml") or {}) if (stats_path / "config.yml").is_file() else {}
+    saved_args: dict[str, Any] = {}
+    if (stats_path / "args.yml").is_file():
+        try:
+            saved_args = dict(load_yaml(stats_path / "args.yml") or {})
+        except Exception:  # args holding python objects: keep what the card needs
+            saved_args = {}
+    return Path(model_path), Path(log_path), stats_path, hyperparams, saved_args
 
-```python
-import gymnasium as gym
-import sb3_sacae  # registers SACAE and the pixel environments
-from sb3_sacae.zoo.hub import load_from_hub
 
-model = load_from_hub("{repo_id}")  # a SACAE, loaded without unpickling anything
-env = gym.make("{env_id}", **{plain_yaml(env_kwargs)!r})
-obs, _ = env.reset()
-action, _ = model.predict(obs, deterministic=True)
-```
+def _env_name(env_id: str) -> Any:
+    from huggingface_sb3 import EnvironmentName
 
-With the RL Zoo:
+    return EnvironmentName(env_id)
 
-```bash
-python -m sb3_sacae.zoo load_from_hub --algo sacae --env {env_id} -orga {organization} -f logs/
-python -m rl_zoo3.enjoy --algo sacae --env {env_id} -f logs/
-```
 
-## Training (with the RL Zoo)
+def _write_run_files(out: Path, env_id: str, model_path: Path, log_path: Path, hyperparams: dict, saved_args: dict,
+                     env_kwargs: dict) -> None:  # fmt: skip
+    """The model, the three YAML files and ``train_eval_metrics.zip``: the zoo's layout of a Hub repository."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model_path, out / model_filename(env_id))
+    _write_yaml(out / "config.yml", hyperparams)
+    _write_yaml(out / "env_kwargs.yml", env_kwargs)
+    _write_yaml(out / "args.yml", {**saved_args, "env_kwargs": env_kwargs})
+    with zipfile.ZipFile(out / "train_eval_metrics.zip", "w") as archive:
+        for path in [log_path / "evaluations.npz", *sorted(log_path.glob("*.csv"))]:
+            if path.is_file():
+                archive.write(path, arcname=path.name)
+    lfs = "filter=lfs diff=lfs merge=lfs -text"
+    (out / ".gitattributes").write_text(f"*.zip {lfs}\n*.mp4 {lfs}\n")
 
-```bash
-python -m rl_zoo3.train --algo sacae --env {env_id} -f logs/
-python -m sb3_sacae.zoo push_to_hub --algo sacae --env {env_id} -f logs/ -orga {organization}
-```
 
-## Hyperparameters
+def _test_env_maker(env_id: str, hyperparams: dict, stats_path: Path, env_kwargs: dict, seed: int) -> Any:
+    """A function making one evaluation env as ``rl_zoo3.enjoy`` does (wrappers, frame stack, VecNormalize)."""
+    from rl_zoo3.utils import create_test_env
 
-```yaml
-{yaml.safe_dump(plain_yaml(hyperparams), sort_keys=True)}```
+    wrappers = ("env_wrapper", "vec_env_wrapper", "frame_stack")
+    test_hyperparams = {key: value for key, value in hyperparams.items() if key in wrappers}
+    normalize = bool(hyperparams.get("normalize", False))
+    if normalize:
+        test_hyperparams.update(normalize=True, normalize_kwargs={"norm_obs": True, "norm_reward": False})
 
-## Environment arguments
+    def make_env() -> Any:
+        return create_test_env(
+            _env_name(env_id).gym_id,
+            n_envs=1,
+            stats_path=str(stats_path) if normalize else None,
+            seed=seed,
+            log_dir=None,
+            should_render=False,
+            hyperparams=dict(test_hyperparams),
+            env_kwargs=env_kwargs,
+        )
 
-```yaml
-{yaml.safe_dump(plain_yaml(env_kwargs), sort_keys=True)}```
-"""
+    return make_env
 
 
 def stage(
@@ -342,54 +362,15 @@ def stage(
     device: str = "auto",
 ) -> Path:
     """Write everything the Hub repository will hold into ``local_dir`` (no network)."""
-    from huggingface_sb3 import EnvironmentName
-    from rl_zoo3.utils import create_test_env, get_model_path
-
-    env_name = EnvironmentName(env_id)
-    checkpoint = None if load_checkpoint is None else str(load_checkpoint)
-    _, model_path, log_path = get_model_path(exp_id, str(folder), ALGO, env_name, load_best, checkpoint, load_last_checkpoint)
-    stats_path = Path(log_path, env_name)
-    hyperparams = dict(load_yaml(stats_path / "config.yml") or {}) if (stats_path / "config.yml").is_file() else {}
-    saved_args: dict[str, Any] = {}
-    if (stats_path / "args.yml").is_file():
-        try:
-            saved_args = dict(load_yaml(stats_path / "args.yml") or {})
-        except Exception:  # args holding python objects: keep what the card needs
-            saved_args = {}
-    kwargs = dict(hyperparams.get("env_kwargs") or {})
-    kwargs.update(saved_args.get("env_kwargs") or {})
-    kwargs.update(env_kwargs or {})
-
+    model_path, log_path, stats_path, hyperparams, saved_args = _read_run(
+        folder, env_id, exp_id, load_best, load_checkpoint, load_last_checkpoint
+    )
+    kwargs = {**(hyperparams.get("env_kwargs") or {}), **(saved_args.get("env_kwargs") or {}), **(env_kwargs or {})}
     out = Path(local_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(model_path, out / model_filename(env_id))
-    _write_yaml(out / "config.yml", hyperparams)
-    _write_yaml(out / "env_kwargs.yml", kwargs)
-    _write_yaml(out / "args.yml", {**saved_args, "env_kwargs": kwargs})
-    with zipfile.ZipFile(out / "train_eval_metrics.zip", "w") as archive:
-        for path in [Path(log_path, "evaluations.npz"), *sorted(Path(log_path).glob("*.csv"))]:
-            if path.is_file():
-                archive.write(path, arcname=path.name)
-
-    test_hyperparams = {
-        key: value for key, value in hyperparams.items() if key in ("env_wrapper", "vec_env_wrapper", "frame_stack")
-    }
-    normalize = bool(hyperparams.get("normalize", False))
-    if normalize:
-        test_hyperparams.update(normalize=True, normalize_kwargs={"norm_obs": True, "norm_reward": False})
+    _write_run_files(out, env_id, model_path, log_path, hyperparams, saved_args, kwargs)
+    if hyperparams.get("normalize", False):
         shutil.copy(stats_path / "vecnormalize.pkl", out / "vec_normalize.pkl")
-
-    def make_env() -> Any:
-        return create_test_env(
-            env_name.gym_id,
-            n_envs=1,
-            stats_path=str(stats_path) if normalize else None,
-            seed=seed,
-            log_dir=None,
-            should_render=False,
-            hyperparams=dict(test_hyperparams),
-            env_kwargs=kwargs,
-        )
+    make_env = _test_env_maker(env_id, hyperparams, stats_path, kwargs, seed)
 
     eval_env = make_env()
     # the zip is the user's own training output: SB3's loader is fine here (Hub downloads use load_model's safe path)
@@ -400,10 +381,7 @@ def stage(
         video_env = make_env()
         record_replay(model, video_env, out / "replay.mp4", video_length, deterministic)
         video_env.close()
-    (out / "README.md").write_text(model_card(repo_id, env_id, mean_reward, std_reward, hyperparams, kwargs), encoding="utf-8")
-    (out / ".gitattributes").write_text(
-        "*.zip filter=lfs diff=lfs merge=lfs -text\n*.mp4 filter=lfs diff=lfs merge=lfs -text\n"
-    )
+    model_card(repo_id, env_id, mean_reward, std_reward, hyperparams, kwargs).save(out / "README.md")
     print(f"Staged {repo_id} in {out}: mean reward {mean_reward:.2f} +/- {std_reward:.2f}")
     return out
 
@@ -434,7 +412,13 @@ def push_to_hub(
     local_dir: str | os.PathLike | None = None,
     **stage_kwargs: Any,
 ) -> str:
-    """Stage a zoo-trained SACAE (:func:`stage`) and upload it (:func:`upload`)."""
+    """Check that the Hub takes the push (:func:`~sb3_sacae.zoo.hub_check.check_push`), then stage a zoo-trained
+    SACAE (:func:`stage`) and upload it (:func:`upload`).
+
+    :raises ~sb3_sacae.zoo.hub_check.HubUnavailableError: offline, no token, Hub unreachable or token refused,
+        found in about a second, before the evaluation and the video
+    """
+    check_push(repo_id, token=token)
     with tempfile.TemporaryDirectory(prefix="sacae-hub-") as tmp:
         staged = stage(folder, env_id, repo_id, local_dir or tmp, **stage_kwargs)
         return upload(staged, repo_id, commit_message=commit_message, token=token, private=private)
@@ -492,15 +476,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         from sb3_sacae.serialization import UnsafeFileError
 
         try:
-            download_to_zoo_folder(
-                repo_id,
-                args.env,
-                args.folder,
-                exp_id=args.exp_id,
-                force=args.force,
-                revision=args.revision,
-                trust_remote_code=args.trust_remote_code,
-            )
+            with one_line_errors(repo_id, push=False):
+                check_download(repo_id, revision=args.revision)  # before anything is downloaded or written
+                download_to_zoo_folder(
+                    repo_id,
+                    args.env,
+                    args.folder,
+                    exp_id=args.exp_id,
+                    force=args.force,
+                    revision=args.revision,
+                    trust_remote_code=args.trust_remote_code,
+                )
         except UnsafeFileError as error:
             raise SystemExit(f"Refused {repo_id}: {error}") from error
         return
@@ -522,15 +508,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit("--no-upload needs --local-dir")
         stage(args.folder, args.env, repo_id, args.local_dir, **stage_kwargs)
         return
-    push_to_hub(
-        args.folder,
-        args.env,
-        repo_id,
-        commit_message=args.commit_message,
-        private=args.private,
-        local_dir=args.local_dir,
-        **stage_kwargs,
-    )
+    with one_line_errors(repo_id, push=True):
+        push_to_hub(
+            args.folder,
+            args.env,
+            repo_id,
+            commit_message=args.commit_message,
+            private=args.private,
+            local_dir=args.local_dir,
+            **stage_kwargs,
+        )
 
 
 if __name__ == "__main__":

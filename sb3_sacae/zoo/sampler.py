@@ -22,8 +22,11 @@ is marked FAIL (and optionally re-queued) by the next worker instead of staying 
 from __future__ import annotations
 
 import ast
+import contextlib
 import gc
 import math
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,70 @@ import optuna
 
 NET_ARCHS: dict[str, list[int]] = {"small": [256, 256], "medium": [512, 512], "big": [1024, 1024]}
 FEATURES_DIMS = (32, 50, 64, 128)
+
+#: What the sampler searches: name -> ("float" | "int", low, high, log) or ("categorical", choices). A config's
+#: ``search_space`` entry (or ``--hyperparams search_space:"dict(...)"``) bounds, narrows or fixes any of them.
+SEARCH_SPACE: dict[str, tuple[Any, ...]] = {
+    "one_minus_gamma": ("float", 1e-3, 0.05, True),
+    "learning_rate": ("float", 1e-4, 3e-3, True),
+    "batch_size_pow": ("int", 5, 8, False),  # 32 .. 256
+    "train_freq": ("int", 1, 4, False),
+    "tau": ("float", 0.002, 0.05, True),
+    "init_temperature": ("float", 0.01, 1.0, True),
+    "encoder_tau": ("float", 0.01, 0.2, True),
+    "encoder_lr": ("float", 1e-4, 3e-3, True),
+    "decoder_lr": ("float", 1e-4, 3e-3, True),
+    "decoder_latent_lambda": ("float", 1e-8, 1e-4, True),
+    "decoder_weight_lambda": ("float", 1e-9, 1e-5, True),
+    "features_dim": ("categorical", FEATURES_DIMS),
+    "net_arch": ("categorical", tuple(NET_ARCHS)),
+    "actor_update_interval": ("int", 1, 4, False),
+    "target_update_interval": ("int", 1, 4, False),
+    "decoder_update_interval": ("int", 1, 4, False),
+}
+
+#: Constructor argument (``policy_kwargs`` key for the last two) -> the sampled parameter it comes from. Giving one
+#: of them with ``--hyperparams`` during a search fixes it: the parameter is not searched, the value given is used.
+SAMPLED_FROM: dict[str, str] = {
+    "gamma": "one_minus_gamma",
+    "learning_rate": "learning_rate",
+    "batch_size": "batch_size_pow",
+    "train_freq": "train_freq",
+    "tau": "tau",
+    "ent_coef": "init_temperature",
+    **{name: name for name in ("encoder_tau", "encoder_lr", "decoder_lr", "decoder_latent_lambda")},
+    **{name: name for name in ("decoder_weight_lambda", "actor_update_interval", "target_update_interval")},
+    "decoder_update_interval": "decoder_update_interval",
+    "features_dim": "features_dim",
+    "net_arch": "net_arch",
+}
+
+
+# search_space and fixed arguments of the search running in this thread (rl_zoo3's --n-jobs runs trials in threads)
+_settings = threading.local()
+# reasons of the trials that failed in this process, for the message when none completed
+_failed_reasons: list[str] = []
+
+
+@contextlib.contextmanager
+def search_settings(search_space: dict[str, Any] | None, fixed: dict[str, Any] | None) -> Iterator[None]:
+    """Make :func:`sample_sacae_params` use ``search_space`` and ``fixed`` in this thread (rl_zoo3's sampler call
+    passes neither)."""
+    previous = getattr(_settings, "value", None)
+    _settings.value = {"search_space": search_space, "fixed": fixed}
+    try:
+        yield
+    finally:
+        _settings.value = previous
+
+
+def failed_trial_reasons() -> list[str]:
+    """Why the trials of this process failed (see :func:`record_failed_trial`)."""
+    return list(_failed_reasons)
+
+
+class SearchSpaceError(ValueError):
+    """A ``search_space`` entry that names no sampled parameter, or bounds the sampler cannot use."""
 
 
 def sample_sacae_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
@@ -40,33 +107,113 @@ def sample_sacae_params(trial: optuna.Trial, n_actions: int, n_envs: int, additi
     :param n_actions: size of the action space (unused: SAC-AE adds no action noise)
     :param n_envs: number of environments (unused)
     :param additional_args: rl_zoo3's extra arguments; ``policy_kwargs`` there (the config's) are kept and
-        the sampled ``features_dim`` / ``net_arch`` override them
+        the sampled ``features_dim`` / ``net_arch`` override them; ``search_space`` (see
+        :func:`sample_search_space`) bounds or fixes sampled parameters; ``fixed`` (constructor arguments given on
+        the command line, see :data:`SAMPLED_FROM`) are used as given instead of searched
     :return: constructor keyword arguments
     """
-    params: dict[str, Any] = {
-        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 1e-3, 0.05, log=True),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
-        "batch_size_pow": trial.suggest_int("batch_size_pow", 5, 8),  # 32 .. 256
-        "train_freq": trial.suggest_int("train_freq", 1, 4),
-        "tau": trial.suggest_float("tau", 0.002, 0.05, log=True),
-        "init_temperature": trial.suggest_float("init_temperature", 0.01, 1.0, log=True),
-        "encoder_tau": trial.suggest_float("encoder_tau", 0.01, 0.2, log=True),
-        "encoder_lr": trial.suggest_float("encoder_lr", 1e-4, 3e-3, log=True),
-        "decoder_lr": trial.suggest_float("decoder_lr", 1e-4, 3e-3, log=True),
-        "decoder_latent_lambda": trial.suggest_float("decoder_latent_lambda", 1e-8, 1e-4, log=True),
-        "decoder_weight_lambda": trial.suggest_float("decoder_weight_lambda", 1e-9, 1e-5, log=True),
-        "features_dim": trial.suggest_categorical("features_dim", FEATURES_DIMS),
-        "net_arch": trial.suggest_categorical("net_arch", list(NET_ARCHS)),
-        "actor_update_interval": trial.suggest_int("actor_update_interval", 1, 4),
-        "target_update_interval": trial.suggest_int("target_update_interval", 1, 4),
-        "decoder_update_interval": trial.suggest_int("decoder_update_interval", 1, 4),
-    }
+    additional_args = {**(getattr(_settings, "value", None) or {}), **additional_args}
+    fixed = dict(additional_args.get("fixed") or {})
+    fixed_policy = {key: value for key, value in (fixed.get("policy_kwargs") or {}).items() if key in SAMPLED_FROM}
+    skip = {SAMPLED_FROM[key] for key in [*fixed, *fixed_policy] if key in SAMPLED_FROM and key != "policy_kwargs"}
+    params = sample_search_space(trial, additional_args.get("search_space"), skip=skip)
     hyperparams = convert_sacae_params(params)
-    trial.set_user_attr("gamma", hyperparams["gamma"])
-    trial.set_user_attr("batch_size", hyperparams["batch_size"])
+    if "gamma" in hyperparams:
+        trial.set_user_attr("gamma", hyperparams["gamma"])
+    if "batch_size" in hyperparams:
+        trial.set_user_attr("batch_size", hyperparams["batch_size"])
+    if skip:
+        trial.set_user_attr("fixed", sorted(skip))
     base = dict(additional_args.get("policy_kwargs") or {})
-    hyperparams["policy_kwargs"] = {**base, **hyperparams["policy_kwargs"]}
+    hyperparams["policy_kwargs"] = {**base, **hyperparams["policy_kwargs"], **fixed_policy}
+    hyperparams.update({key: value for key, value in fixed.items() if key in SAMPLED_FROM})
     return hyperparams
+
+
+def sample_search_space(
+    trial: optuna.Trial, overrides: dict[str, Any] | None = None, skip: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Draw every parameter of :data:`SEARCH_SPACE` (but ``skip``), as bounded or fixed by ``overrides``.
+
+    ``overrides`` maps a parameter name to:
+
+    * a number (for ``net_arch`` also a list of layer sizes or a name of :data:`NET_ARCHS`): fixed to that value;
+    * ``[low, high]`` (numeric parameters) or ``{"low": low, "high": high}``: searched between those bounds, on
+      the parameter's own scale (log or linear);
+    * a list of values (``features_dim``; ``net_arch``: names or lists of layer sizes): searched among those.
+
+    Fixed values are still recorded as single-value distributions, so ``--trial-id`` replays them.
+
+    :raises SearchSpaceError: an unknown name or a value that does not fit the parameter
+    """
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(SEARCH_SPACE))
+    if unknown:
+        raise SearchSpaceError(
+            f"search_space names {unknown}, which SACAE's sampler does not draw: use {sorted(SEARCH_SPACE)}"
+        )
+    return {name: _suggest(trial, name, spec, overrides.get(name)) for name, spec in SEARCH_SPACE.items() if name not in skip}
+
+
+def _suggest(trial: optuna.Trial, name: str, spec: tuple[Any, ...], override: Any) -> Any:
+    if spec[0] == "categorical":
+        return trial.suggest_categorical(name, _choices(name, spec[1], override))
+    kind, low, high, log = spec
+    if override is not None:
+        low, high = _bounds(name, override)
+        if log and low <= 0:
+            raise SearchSpaceError(f"search_space {name}: the sampler draws it on a log scale, bounds must be > 0")
+        if low > high:
+            raise SearchSpaceError(f"search_space {name}: low {low} is above high {high}")
+    if kind == "int":
+        return trial.suggest_int(name, int(low), int(high), log=log)
+    return trial.suggest_float(name, float(low), float(high), log=log)
+
+
+def _bounds(name: str, override: Any) -> tuple[float, float]:
+    if isinstance(override, dict) and set(override) <= {"low", "high"} and override:
+        default = SEARCH_SPACE[name]
+        return override.get("low", default[1]), override.get("high", default[2])
+    if isinstance(override, (list, tuple)) and len(override) == 2 and all(_is_number(value) for value in override):
+        return override[0], override[1]
+    if _is_number(override):
+        return override, override
+    raise SearchSpaceError(
+        f"search_space {name}: give a number (fixed), [low, high] or {{low: ..., high: ...}}, got {override!r}"
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _choices(name: str, default: tuple[Any, ...], override: Any) -> list[Any]:
+    if override is None:
+        return list(default)
+    if name == "net_arch":
+        if isinstance(override, str) or (isinstance(override, (list, tuple)) and all(_is_number(x) for x in override)):
+            override = [override]  # one architecture: fixed
+        return [_net_arch_choice(choice) for choice in override]
+    choices = list(override) if isinstance(override, (list, tuple)) else [override]
+    if not choices or not all(_is_number(choice) for choice in choices):
+        raise SearchSpaceError(f"search_space {name}: give a number (fixed) or a list of numbers, got {override!r}")
+    return choices
+
+
+def _net_arch_choice(choice: Any) -> str:
+    """A ``net_arch`` choice as Optuna stores it: a name of :data:`NET_ARCHS` or layer sizes joined by ``-``."""
+    if isinstance(choice, str) and (choice in NET_ARCHS or _parse_net_arch(choice) is not None):
+        return choice
+    if isinstance(choice, (list, tuple)) and choice and all(isinstance(size, int) and size > 0 for size in choice):
+        return "-".join(str(size) for size in choice)
+    raise SearchSpaceError(
+        f"search_space net_arch: give layer sizes such as [64, 64] or one of {list(NET_ARCHS)}, got {choice!r}"
+    )
+
+
+def _parse_net_arch(text: str) -> list[int] | None:
+    parts = text.split("-")
+    return [int(part) for part in parts] if all(part.isdigit() and int(part) > 0 for part in parts) else None
 
 
 def convert_sacae_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
@@ -86,15 +233,39 @@ def convert_sacae_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         policy_kwargs["features_dim"] = hyperparams.pop("features_dim")
     if "net_arch" in hyperparams:
         net_arch = hyperparams.pop("net_arch")
-        policy_kwargs["net_arch"] = NET_ARCHS[net_arch] if isinstance(net_arch, str) else net_arch
+        if isinstance(net_arch, str):  # a name of NET_ARCHS, or layer sizes joined by "-" (a search_space choice)
+            net_arch = NET_ARCHS.get(net_arch) or _parse_net_arch(net_arch) or net_arch
+        policy_kwargs["net_arch"] = net_arch
     hyperparams["policy_kwargs"] = policy_kwargs
     return hyperparams
 
 
+class SearchConfigurationError(RuntimeError):
+    """A trial failed before any trial of the study completed, from an error that no sampled value causes."""
+
+
+def depends_on_the_sample(error: BaseException) -> bool:
+    """Whether another sample may succeed where this one failed: out of memory, or diverged (SACAE's NaN guard)."""
+    if isinstance(error, (MemoryError, FloatingPointError)):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
 def record_failed_trial(trial: optuna.Trial, error: BaseException) -> float:
-    """Keep the reason of a crashed trial and return NaN, which Optuna stores as a FAIL and moves on."""
+    """Keep the reason of a crashed trial and return NaN, which Optuna stores as a FAIL and moves on.
+
+    An error that does not depend on the sample (a wrong argument, an unknown environment, a bad wrapper), raised
+    while no trial of the study has completed, would fail every trial: the search stops at once with it.
+
+    :raises SearchConfigurationError: from ``error``, in that case
+    """
     reason = f"{type(error).__name__}: {error}"[:2000]
     trial.set_user_attr("fail_reason", reason)
+    _failed_reasons.append(reason)
+    if not depends_on_the_sample(error) and not _any_trial_completed(trial):
+        raise SearchConfigurationError(
+            f"Trial {trial.number} failed before any trial of the study completed, and every trial would: {reason}"
+        ) from error
     print(f"Trial {trial.number} failed, the study goes on: {reason}")
     gc.collect()
     try:
@@ -105,6 +276,13 @@ def record_failed_trial(trial: optuna.Trial, error: BaseException) -> float:
     except ImportError:
         pass
     return math.nan
+
+
+def _any_trial_completed(trial: optuna.Trial) -> bool:
+    study = getattr(trial, "study", None)
+    if study is None:
+        return False
+    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
 def make_storage(

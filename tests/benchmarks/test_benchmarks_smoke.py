@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,15 +129,127 @@ def test_alternatives_time_equivalent_formulations(dtype):
     assert all(float(line.split()[-1]) <= tolerance for line in rows), out
 
 
-def test_throughput_versus_times_two_sacae_models_alternately():
-    tiny = [
-        "--image-size", "40", "--batch-size", "8", "--transitions", "16", "--steps", "2", "--warmup", "1",
-        "--threads", "1", "--peak-size", "128", "--policy-kwargs", TINY_SACAE_POLICY, "--skip-sac",
-        "--versus", json.dumps({"reuse_critic_features": True}),
-    ]  # fmt: skip
-    stdout = run_script("throughput.py", *tiny)
+TINY_THROUGHPUT = [
+    "--image-size", "40", "--batch-size", "8", "--transitions", "16", "--steps", "2", "--warmup", "1",
+    "--threads", "1", "--peak-size", "128", "--policy-kwargs", TINY_SACAE_POLICY, "--skip-sac",
+]  # fmt: skip
+
+
+def comparison_rows(stdout: str) -> tuple[list[list[str]], str]:
+    """The two model rows of the alternating-steps table and the line that states the change."""
     lines = stdout[stdout.index("in one process, 2 alternating steps each") :].splitlines()
     rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[3:5]]
-    assert rows[0][0] == "SACAE {}" and rows[1][0] == "SACAE {'reuse_critic_features': True}"
     assert all(float(mean) > 0 and float(median) > 0 and float(rate) > 0 for _, mean, median, rate in rows)
-    assert "step time with {'reuse_critic_features': True}: " in lines[5]
+    return rows, lines[5]
+
+
+def test_throughput_versus_times_two_sacae_models_alternately(tmp_path):
+    versus_csv = tmp_path / "versus.csv"
+    args = ["--versus", json.dumps({"reuse_critic_features": True}), "--versus-csv", str(versus_csv)]
+    rows, change = comparison_rows(run_script("throughput.py", *TINY_THROUGHPUT, *args))
+    assert rows[0][0] == "SACAE {} (this code)" and rows[1][0] == 'SACAE {"reuse_critic_features": true}'
+    assert change.startswith('step time of SACAE {"reuse_critic_features": true} against this code: ')
+    (row,) = read_csv(versus_csv)
+    assert row["other"] == rows[1][0] and float(row["this_ms_mean"]) == pytest.approx(float(rows[0][1]), abs=0.05)
+    assert float(row["change"]) == pytest.approx(float(row["other_ms_mean"]) / float(row["this_ms_mean"]) - 1, abs=1e-3)
+
+
+def test_throughput_times_another_checkout_with_its_own_code(tmp_path):
+    """--baseline-code imports a second sb3_sacae beside this one; each model runs its own package's modules."""
+    other = tmp_path / "other"
+    shutil.copytree(ROOT / "sb3_sacae", other / "sb3_sacae", ignore=shutil.ignore_patterns("__pycache__"))
+    (other / "sb3_sacae" / "version.txt").write_text("0.0.0.other\n")
+    marks = tmp_path / "marks.txt"
+    with (other / "sb3_sacae" / "sacae.py").open("a") as module:  # every train() of the copy says which module it sees
+        module.write(
+            "\n_train = SACAE.train\n\n"
+            "def _marked_train(self, *args, **kwargs):\n"
+            "    import importlib, pathlib\n"
+            f"    with open({str(marks)!r}, 'a') as marks:\n"
+            "        marks.write(importlib.import_module('sb3_sacae.sacae').__file__ + '\\n')\n"
+            "    return _train(self, *args, **kwargs)\n\n"
+            "SACAE.train = _marked_train\n"
+        )
+    versus_csv = tmp_path / "versus.csv"
+    args = ["--baseline-code", str(other), "--baseline-label", "the copy", "--versus-csv", str(versus_csv)]
+    rows, change = comparison_rows(run_script("throughput.py", *TINY_THROUGHPUT, *args))
+    assert [row[0] for row in rows] == ["SACAE {} (this code)", "the copy"]
+    assert change.startswith("step time of the copy against this code: ")
+    seen = marks.read_text().splitlines()
+    assert len(seen) == 2 + 1 and set(seen) == {str(other / "sb3_sacae" / "sacae.py")}  # warm-up call + 2 timed steps
+    (row,) = read_csv(versus_csv)
+    assert row["other"] == "the copy" and row["other_code"] == ""  # the copy is outside git
+
+
+OFFICIAL_STAND_IN = {
+    # the official clone's interface, as benchmarks/other_code.py uses it: utils.ReplayBuffer and sac_ae.SacAeAgent
+    "utils.py": """
+import gym  # the official utils imports the old gym for a wrapper; the benchmark lets Gymnasium stand in
+import numpy as np
+import torch
+
+
+class FrameStack(gym.Wrapper):
+    pass
+
+
+class ReplayBuffer:
+    def __init__(self, obs_shape, action_shape, capacity, batch_size, device):
+        self.obses = np.zeros((capacity, *obs_shape), np.uint8)
+        self.batch_size, self.idx = batch_size, 0
+
+    def add(self, obs, action, reward, next_obs, done):
+        self.obses[self.idx] = obs
+        self.idx += 1
+
+    def sample(self):
+        return torch.as_tensor(self.obses[np.random.randint(0, self.idx, self.batch_size)]).float()
+""",
+    "sac_ae.py": """
+import os
+
+import utils
+
+
+class SacAeAgent:
+    def __init__(self, obs_shape, action_shape, device, **settings):
+        self.settings = settings
+
+    def update(self, replay_buffer, L, step):
+        L.log("train/batch_reward", 0.0, step)
+        obs = replay_buffer.sample()
+        with open(os.environ["OFFICIAL_MARKS"], "a") as marks:
+            marks.write(f"{step} {tuple(obs.shape)} {replay_buffer.idx} {sorted(self.settings)[:2]}\\n")
+""",
+}
+
+
+def test_throughput_times_the_official_update_from_a_clone(tmp_path, monkeypatch):
+    clone = tmp_path / "pytorch_sac_ae"
+    clone.mkdir()
+    for name, text in OFFICIAL_STAND_IN.items():
+        (clone / name).write_text(text)
+    marks = tmp_path / "marks.txt"
+    monkeypatch.setenv("OFFICIAL_MARKS", str(marks))
+    sizes = [*TINY_THROUGHPUT]
+    sizes[sizes.index("--image-size") + 1] = "84"  # the official encoder supports 84x84 only
+    rows, change = comparison_rows(run_script("throughput.py", *sizes, "--reference-code", str(clone)))
+
+    assert [row[0] for row in rows] == ["SACAE {} (this code)", "official pytorch_sac_ae"]
+    assert change.startswith("step time of official pytorch_sac_ae against this code: ")
+    # one warm-up and two timed updates, numbered as the official loop does, on the 16 transitions SACAE got too
+    assert marks.read_text().splitlines() == [f"{step} (8, 9, 84, 84) 16 ['alpha_beta', 'alpha_lr']" for step in (1, 2, 3)]
+
+
+def test_throughput_refuses_a_folder_that_is_not_the_official_code(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), *TINY_THROUGHPUT, "--reference-code", str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert (
+        completed.returncode != 0 and "holds no sac_ae.py: give the root of a clone of the official code" in completed.stderr
+    )

@@ -106,6 +106,28 @@ def test_speed_ratios_compare_rows_of_the_same_session_only():
     assert report.speed_line(rows).startswith("2026-01-02, Test CPU, 2 cores, cpu: the exact default 0.40x")
 
 
+def test_comparisons_in_one_process_get_a_table_and_their_commands():
+    row = {key: "" for key in ["cpu", "nproc", "gpu", "torch", "image_size", "batch_size", "this_code", "other_code"]}
+    row.update(date="2026-01-02T10:00:00", cpu="Test CPU", device="cpu", threads="2", steps="40", warmup="3")
+    row.update(sacae_kwargs='{"bf16_autocast": true}', policy_kwargs="{}", this_ms_mean="500.0", other_ms_mean="550.0")
+    row.update(this_ms_median="498.0", other_ms_median="549.0", change="0.1000", other="earlier code")
+    versus = {**row, "other": 'SACAE {"bf16_autocast": true, "reuse_critic_features": true}', "change": "-0.2000"}
+
+    page = report.performance_page([], [row, versus])
+
+    assert (
+        "| 2026-01-02 | Test CPU, 2 thread(s), cpu | `bf16_autocast=True` | earlier code | 40 | 500.0 | 550.0 | +10.0 % |"
+        in page
+    )
+    assert "| -20.0 % |" in page
+    assert (
+        "python benchmarks/throughput.py --steps 40 --warmup 3 --threads 2 --skip-sac --sacae-kwargs "
+        """'{"bf16_autocast": true}' --baseline-code PATH --baseline-label 'earlier code' --versus-csv"""
+    ) in page
+    assert """--versus '{"bf16_autocast": true, "reuse_critic_features": true}'""" in page
+    assert report.performance_page([], []).count("## Comparisons") == 0
+
+
 def test_readme_needs_its_marker_comments():
     with pytest.raises(ValueError, match="marker comments"):
         report.replace_between("# README without markers\n", report.README_START, report.README_END, "table")

@@ -1,4 +1,4 @@
-"""python -m sb3_sacae.plot: groups of seeds in, a learning-curve figure and a summary table out."""
+"""python -m sb3_sacae.plotting: groups of seeds in, a learning-curve figure and a summary table out."""
 
 import os
 import subprocess
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sb3_sacae.plot import main
 from sb3_sacae.plotting import learning_curves, plot_learning_curves, summary_table
+from sb3_sacae.plotting.cli import main
 from tests.plotting.test_plotting_loading import write_evaluations, write_monitor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def make_runs(root: Path, name: str, offset: float, n_seeds: int = 3) -> None:
 def plot(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run(
-        [sys.executable, "-m", "sb3_sacae.plot", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "sb3_sacae.plotting", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
 
 

@@ -63,12 +63,12 @@ def pushed(trained, tmp_path_factory):
     """The trained model pushed (fake upload) into a local cache; returns (cache, staged folder)."""
     base = tmp_path_factory.mktemp("pushed")
     FakeHfApi.cache, FakeHfApi.calls = base / "cache", []
-    original = hub.HfApi
-    hub.HfApi = FakeHfApi
+    original, original_check = hub.HfApi, hub.check_push
+    hub.HfApi, hub.check_push = FakeHfApi, lambda repo_id, token=None: "tester"  # the preflight asks the real Hub
     try:
         hub.push_to_hub(trained, ENV_ID, REPO_ID, local_dir=base / "staged", n_eval_episodes=2, video_length=20)
     finally:
-        hub.HfApi = original
+        hub.HfApi, hub.check_push = original, original_check
     return base / "cache", base / "staged"
 
 
@@ -81,7 +81,7 @@ def test_push_uploads_model_config_results_card_and_video(pushed):
     assert results["n_eval_episodes"] == 2 and np.isfinite(results["mean_reward"])
     card = (staged / "README.md").read_text()
     assert "sb3-sacae" in card and f'load_from_hub("{REPO_ID}")' in card and "library_name: stable-baselines3" in card
-    if hub.find_ffmpeg() is not None:
+    if hub.video_writer_available():
         assert (staged / "replay.mp4").stat().st_size > 0
 
 

@@ -156,3 +156,12 @@ def postgres_url():
 @pytest.mark.slow
 def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url):
     two_workers_share_one_study(tmp_path, postgres_url)
+
+
+@pytest.mark.slow
+def test_workers_started_together_on_a_fresh_postgresql_database(tmp_path, postgres_url):
+    """No study, no tables: three workers race to create Optuna's schema and the study; every trial completes."""
+    workers = [worker(tmp_path, postgres_url, "-n", "16", "--n-trials", "1", "--seed", str(seed)) for seed in (1, 2, 3)]
+    outputs = [finish(process) for process in workers]
+    study = optuna.load_study(study_name="sacae", storage=postgres_url)
+    assert [trial.state for trial in study.trials] == [COMPLETE] * 3, outputs

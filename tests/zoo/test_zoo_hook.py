@@ -48,8 +48,8 @@ def test_source_patches_still_apply_to_installed_rl_zoo3():
 
     for module, patches in SOURCE_PATCHES.items():
         source = importlib.util.find_spec(module).loader.get_source(module)
-        for old, _new, why in patches:
-            assert old in source, f"{module}: upstream changed, the fix '{why}' no longer applies"
+        for patch in patches:
+            assert patch.old in source, f"{module}: upstream changed, the fix '{patch.why}' no longer applies"
 
 
 def test_register_is_idempotent_and_complete():
@@ -170,17 +170,48 @@ def test_pth_line_is_silent_when_the_shim_module_is_missing(tmp_path):
     assert result.stderr == ""
 
 
-def test_a_source_patch_that_no_longer_applies_warns_once_naming_what_is_not_fixed():
-    from sb3_sacae.zoo import _hook
-
-    _hook._warned_missing.clear()
-    with pytest.warns(RuntimeWarning, match=r"could not patch rl_zoo3.enjoy .*not fixed: .*UnsafeLoader"):
-        _hook.patch_source("rl_zoo3.enjoy", "print('an rl_zoo3 whose source changed')\n")
+def test_a_source_patch_that_no_longer_applies_warns_once_or_fails_closed(monkeypatch):
+    """A convenience fix that no longer applies is one warning; a security fix is recorded for check_patched."""
     import warnings
 
+    from sb3_sacae.zoo import _hook
+
+    monkeypatch.setattr(_hook, "UNPATCHED", [])
+    monkeypatch.setattr(_hook, "_warned_missing", set())
+    with pytest.warns(RuntimeWarning, match=r"could not patch rl_zoo3.enjoy .*not fixed: no full replay buffer"):
+        _hook.patch_source("rl_zoo3.enjoy", "print('an rl_zoo3 whose source changed')\n")
+    assert _hook.UNPATCHED == ["rl_zoo3.enjoy: args.yml is read with yaml.UnsafeLoader (runs code)"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _hook.patch_source("rl_zoo3.enjoy", "print('an rl_zoo3 whose source changed')\n")  # once per process
+    _hook.check_patched("sac")  # other algorithms keep rl_zoo3's behaviour
+    with pytest.raises(_hook.ZooNotPatchedError, match=r"rl_zoo3>=2.9.2,<2.10.*SB3_SACAE_ALLOW_UNPATCHED_ZOO=1"):
+        _hook.check_patched("sacae")
+    monkeypatch.setenv("SB3_SACAE_ALLOW_UNPATCHED_ZOO", "1")
+    with pytest.warns(RuntimeWarning, match="unpatched"):
+        _hook.check_patched("sacae")
+
+
+def test_supported_rl_zoo3_range_is_the_one_setup_py_requires():
+    from sb3_sacae.zoo._hook import SUPPORTED_ZOO_VERSIONS
+
+    assert f'"rl_zoo3{SUPPORTED_ZOO_VERSIONS}"' in (ROOT / "setup.py").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "algo"),
+    [
+        (["--algo", "sacae", "--env", "X"], "sacae"),
+        (["--env", "X", "--algo=sacae"], "sacae"),
+        (["--alg", "sac"], "sac"),
+        (["--env", "X"], None),
+        (["--algo", "ppo", "--algo", "sacae"], "sacae"),
+    ],
+)
+def test_the_algorithm_is_read_from_the_command_line_as_argparse_does(argv, algo):
+    from sb3_sacae.zoo._hook import argv_algo
+
+    assert argv_algo(argv) == algo
 
 
 def test_entry_not_found_error_comes_from_the_installed_huggingface_hub():
@@ -193,8 +224,8 @@ def test_entry_not_found_error_comes_from_the_installed_huggingface_hub():
 
 def test_hook_makes_get_saved_hyperparams_safe_before_rl_zoo3_re_exports_it(tmp_path):
     site = site_dir_with_startup_files(tmp_path)
-    stats = tmp_path / "stats"
-    stats.mkdir()
+    stats = tmp_path / "logs" / "sacae" / "PendulumPixels-v1_1" / "PendulumPixels-v1"
+    stats.mkdir(parents=True)
     marker = tmp_path / "evaluated"
     (stats / "config.yml").write_text(f"normalize: \"__import__('pathlib').Path({str(marker)!r}).touch() or {{}}\"\n")
     code = (
@@ -218,11 +249,36 @@ def test_safe_get_saved_hyperparams_reads_what_rl_zoo3_writes(tmp_path):
         raise AssertionError("only used when SB3_SACAE_TRUST_ZOO_CONFIG=1")
 
     safe = make_safe_get_saved_hyperparams(upstream)
+    stats = tmp_path / "logs" / "sacae" / "PendulumPixels-v1_1" / "PendulumPixels-v1"
+    stats.mkdir(parents=True)
     config = OrderedDict(normalize="dict(norm_obs=True, norm_reward=False)", n_envs=1, frame_stack=2, buffer_size=(100))
-    (tmp_path / "config.yml").write_text(yaml.dump(config))  # rl_zoo3's writer: !!python/object/apply:OrderedDict
-    hyperparams, path = safe(str(tmp_path), norm_reward=True, test_mode=True)
-    assert path == str(tmp_path) and hyperparams["frame_stack"] == 2
+    (stats / "config.yml").write_text(yaml.dump(config))  # rl_zoo3's writer: !!python/object/apply:OrderedDict
+    hyperparams, path = safe(str(stats), norm_reward=True, test_mode=True)
+    assert path == str(stats) and hyperparams["frame_stack"] == 2
     assert hyperparams["normalize_kwargs"] == {"norm_obs": True, "norm_reward": True}
-    (tmp_path / "config.yml").write_text("normalize: true\n")
-    assert safe(str(tmp_path))[0]["normalize_kwargs"] == {"norm_obs": True, "norm_reward": False}
-    assert safe(str(tmp_path / "missing")) == ({}, None)
+    (stats / "config.yml").write_text("normalize: true\n")
+    assert safe(str(stats))[0]["normalize_kwargs"] == {"norm_obs": True, "norm_reward": False}
+    assert safe(str(stats.parent / "missing")) == ({}, None)
+
+
+def test_every_security_patch_applies_to_the_installed_rl_zoo3(tmp_path):
+    """Function and source patches alike: nothing is recorded as unpatched, so --algo sacae is not refused."""
+    code = (
+        "from sb3_sacae.zoo import register, _hook; register(); "
+        "import rl_zoo3.enjoy, rl_zoo3.record_video, rl_zoo3.push_to_hub, rl_zoo3.train; "
+        "print(_hook.UNPATCHED, rl_zoo3.enjoy._sb3_sacae_patched)"
+    )
+    result = run_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "True"]
+
+
+def test_a_zoo_script_imported_before_the_hook_fails_closed(tmp_path):
+    """An explicit install() after rl_zoo3.enjoy was imported (start-up hook off): its source fix is missing."""
+    code = (
+        "import os, rl_zoo3.enjoy; from sb3_sacae.zoo import _hook; del os.environ['SB3_SACAE_NO_ZOO_HOOK']; "
+        "_hook.install(); print(_hook.UNPATCHED)"
+    )
+    result = run_python(code, tmp_path, SB3_SACAE_NO_ZOO_HOOK="1")
+    assert result.returncode == 0, result.stderr
+    assert "rl_zoo3.enjoy: imported before sb3-sacae's hook" in result.stdout

@@ -1,9 +1,10 @@
 """
 Learning curves of several seeds from SB3 monitor logs or EvalCallback evaluations, with confidence bands.
 
-    python -m sb3_sacae.plot runs/sacae_seed*                          # one group, evaluations.npz or monitor.csv
-    python -m sb3_sacae.plot --group "SAC-AE=runs/sacae_*" --group "SAC:pixel=runs/pixel_*" \\
+    python -m sb3_sacae.plotting runs/sacae_seed*                      # one group, evaluations.npz or monitor.csv
+    python -m sb3_sacae.plotting --group "SAC-AE=runs/sacae_*" --group "SAC:pixel=runs/pixel_*" \\
         --x-scale 8 --out cartpole.pdf                                  # env frames with action repeat 8
+    python -m sb3_sacae.plotting --group "SAC-AE=runs/*/sacae_*" --band iqm   # IQM across tasks (runs/<task>/)
 
 Each run is a folder (EvalCallback ``log_path`` with ``evaluations.npz``, or a ``Monitor`` folder with
 ``*monitor.csv``) or one of those files; quote globs so the shell leaves them to this script (``**`` recurses).
@@ -13,12 +14,13 @@ A summary table of each group's last aligned point is printed.
 """
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from stable_baselines3.common.monitor import LoadMonitorResultsError
 
-from sb3_sacae.plotting import BANDS, SOURCES, learning_curves, plot_learning_curves, summary_table
+from sb3_sacae.plotting.curves import SOURCES
+from sb3_sacae.plotting.figures import learning_curves, plot_learning_curves, summary_table
+from sb3_sacae.plotting.stats import BANDS
 
 
 def parse_group(text: str) -> tuple[str, str]:
@@ -30,7 +32,7 @@ def parse_group(text: str) -> tuple[str, str]:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m sb3_sacae.plot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m sb3_sacae.plotting", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("runs", nargs="*", help="run folders, log files or globs of one group (labelled by --label)")
     parser.add_argument("--label", default="runs", help="label of the positional runs' group")
@@ -42,7 +44,10 @@ def make_parser() -> argparse.ArgumentParser:
         "--source", choices=SOURCES, default="auto",
         help="logs to read: evaluations.npz (eval), monitor.csv (monitor), or auto: eval when every run has it",
     )  # fmt: skip
-    parser.add_argument("--band", choices=BANDS, default="ci", help="ci: bootstrap CI of the mean; std: mean +/- std")
+    parser.add_argument(
+        "--band", choices=BANDS, default="ci",
+        help="ci: bootstrap CI of the mean; std: mean +/- std; iqm: IQM with a bootstrap CI stratified by task",
+    )  # fmt: skip
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the bootstrap band")
     parser.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples of the seeds")
     parser.add_argument(
@@ -86,7 +91,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(summary_table(curves, args.confidence))
     print(f"figure: {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,16 +1,10 @@
-"""
-Learning curves of several seeds: load SB3 monitor logs and EvalCallback ``evaluations.npz`` files, align the
-seeds on a common x grid, aggregate them into a mean with a confidence band, and draw the groups on one axes.
-
-Loading, aligning and aggregating are pure functions on numpy arrays; only :func:`plot_learning_curves` draws
-(with matplotlib's Agg canvas, no pyplot state and no display needed). The command line is ``python -m
-sb3_sacae.plot`` (see :mod:`sb3_sacae.plot`).
-"""
+"""Runs as curves: SB3 monitor logs and EvalCallback ``evaluations.npz`` files loaded, smoothed and aligned on one
+x grid (pure functions on numpy arrays)."""
 
 from __future__ import annotations
 
 import glob
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +14,6 @@ from stable_baselines3.common.monitor import Monitor, get_monitor_files, load_re
 
 EVALUATIONS_FILE = "evaluations.npz"
 SOURCES = ("auto", "eval", "monitor")
-BANDS = ("ci", "std")
 
 
 @dataclass(frozen=True)
@@ -29,23 +22,6 @@ class Curve:
 
     x: np.ndarray
     y: np.ndarray
-
-
-@dataclass(frozen=True)
-class GroupCurve:
-    """Seeds of one group aligned on ``x``: their mean and band, and the per-seed values (``seeds``, one row each)."""
-
-    label: str
-    x: np.ndarray
-    mean: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    seeds: np.ndarray
-    band: str
-
-    @property
-    def n_seeds(self) -> int:
-        return int(self.seeds.shape[0])
 
 
 def load_monitor(path: str | Path) -> Curve:
@@ -180,47 +156,6 @@ def align(curves: Sequence[Curve], n_points: int = 200) -> tuple[np.ndarray, np.
     return grid, np.stack([np.interp(grid, curve.x, curve.y) for curve in curves])
 
 
-def bootstrap_ci(
-    values: np.ndarray, confidence: float = 0.95, n_bootstrap: int = 1000, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """
-    Percentile bootstrap confidence interval of the mean over seeds (axis 0), at every x: the seeds are resampled
-    with replacement ``n_bootstrap`` times. One seed gives a zero-width interval.
-
-    :param values: ``(n_seeds, n_points)``
-    :return: lower and upper bounds ``(n_points,)``
-    """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence}")
-    values = np.asarray(values, dtype=np.float64)
-    n_seeds = values.shape[0]
-    indices = np.random.default_rng(seed).integers(0, n_seeds, size=(int(n_bootstrap), n_seeds))
-    means = values[indices].mean(axis=1)  # (n_bootstrap, n_points)
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    return np.percentile(means, tail, axis=0), np.percentile(means, 100.0 - tail, axis=0)
-
-
-def aggregate(
-    values: np.ndarray, band: str = "ci", confidence: float = 0.95, n_bootstrap: int = 1000, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """
-    Mean over seeds (axis 0) and its band: ``"ci"``, the bootstrap confidence interval of the mean
-    (:func:`bootstrap_ci`), or ``"std"``, mean +/- the standard deviation over seeds (population, ``ddof=0``).
-
-    :return: mean, lower and upper band ``(n_points,)``
-    """
-    values = np.asarray(values, dtype=np.float64)
-    mean = values.mean(axis=0)
-    if band == "ci":
-        low, high = bootstrap_ci(values, confidence, n_bootstrap, seed)
-    elif band == "std":
-        std = values.std(axis=0)
-        low, high = mean - std, mean + std
-    else:
-        raise ValueError(f"band must be one of {BANDS}, got {band!r}")
-    return mean, low, high
-
-
 def expand_runs(patterns: Sequence[str | Path]) -> list[Path]:
     """Run folders or log files from paths and glob patterns (``**`` recursive), sorted; a pattern matching nothing raises."""
     runs: list[Path] = []
@@ -230,85 +165,3 @@ def expand_runs(patterns: Sequence[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"no run matches {str(pattern)!r}: give run folders, log files or a quoted glob")
         runs += [Path(match) for match in matches if Path(match) not in runs]
     return runs
-
-
-def learning_curves(
-    groups: Mapping[str, Sequence[str | Path]],
-    source: str = "auto",
-    x_scale: float = 1.0,
-    smoothing: int = 1,
-    band: str = "ci",
-    confidence: float = 0.95,
-    n_bootstrap: int = 1000,
-    n_points: int = 200,
-) -> list[GroupCurve]:
-    """
-    Load, align and aggregate every group of runs (label -> run folders, log files or globs); see :func:`load_curve`,
-    :func:`align` and :func:`aggregate` for the arguments.
-    """
-    curves = []
-    for label, patterns in groups.items():
-        runs = expand_runs(patterns)
-        group_source = resolve_source(runs, source)
-        x, values = align([load_curve(run, group_source, x_scale, smoothing) for run in runs], n_points)
-        mean, low, high = aggregate(values, band, confidence, n_bootstrap)
-        curves.append(GroupCurve(label, x, mean, low, high, values, band))
-    return curves
-
-
-def summary_table(curves: Sequence[GroupCurve], confidence: float = 0.95) -> str:
-    """A plain-text table of each group's last aligned point: seeds, x, mean and band."""
-    band_name = {"ci": f"{round(100 * confidence)}% CI", "std": "mean +/- std"}
-    header = ("group", "seeds", "final x", "final mean", "band", "low", "high")
-    rows = [
-        (
-            c.label,
-            str(c.n_seeds),
-            f"{c.x[-1]:,.0f}",
-            f"{c.mean[-1]:.2f}",
-            band_name.get(c.band, c.band),
-            f"{c.low[-1]:.2f}",
-            f"{c.high[-1]:.2f}",
-        )
-        for c in curves
-    ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
-    return "\n".join([lines[0], "  ".join("-" * width for width in widths), *lines[1:]])
-
-
-def plot_learning_curves(
-    curves: Sequence[GroupCurve],
-    path: str | Path | None = None,
-    title: str | None = None,
-    xlabel: str = "agent steps",
-    ylabel: str = "episode return",
-    figsize: tuple[float, float] = (6.4, 4.0),
-    dpi: int = 120,
-):
-    """
-    Draw each group's mean and band on one axes and save the figure to ``path`` (the extension picks the format:
-    .png, .pdf, .svg) when given. Uses matplotlib's Agg canvas: no display, no global pyplot state.
-
-    :return: the matplotlib ``Figure``
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=figsize, dpi=dpi)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for curve in curves:
-        (line,) = axes.plot(curve.x, curve.mean, label=f"{curve.label} ({curve.n_seeds} seed{'s' * (curve.n_seeds != 1)})")
-        axes.fill_between(curve.x, curve.low, curve.high, color=line.get_color(), alpha=0.2, linewidth=0)
-    axes.set(xlabel=xlabel, ylabel=ylabel)
-    if title:
-        axes.set_title(title)
-    axes.grid(alpha=0.3)
-    if curves:
-        axes.legend(loc="best")
-    figure.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path)
-    return figure
