@@ -1,8 +1,7 @@
 """SAC-AE as a Stable-Baselines3 algorithm: SB3's SAC with a pixel autoencoder, updated in the paper's order."""
 
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -17,6 +16,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from sb3_sacae import guards
+from sb3_sacae.batch import Batch, SharedForward
 from sb3_sacae.collection import CollectionMixin
 from sb3_sacae.discrete import AllowDiscreteActions
 from sb3_sacae.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SACAEPolicy
@@ -36,29 +36,6 @@ SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
 
 # Train-time log keys, recorded (as means over the call's gradient steps) in this order when present
 TRAIN_LOG_KEYS = ("ent_coef", "critic_loss", "q_value", "actor_loss", "entropy", "ent_coef_loss", "ae_loss", "latent_loss")
-
-
-class Batch(NamedTuple):
-    """A replay batch, augmented and prepared once for the encoder forwards of one gradient step."""
-
-    observations: th.Tensor | dict[str, th.Tensor]  # raw (shifted) observations: the reconstruction target
-    pixels: Any  # the trunk's input from the observations (``trunk.preprocess``)
-    next_pixels: Any  # the trunk's input from the next observations
-    actions: th.Tensor
-    rewards: th.Tensor
-    dones: th.Tensor
-    discounts: th.Tensor | float
-    compute_dtype: th.dtype  # bfloat16 under bf16_autocast: the trunk and decoder answer it
-
-
-@dataclass
-class SharedForward:
-    """The shared trunk's features and the critic's latent that the actor and the decoder read."""
-
-    trunk_features: th.Tensor
-    latent: th.Tensor
-    # reuse_critic_features: the reconstruction gradients, taken before the critic step moved the encoder
-    autoencoder_grads: list[tuple[th.Tensor, th.Tensor | None]] | None = None
 
 
 class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
