@@ -8,11 +8,16 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
+
+# BaseCallback and VecEnv (imported as themselves): SB3's GymEnv and MaybeCallback name them as strings, which the API
+# docs resolve in this module
+from stable_baselines3.common.callbacks import BaseCallback as BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.vec_env import VecEnv as VecEnv
 from torch.nn import functional as F
 
 from sb3_sacae import guards
