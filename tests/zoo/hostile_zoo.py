@@ -98,8 +98,8 @@ def fake_rl_zoo3(tmp_path: Path, edits: dict[str, tuple[str, str]]) -> Path:
     return folder
 
 
-def run_module(*args: str, cwd: Path, pythonpath: list[Path] = (), python: str = sys.executable, **env: str):
-    """``python -m <args>`` as a user runs it (marker path in ``$SB3_SACAE_TEST_MARKER``)."""
+def user_environ(pythonpath: list[Path] = (), python: str = sys.executable, **env: str) -> dict[str, str]:
+    """A user's environment: no sb3-sacae variables of this shell, the source tree on PYTHONPATH for this interpreter."""
     environ = {
         key: value
         for key, value in os.environ.items()
@@ -111,9 +111,19 @@ def run_module(*args: str, cwd: Path, pythonpath: list[Path] = (), python: str =
         paths.append(str(ROOT))
     if paths:
         environ["PYTHONPATH"] = os.pathsep.join(paths)
-    return subprocess.run(
-        [python, "-m", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600, check=False
-    )
+    return environ
+
+
+def run_module(*args: str, cwd: Path, pythonpath: list[Path] = (), python: str = sys.executable, **env: str):
+    """``python -m <args>`` as a user runs it (marker path in ``$SB3_SACAE_TEST_MARKER``)."""
+    return subprocess.run([python, "-m", *args], cwd=cwd, env=user_environ(pythonpath, python, **env),
+                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+
+
+def run_code(code: str, cwd: Path, pythonpath: list[Path] = (), **env: str):
+    """``python -c <code>`` in a user's environment."""
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=user_environ(pythonpath, **env),
+                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
 
 
 def refusal(result: subprocess.CompletedProcess, error: str = "UntrustedZooFileError") -> str:

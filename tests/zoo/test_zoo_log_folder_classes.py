@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from sb3_sacae.zoo.safety import UntrustedZooFileError, check_class_paths, check_config
-from tests.zoo.hostile_zoo import ENV_ID, log_folder, plugin_dir, python_tag, refusal, run_module
+from tests.zoo.hostile_zoo import ENV_ID, log_folder, plugin_dir, python_tag, refusal, run_code, run_module
 
 ENTRIES = {
     "env_wrapper": "env_wrapper: evilmod.Wrapper\n",
@@ -125,4 +125,15 @@ def test_get_trained_models_reads_sacae_args_safely(tmp_path):
     log_folder(tmp_path, args=f"env: {python_tag(marker)}\n")
     with pytest.raises(UntrustedZooFileError, match="SB3_SACAE_TRUST_ZOO_CONFIG"):
         rl_zoo3.utils.get_trained_models(str(tmp_path / "logs"))
+    assert not marker.exists()
+
+
+def test_the_rl_zoo3_console_script_refuses_too(tmp_path):
+    """``rl_zoo3 enjoy --algo sacae`` (rl_zoo3.cli imports the script module instead of running it with runpy)."""
+    marker = tmp_path / "pwned"
+    log_folder(tmp_path, config=ENTRIES["env_wrapper"])
+    argv = ["rl_zoo3", "enjoy", "--algo", "sacae", "--env", ENV_ID, "-f", "logs", "-n", "5", "--no-render"]
+    code = f"import sys; sys.argv = {argv!r}; from rl_zoo3.cli import main; main()"
+    result = run_code(code, tmp_path, pythonpath=[plugin_dir(tmp_path)], SB3_SACAE_TEST_MARKER=str(marker))
+    assert "evilmod.Wrapper" in refusal(result)
     assert not marker.exists()
