@@ -89,6 +89,8 @@ def explain(error: BaseException, repo_id: str = "", push: bool = True) -> str |
         return f"The Hub rejected the Hugging Face token (401 Unauthorized): {LOGIN} again{then}"
     if status == 403:
         return f"The Hugging Face token may not write to {what} (403 Forbidden): use a token with write access{then}"
+    if status is not None and status >= 500:
+        return f"{endpoint()} answered {status} (a problem on the Hub's side): try again later{then}"
     if names & _NETWORK_ERRORS:
         hint = f"{STAGE_ONLY}" if push else "or set HF_HUB_OFFLINE=1 to use the local Hub cache"
         return f"Cannot reach {endpoint()} ({_reason(error)}): check the network or the proxy (HTTPS_PROXY), {hint}"

@@ -4,7 +4,9 @@
 ``encoder_tau``, latent and weight penalties, feature size, update intervals); :func:`convert_sacae_params`
 turns a trial's raw ``params`` back into constructor arguments, which is what ``--trial-id N`` replays
 (rl_zoo3 looks it up in ``HYPERPARAMS_CONVERTER["sacae"]``). Round trip: ``convert(trial.params)`` equals what
-the sampler returned for that trial.
+the sampler returned for that trial. A config's ``search_space`` entry bounds, narrows or fixes any sampled
+parameter (:func:`sample_search_space`), and searched constructor arguments given with ``--hyperparams`` are fixed
+(:data:`SAMPLED_FROM`); :mod:`sb3_sacae.zoo.search` hands both to the sampler.
 
 Distributed search (every worker runs the same command)::
 
@@ -308,27 +310,11 @@ def make_storage(
 
 
 def load_yaml(path: str | Path) -> Any:
-    """Read a hyperparameter/config YAML without executing anything (sb3_sacae's safe loader when present)."""
-    try:
-        from sb3_sacae.serialization import safe_load_config
-    except ImportError:  # older sb3_sacae without the safe loaders
-        pass
-    else:
-        return safe_load_config(path)
-    import yaml
+    """Read a hyperparameter/config YAML without executing anything: the package's one safe YAML reader,
+    :func:`sb3_sacae.io.safe_load_config` (rl_zoo3's tuples and OrderedDicts as plain data)."""
+    from sb3_sacae.io import safe_load_config
 
-    class _Loader(yaml.SafeLoader):
-        pass
-
-    # rl_zoo3 writes tuples (train_freq) with python/tuple tags; they are plain data
-    _Loader.add_constructor("tag:yaml.org,2002:python/tuple", lambda loader, node: tuple(loader.construct_sequence(node)))
-    # ... and config.yml / args.yml as OrderedDict([(key, value), ...])
-    _Loader.add_constructor(
-        "tag:yaml.org,2002:python/object/apply:collections.OrderedDict",
-        lambda loader, node: dict(loader.construct_sequence(node, deep=True)[0]),
-    )
-    with open(path, encoding="utf-8") as file:
-        return yaml.load(file, Loader=_Loader)
+    return safe_load_config(path)
 
 
 def parse_policy_kwargs(text: str) -> dict[str, Any]:

@@ -137,6 +137,16 @@ def test_download_check_names_an_unknown_repository(monkeypatch, fake_hub):
         hub_check.check_download("tester/sacae-X")
 
 
+def test_an_outage_of_the_hub_is_explained():
+    class Response:
+        status_code = 503
+
+    class HubHTTPError(Exception):
+        response = Response()
+
+    assert "answered 503" in hub_check.explain(HubHTTPError("Service Unavailable"), "tester/sacae-X")
+
+
 def test_errors_that_are_not_about_the_hub_are_not_explained():
     assert hub_check.explain(ValueError("bad shape")) is None
     assert hub_check.explain(KeyError("policy")) is None
