@@ -183,7 +183,7 @@ class CheckpointBundleCallback(BaseCallback):
             return
         signame = signal.Signals(self._signal).name if self._signal is not None else None
         path = save_bundle(
-            self.model,  # type: ignore[arg-type]
+            self.model,  # type: ignore[arg-type]  # BaseCallback types model as BaseAlgorithm; the bundle callback runs on off-policy models
             self.save_path / bundle_name(self.name_prefix, self.num_timesteps),
             env_rng_before_last_step=self._env_rng_before_step,
             interrupted_by=signame,

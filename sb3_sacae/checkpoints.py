@@ -47,7 +47,7 @@ from sb3_sacae.io.replay_buffers import read_replay_buffer_into, write_replay_bu
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one writer per directory there
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # fcntl is absent on Windows: None marks the fallback
 
 CHECKPOINT_FORMAT = "sb3_sacae.checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -488,7 +488,7 @@ def _reset_env_as_checkpointed(
     env.unwrapped._reset_seeds()
     if before is not None:
         _set_env_rng_states(env, before)
-    model._last_obs = env.reset()  # type: ignore[assignment]
+    model._last_obs = env.reset()  # type: ignore[assignment]  # VecEnv.reset is typed as a union including tuples; SB3 VecEnvs return arrays or dicts
     model._last_episode_starts = np.ones((env.num_envs,), dtype=bool)
     if model._vec_normalize_env is not None:
         model._last_original_obs = model._vec_normalize_env.get_original_obs()

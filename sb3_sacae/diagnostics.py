@@ -100,7 +100,7 @@ def reconstruct(model: BaseAlgorithm, observations: np.ndarray | th.Tensor) -> n
         )
     observations = th.as_tensor(observations, device=model.device)
     with th.no_grad():
-        latent = model.critic.features_extractor(observations)  # type: ignore[attr-defined]
+        latent = model.critic.features_extractor(observations)  # type: ignore[attr-defined]  # BaseAlgorithm types no critic; the callback runs on SACAE models only
         return decoder(latent).float().contiguous().cpu().numpy()
 
 
@@ -204,7 +204,7 @@ class ReconstructionImageCallback(BaseCallback):
         return True
 
     def _sample_observations(self) -> np.ndarray | None:
-        buffer = self.model.replay_buffer  # type: ignore[attr-defined]
+        buffer = self.model.replay_buffer  # type: ignore[attr-defined]  # BaseAlgorithm types no replay_buffer; off-policy models have one
         if buffer is None or buffer.size() == 0:
             return None
         # the diagnostics must not change which batches training draws next

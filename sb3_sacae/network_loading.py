@@ -29,4 +29,4 @@ class RefusePickledLoad:
                 "models with SACAE.save()/SACAE.load() (safe by default), or pass trust_remote_code=True for a file "
                 "you trust"
             )
-        return super().load(path, device=device)  # type: ignore[misc]
+        return super().load(path, device=device)  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 policy class it precedes

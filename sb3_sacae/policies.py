@@ -327,7 +327,7 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         this policy: the actor's and critic's, and the algorithm's encoder and decoder optimizers.
         """
         # torch types optimizer_class as Optimizer, whose own __init__ takes no lr (every optimizer takes it)
-        optimizer = self.optimizer_class(parameters, lr=lr, **{**self.optimizer_kwargs, **overrides})  # type: ignore[call-arg]
+        optimizer = self.optimizer_class(parameters, lr=lr, **{**self.optimizer_kwargs, **overrides})  # type: ignore[call-arg]  # torch types optimizer_class as Optimizer, whose __init__ takes no lr
         # Saved optimizer states hold the (C, H, W) order too, whatever channels_last is (see FlatOrdered)
         return OptimizerStateOrder(self).register(optimizer)
 

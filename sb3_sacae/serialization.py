@@ -45,7 +45,7 @@ def _with_default_suffix(path: str | os.PathLike, suffix: str) -> Path:
 def _read_model_bytes(path: str | os.PathLike | io.BufferedIOBase) -> bytes:
     """A model file's bytes: an open stream, or a regular file (SB3's rule adds ``.zip`` when it is missing)."""
     if isinstance(path, io.BufferedIOBase):
-        return read_bounded(path, "the model stream", MAX_MODEL_BYTES)  # type: ignore[arg-type]
+        return read_bounded(path, "the model stream", MAX_MODEL_BYTES)  # type: ignore[arg-type]  # typeshed's BufferedIOBase is not the BinaryIO read_bounded names; both have read()
     path = Path(path)
     if not path.exists() and path.suffix != ".zip" and _with_default_suffix(path, ".zip").exists():
         path = _with_default_suffix(path, ".zip")
@@ -108,7 +108,7 @@ class SafeSerializationMixin:
         """
         load_kwargs = dict(env=env, device=device, print_system_info=print_system_info, force_reset=force_reset, **kwargs)
         if trust_remote_code:
-            return super().load(path, custom_objects=custom_objects, **load_kwargs)  # type: ignore[misc]
+            return super().load(path, custom_objects=custom_objects, **load_kwargs)  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
         source = str(path) if not isinstance(path, io.BufferedIOBase) else "the given file"
         raw = _read_model_bytes(path)
         if not raw.startswith(b"PK"):
@@ -117,7 +117,7 @@ class SafeSerializationMixin:
         decoded = decode_model_data(check_model_archive(raw, source), cls, source, skip=set(user_objects))
         try:
             with _loading(source):
-                return super().load(  # type: ignore[misc]
+                return super().load(  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
                     io.BytesIO(raw), custom_objects={**decoded, **user_objects}, **load_kwargs
                 )
         except UnsafeFileError:
@@ -151,7 +151,7 @@ class SafeSerializationMixin:
             spaces = getattr(self, "observation_space", None), getattr(self, "action_space", None)
             if isinstance(policy_class, type):
                 check_network_size(lambda: policy_class(*spaces, lambda _: 0.0, **kwargs), source)
-        super()._setup_model()  # type: ignore[misc]
+        super()._setup_model()  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
 
     def save(
         self,
@@ -161,10 +161,10 @@ class SafeSerializationMixin:
     ) -> None:
         """Save like SB3's ``save()``; a path is replaced atomically (a crash mid-save keeps the old file)."""
         if isinstance(path, io.BufferedIOBase):
-            super().save(path, exclude=exclude, include=include)  # type: ignore[misc]
+            super().save(path, exclude=exclude, include=include)  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
             return
         with atomic_write(_with_default_suffix(path, ".zip")) as file:
-            super().save(file, exclude=exclude, include=include)  # type: ignore[misc]
+            super().save(file, exclude=exclude, include=include)  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
 
     def save_replay_buffer(self, path: str | os.PathLike | io.BufferedIOBase) -> None:
         """Save the replay buffer without pickle: an ``.npz`` (the default suffix) of arrays plus JSON metadata."""
@@ -194,7 +194,7 @@ class SafeSerializationMixin:
                 candidates = [_with_default_suffix(path, ".npz"), _with_default_suffix(path, ".pkl")]
                 path = next((c for c in candidates if c.exists()), path)
         if trust_remote_code and not looks_like_npz(path):
-            super().load_replay_buffer(path, truncate_last_traj)  # type: ignore[misc]
+            super().load_replay_buffer(path, truncate_last_traj)  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
             return
         if self.replay_buffer is None:
             raise ValueError("This model has no replay buffer to load into")
@@ -206,7 +206,7 @@ class SafeSerializationMixin:
         """Resume from a checkpoint bundle: see :func:`sb3_sacae.checkpoints.resume_from_bundle`."""
         from sb3_sacae.checkpoints import resume_from_bundle
 
-        return resume_from_bundle(path, env, algorithm_class=cls, **kwargs)  # type: ignore[arg-type, return-value]
+        return resume_from_bundle(path, env, algorithm_class=cls, **kwargs)  # type: ignore[arg-type, return-value]  # cls is the mixin here, an OffPolicyAlgorithm subclass at run time
 
 
 __all__ = [

@@ -48,7 +48,7 @@ def make_pendulum_pixels(
     env = gym.make(
         "Pendulum-v1", render_mode="rgb_array", max_episode_steps=episode_length, disable_env_checker=True, **kwargs
     )
-    env.unwrapped.screen_dim = max(height, width)  # type: ignore[attr-defined]
+    env.unwrapped.screen_dim = max(height, width)  # type: ignore[attr-defined]  # gymnasium's Env stub has no screen_dim; the classic-control env sets it
     return show_frames(pixel_observations(env, (height, width), frame_stack, action_repeat, channels_first), render_mode)
 
 
@@ -118,7 +118,7 @@ def make_mujoco_pixels(
     with explain_rendering_errors():
         env = gym.make(env_id, render_mode="rgb_array", width=width, height=height, disable_env_checker=True, **kwargs)
         if fast_render:
-            model = env.unwrapped.model  # type: ignore[attr-defined]
+            model = env.unwrapped.model  # type: ignore[attr-defined]  # gymnasium's Env stub has no model; MuJoCo envs set it
             model.vis.quality.offsamples = 0  # no multisample anti-aliasing
             model.light_castshadow[:] = 0
         return show_frames(pixel_observations(env, (height, width), frame_stack, action_repeat, channels_first), render_mode)

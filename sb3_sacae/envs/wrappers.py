@@ -210,6 +210,6 @@ def pixel_observations(
         with explain_rendering_errors():
             env = AddRenderObservation(env, render_only=True)
     height, width = image_hw(image_size)
-    if env.observation_space.shape[:2] != (height, width):  # type: ignore[index]
+    if env.observation_space.shape[:2] != (height, width):  # type: ignore[index]  # gymnasium types shape as Optional; AddRenderObservation always sets it
         env = ResizeObservation(env, (height, width))
     return ChannelFrameStack(env, frame_stack, channels_first=channels_first)

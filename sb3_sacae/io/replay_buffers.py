@@ -114,7 +114,7 @@ def _buffer_mismatch(what: str, saved: Any, expected: Any, source: str) -> FileM
 def read_buffer_bytes(path: str | os.PathLike | io.BufferedIOBase, follow_symlinks: bool = True) -> bytes:
     """The bytes of a buffer file: a regular file (or an open stream) no larger than ``SB3_SACAE_MAX_ARRAY_BYTES``."""
     if isinstance(path, io.BufferedIOBase):
-        return read_bounded(path, "the replay buffer stream", MAX_ARRAY_BYTES)  # type: ignore[arg-type]
+        return read_bounded(path, "the replay buffer stream", MAX_ARRAY_BYTES)  # type: ignore[arg-type]  # typeshed's BufferedIOBase is not the BinaryIO read_bounded names; both have read()
     return read_regular_file(path, "the replay buffer", MAX_ARRAY_BYTES, follow_symlinks)
 
 

@@ -281,12 +281,12 @@ def _hyperparameters_optimization(original: Any, self: Any) -> None:
     # rl_zoo3 hands the URL string to optuna.create_study, which builds an RDBStorage without heartbeat:
     # give exp_manager (only it, only for this call) an optuna whose create_study builds one with heartbeat.
     exp_manager = sys.modules[original.__module__]
-    real_optuna = exp_manager.optuna  # type: ignore[attr-defined]
-    exp_manager.optuna = _OptunaWithHeartbeat(real_optuna)  # type: ignore[attr-defined]
+    real_optuna = exp_manager.optuna  # type: ignore[attr-defined]  # rl_zoo3 ships no type stubs for its module attributes
+    exp_manager.optuna = _OptunaWithHeartbeat(real_optuna)  # type: ignore[attr-defined]  # rl_zoo3 ships no type stubs for its module attributes
     try:
         return original(self)
     finally:
-        exp_manager.optuna = real_optuna  # type: ignore[attr-defined]
+        exp_manager.optuna = real_optuna  # type: ignore[attr-defined]  # rl_zoo3 ships no type stubs for its module attributes
 
 
 #: ExperimentManager method -> (replacement taking the original first, whether safety depends on it)

@@ -118,7 +118,7 @@ def __getattr__(name: str) -> Any:
             from huggingface_hub.utils import EntryNotFoundError
         except ImportError:
             try:
-                from huggingface_hub.errors import EntryNotFoundError  # type: ignore[no-redef]
+                from huggingface_hub.errors import EntryNotFoundError  # type: ignore[no-redef]  # the same class under its newer huggingface_hub module
             except ImportError:  # no huggingface_hub error type to catch: catch nothing extra
                 return type("EntryNotFoundError", (Exception,), {})
         return EntryNotFoundError
@@ -208,7 +208,7 @@ def _one_line_excepthook(previous: Any) -> Any:
         else:
             previous(kind, error, traceback)
 
-    excepthook._sb3_sacae = True  # type: ignore[attr-defined]
+    excepthook._sb3_sacae = True  # type: ignore[attr-defined]  # a marker attribute on a function object, which function stubs do not declare
     return excepthook
 
 
@@ -273,7 +273,7 @@ def _after_load(fullname: str, module: ModuleType) -> None:
     if fullname == "huggingface_sb3.push_to_hub":
         # Upstream: rl_zoo3 2.9.2 push_to_hub.py imports `generate_metadata`, renamed in huggingface_sb3 3.x
         if not hasattr(module, "generate_metadata") and hasattr(module, "_generate_metadata"):
-            module.generate_metadata = _generate_metadata_compat(module._generate_metadata)  # type: ignore[attr-defined]
+            module.generate_metadata = _generate_metadata_compat(module._generate_metadata)  # type: ignore[attr-defined]  # huggingface_sb3 3.x renamed the function; rl_zoo3 imports the old name
         return
     if fullname in REGISTER_AFTER:
         try:

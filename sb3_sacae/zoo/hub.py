@@ -184,7 +184,7 @@ def evaluate(model: Any, env: Any, n_eval_episodes: int, deterministic: bool, fo
     from stable_baselines3.common.evaluation import evaluate_policy
 
     mean, std = evaluate_policy(model, env, n_eval_episodes=n_eval_episodes, deterministic=deterministic)
-    mean_reward, std_reward = float(mean), float(std)  # type: ignore[arg-type]
+    mean_reward, std_reward = float(mean), float(std)  # type: ignore[arg-type]  # SB3 types evaluate_policy's return as a union with per-episode lists; this call returns floats
     results = {
         "mean_reward": mean_reward,
         "std_reward": std_reward,
@@ -236,7 +236,7 @@ def record_replay(model: Any, env: Any, path: Path, n_steps: int, deterministic:
     frames = [np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge") for frame in frames]
     try:
         # imageio's stub rejects a list of numpy arrays, which imageio accepts
-        imageio.mimwrite(path, frames, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=2)  # type: ignore[arg-type]
+        imageio.mimwrite(path, frames, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=2)  # type: ignore[arg-type]  # imageio's stub types mimwrite's frames too narrowly
     except (OSError, RuntimeError, ValueError) as error:
         print(f"Could not encode replay.mp4 ({error}): skipping it")
         path.unlink(missing_ok=True)

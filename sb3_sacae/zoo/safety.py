@@ -315,7 +315,7 @@ def make_safe_get_saved_hyperparams(original: Callable[..., Any]) -> Callable[..
             hyperparams["normalize_kwargs"] = normalize_kwargs
         return hyperparams, stats_path
 
-    get_saved_hyperparams._sb3_sacae_safe = True  # type: ignore[attr-defined]
+    get_saved_hyperparams._sb3_sacae_safe = True  # type: ignore[attr-defined]  # a marker attribute on a function object, which function stubs do not declare
     return get_saved_hyperparams
 
 
@@ -329,7 +329,7 @@ def make_get_model_path(original: Callable[..., Any]) -> Callable[..., Any]:
         remember_log_folder(log_path, algo)
         return name_prefix, model_path, log_path
 
-    get_model_path._sb3_sacae_safe = True  # type: ignore[attr-defined]
+    get_model_path._sb3_sacae_safe = True  # type: ignore[attr-defined]  # a marker attribute on a function object, which function stubs do not declare
     return get_model_path
 
 
@@ -349,7 +349,7 @@ def make_safe_create_test_env(original: Callable[..., Any]) -> Callable[..., Any
             check_vecnormalize(algo_of(stats_path), stats_path, hyperparams)
         return original(*args, **kwargs)
 
-    create_test_env._sb3_sacae_safe = True  # type: ignore[attr-defined]
+    create_test_env._sb3_sacae_safe = True  # type: ignore[attr-defined]  # a marker attribute on a function object, which function stubs do not declare
     return create_test_env
 
 
@@ -367,7 +367,7 @@ def make_safe_get_trained_models(original: Callable[..., Any]) -> Callable[..., 
                         _safe_load(path)
         return original(log_folder)
 
-    get_trained_models._sb3_sacae_safe = True  # type: ignore[attr-defined]
+    get_trained_models._sb3_sacae_safe = True  # type: ignore[attr-defined]  # a marker attribute on a function object, which function stubs do not declare
     return get_trained_models
 
 

@@ -299,7 +299,7 @@ def make_storage(
     worker to start a trial marks it FAIL (and re-queues it up to ``max_retry`` times).
     """
     if url.endswith(".log"):
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))  # type: ignore[attr-defined]
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))  # type: ignore[attr-defined]  # optuna's stub does not export the journal submodule
     if not heartbeat_interval:
         return optuna.storages.RDBStorage(url)
     # optuna >= 4.9 names it RetryHeartbeatStaleTrialCallback (RetryFailedTrialCallback before)
