@@ -401,8 +401,8 @@ def config_label(row: dict[str, str]) -> str:
     return ", ".join(f"`{key}={value!r}`" for key, value in sorted(kwargs.items()))
 
 
-def throughput_command(row: dict[str, str]) -> str:
-    """The ``benchmarks/throughput.py`` command line that writes a row with these settings."""
+def command_start(row: dict[str, str]) -> list[str]:
+    """The ``benchmarks/throughput.py`` arguments every CSV row records: steps, threads, device, SACAE arguments."""
     parts = ["python benchmarks/throughput.py", f"--steps {row['steps']}", f"--warmup {row['warmup']}"]
     parts.append(f"--threads {row['threads']}")
     if row.get("device", "cpu") != "cpu":
@@ -411,6 +411,12 @@ def throughput_command(row: dict[str, str]) -> str:
         parts.append(f"--sacae-kwargs '{row['sacae_kwargs']}'")
     if row.get("policy_kwargs", "{}") != "{}":
         parts.append(f"--policy-kwargs '{row['policy_kwargs']}'")
+    return parts
+
+
+def throughput_command(row: dict[str, str]) -> str:
+    """The ``benchmarks/throughput.py`` command line that writes a row with these settings."""
+    parts = command_start(row)
     if not row.get("sac_steps_per_s"):
         parts.append("--skip-sac")
     parts.append("--csv benchmarks/results/throughput.csv")
@@ -484,14 +490,7 @@ def performance_page(rows: list[dict[str, str]], comparisons: list[dict[str, str
 
 def versus_command(row: dict[str, str]) -> str:
     """The ``benchmarks/throughput.py`` command line that writes a comparison row like this one."""
-    parts = ["python benchmarks/throughput.py", f"--steps {row['steps']}", f"--warmup {row['warmup']}"]
-    parts += [f"--threads {row['threads']}", "--skip-sac"]
-    if row.get("device", "cpu") != "cpu":
-        parts.append(f"--device {row['device']}")
-    if row.get("sacae_kwargs", "{}") != "{}":
-        parts.append(f"--sacae-kwargs '{row['sacae_kwargs']}'")
-    if row.get("policy_kwargs", "{}") != "{}":
-        parts.append(f"--policy-kwargs '{row['policy_kwargs']}'")
+    parts = [*command_start(row), "--skip-sac"]
     if row["other"].startswith("SACAE {"):
         parts.append(f"--versus '{row['other'][len('SACAE '):]}'")
     else:

@@ -316,6 +316,25 @@ def build_models(args: argparse.Namespace, device: th.device) -> dict[str, OffPo
     return models
 
 
+def settings_row(args: argparse.Namespace, device: th.device) -> dict[str, Any]:
+    """The CSV columns that say when, where and how a measurement ran (shared by both CSVs)."""
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "nproc": os.cpu_count(),
+        "gpu": gpu_name(device),
+        "torch": th.__version__,
+        "device": str(device),
+        "threads": th.get_num_threads(),
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "sacae_kwargs": json.dumps(args.sacae_kwargs, sort_keys=True),
+        "policy_kwargs": json.dumps(args.policy_kwargs, sort_keys=True),
+    }
+
+
 def json_arg(text: str) -> dict[str, Any]:
     value = json.loads(text)
     if not isinstance(value, dict):
@@ -465,19 +484,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"\nSACAE / SAC steps per second: {ratio:.2f}")
 
     row = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
-        "nproc": os.cpu_count(),
-        "gpu": gpu_name(device),
-        "torch": th.__version__,
-        "device": str(device),
-        "threads": th.get_num_threads(),
-        "image_size": args.image_size,
-        "batch_size": args.batch_size,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "sacae_kwargs": json.dumps(args.sacae_kwargs, sort_keys=True),
-        "policy_kwargs": json.dumps(args.policy_kwargs, sort_keys=True),
+        **settings_row(args, device),
         "sac_policy_kwargs": json.dumps(args.sac_policy_kwargs, sort_keys=True),
         "sacae_steps_per_s": f"{sacae['steps_per_s']:.4f}",
         "sac_steps_per_s": f"{sac['steps_per_s']:.4f}" if sac else "",
@@ -595,19 +602,7 @@ def time_pair(
     result = {"ms_mean": 1e3 * this_mean, "versus_ms_mean": 1e3 * other_mean, "change": change}
     if args.versus_csv is not None:
         row = {
-            "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "cpu": cpu_model(),
-            "nproc": os.cpu_count(),
-            "gpu": gpu_name(device),
-            "torch": th.__version__,
-            "device": str(device),
-            "threads": th.get_num_threads(),
-            "image_size": args.image_size,
-            "batch_size": args.batch_size,
-            "steps": args.steps,
-            "warmup": args.warmup,
-            "sacae_kwargs": json.dumps(args.sacae_kwargs, sort_keys=True),
-            "policy_kwargs": json.dumps(args.policy_kwargs, sort_keys=True),
+            **settings_row(args, device),
             "this_code": git_commit(Path(__file__).resolve().parents[1]),
             "other": other_label,
             "other_code": other_code,

@@ -150,7 +150,8 @@ def test_throughput_versus_times_two_sacae_models_alternately(tmp_path):
     assert rows[0][0] == "SACAE {} (this code)" and rows[1][0] == 'SACAE {"reuse_critic_features": true}'
     assert change.startswith('step time of SACAE {"reuse_critic_features": true} against this code: ')
     (row,) = read_csv(versus_csv)
-    assert row["other"] == rows[1][0] and float(row["this_ms_mean"]) == pytest.approx(float(rows[0][1]), abs=0.05)
+    # the table prints one decimal and the CSV two: each rounding moves the value by up to half its last digit
+    assert row["other"] == rows[1][0] and float(row["this_ms_mean"]) == pytest.approx(float(rows[0][1]), abs=0.056)
     assert float(row["change"]) == pytest.approx(float(row["other_ms_mean"]) / float(row["this_ms_mean"]) - 1, abs=1e-3)
 
 

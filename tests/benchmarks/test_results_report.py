@@ -121,8 +121,8 @@ def test_comparisons_in_one_process_get_a_table_and_their_commands():
     )
     assert "| -20.0 % |" in page
     assert (
-        "python benchmarks/throughput.py --steps 40 --warmup 3 --threads 2 --skip-sac --sacae-kwargs "
-        """'{"bf16_autocast": true}' --baseline-code PATH --baseline-label 'earlier code' --versus-csv"""
+        "python benchmarks/throughput.py --steps 40 --warmup 3 --threads 2 --sacae-kwargs "
+        """'{"bf16_autocast": true}' --skip-sac --baseline-code PATH --baseline-label 'earlier code' --versus-csv"""
     ) in page
     assert """--versus '{"bf16_autocast": true, "reuse_critic_features": true}'""" in page
     assert report.performance_page([], []).count("## Comparisons") == 0
