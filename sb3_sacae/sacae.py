@@ -21,7 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv as VecEnv
 from torch.nn import functional as F
 
 from sb3_sacae import guards
-from sb3_sacae.batch import Batch, SharedForward
+from sb3_sacae.batch import Batch, SharedForward, first_rows, repeat_rows
 from sb3_sacae.collection import CollectionMixin
 from sb3_sacae.discrete import AllowDiscreteActions
 from sb3_sacae.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SACAEPolicy
@@ -110,6 +110,11 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
     :param random_shift: DrQ random-shift augmentation of the sampled observations and next observations: pad in
         pixels (DrQ: 4), 0 turns it off (paper). Everything downstream, reconstruction included, sees the shifted images
         (the image keys of Dict observations; state vectors are never shifted)
+    :param critic_shifts: DrQ's M: the critic's loss is the mean of its losses on this many independently shifted
+        copies of the sampled observations (1: one copy, as DrQ's K=1, M=1; DrQ's published runs use 2). Needs
+        ``random_shift``; the actor and the decoder read the first copy
+    :param target_shifts: DrQ's K: the critic's target is the mean of the soft Bellman targets of this many
+        independently shifted copies of the next observations (DrQ's published runs use 2). Needs ``random_shift``
     :param replay_ratio: gradient steps per environment step (transitions collected over all envs); when set, it
         replaces ``gradient_steps`` (``gradient_steps = replay_ratio * train_freq * n_envs``). The paper uses 1;
         high-ratio training (say 4 to 16) usually pairs with ``policy_kwargs=dict(critic_layer_norm=True)``
@@ -171,6 +176,8 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         ent_coef_lr: float = 1e-4,
         ent_coef_betas: tuple[float, float] = (0.5, 0.999),
         random_shift: int = 0,
+        critic_shifts: int = 1,
+        target_shifts: int = 1,
         replay_ratio: float | None = None,
         bf16_autocast: bool = False,
         reuse_critic_features: bool = False,
@@ -203,6 +210,8 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         beta1, beta2 = arguments["ent_coef_betas"]
         self.ent_coef_betas = (float(beta1), float(beta2))
         self.random_shift = int(arguments["random_shift"])
+        self.critic_shifts = int(arguments["critic_shifts"])
+        self.target_shifts = int(arguments["target_shifts"])
         self.replay_ratio = arguments["replay_ratio"]
         if self.replay_ratio is not None:
             self.gradient_steps = gradient_steps_for(self.replay_ratio, self.train_freq, self.n_envs)
@@ -311,9 +320,11 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
         observations, next_observations = data.observations, data.next_observations
         if self.random_shift:
-            # DrQ: shift obs and next obs independently; every loss below sees the shifted images
-            observations = shift_images(observations, self.random_shift, self.observation_space)
-            next_observations = shift_images(next_observations, self.random_shift, self.observation_space)
+            # DrQ: shift obs and next obs independently, each sample of each copy with its own offset (M copies of the
+            # obs for the critic's loss, K of the next obs for its target); every loss below sees shifted images
+            pad, space = self.random_shift, self.observation_space
+            observations = shift_images(repeat_rows(observations, self.critic_shifts), pad, space)
+            next_observations = shift_images(repeat_rows(next_observations, self.target_shifts), pad, space)
         trunk = self.policy.trunk
         # Raw pixels change layout once: the trunk's input and the reconstruction target both read them
         observations = trunk.in_layout(observations)
@@ -321,7 +332,9 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         pixels = trunk.preprocess(observations, compute_dtype)
         next_pixels = trunk.preprocess(next_observations, compute_dtype)
         discounts = data.discounts if data.discounts is not None else self.gamma
-        return Batch(observations, pixels, next_pixels, data.actions, data.rewards, data.dones, discounts, compute_dtype)
+        # The reconstruction target is the first copy, the one the decoder reads
+        target = first_rows(observations, batch_size)
+        return Batch(target, pixels, next_pixels, data.actions, data.rewards, data.dones, discounts, compute_dtype)
 
     def _critic_forward(self, pixels: Any) -> SharedForward:
         """The shared trunk's features and the critic's latent of prepared observations."""
@@ -340,11 +353,15 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         with th.no_grad():
             target_q = batch.rewards + (1 - batch.dones) * batch.discounts * self._next_soft_value(batch, ent_coef)
         forward = self._critic_forward(batch.pixels)
-        current_q = self.policy.critic.q_at_actions(forward.latent, batch.actions)
+        # critic_shifts copies of the batch: each copy's loss against the same target, averaged (DrQ's M)
+        actions, target_q = repeat_rows(batch.actions, self.critic_shifts), repeat_rows(target_q, self.critic_shifts)
+        current_q = self.policy.critic.q_at_actions(forward.latent, actions)
         # Sum over the twin Q-heads, as in the reference code
         q_losses = [F.mse_loss(q, target_q) for q in current_q.split(1, dim=1)]
         critic_loss = sum(q_losses[1:], q_losses[0])
         logs["critic_loss"].append(self._finite("critic loss", critic_loss))
+        # The actor and the decoder read the first copy
+        forward = SharedForward(first_rows(forward.trunk_features, batch.size), first_rows(forward.latent, batch.size))
         if self.reuse_critic_features and update_autoencoder:
             # The reconstruction gradients of this forward, taken before the critic step moves the encoder (its
             # graph is kept for the critic's backward)
@@ -356,19 +373,22 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         # The trunk after the critic step, read by the actor (detached) and by the decoder (with a graph only if it
         # trains): the actor's step moves neither, so one forward serves both
         with th.set_grad_enabled(update_autoencoder):
-            return self._critic_forward(batch.pixels)
+            return self._critic_forward(batch.first_pixels)
 
     def _next_soft_value(self, batch: Batch, ent_coef: th.Tensor) -> th.Tensor:
         """
         The soft value of the next states: the current actor's policy, valued by the target critic on the target
-        encoder's latent (a sample of the actor for Box actions, the exact expectation for Discrete ones).
+        encoder's latent (a sample of the actor for Box actions, the exact expectation for Discrete ones). With
+        ``target_shifts`` copies of the next observations, the mean over the copies (DrQ's K).
         """
         actor, critic_target = self.policy.actor, self.policy.critic_target
         next_features = actor.features_extractor.latent(self.policy.trunk.features(batch.next_pixels))
         target_encoder = critic_target.features_extractor
         next_latent = target_encoder.latent(target_encoder.trunk.features(batch.next_pixels))
         next_value, _ = actor.soft_value(next_features, critic_target, next_latent, ent_coef)
-        return next_value
+        if self.target_shifts == 1:
+            return next_value
+        return next_value.view(self.target_shifts, batch.size, -1).mean(dim=0)
 
     def _update_actor_and_alpha(self, shared: SharedForward, ent_coef: th.Tensor, logs: dict[str, list[float]]) -> None:
         """

@@ -3,6 +3,7 @@
 import inspect
 from typing import Any
 
+import numpy as np
 from gymnasium import spaces
 from stable_baselines3 import SAC
 
@@ -41,6 +42,20 @@ def check_arguments(arguments: dict[str, Any]) -> None:
     if int(arguments["random_shift"]) < 0:
         raise ValueError(
             f"random_shift is a padding in pixels, >= 0 (0 turns it off, DrQ uses 4), got {arguments['random_shift']}"
+        )
+    for name, letter in (("critic_shifts", "M"), ("target_shifts", "K")):
+        check_shift_copies(name, letter, arguments[name], int(arguments["random_shift"]))
+
+
+def check_shift_copies(name: str, letter: str, copies: Any, pad: int) -> None:
+    """Refuse a number of DrQ shifted copies (``critic_shifts``: M, ``target_shifts``: K) that is not a count, or that
+    averages over copies that ``random_shift=0`` would leave identical."""
+    if isinstance(copies, bool) or not isinstance(copies, int | np.integer) or copies < 1:
+        raise ValueError(f"{name} is DrQ's {letter}, a number of shifted copies >= 1 (1: one copy), got {copies!r}")
+    if copies > 1 and pad == 0:
+        raise ValueError(
+            f"{name}={copies} averages over shifted copies, but random_shift=0 shifts nothing: pass random_shift=4 "
+            f"(DrQ) as well, or {name}=1"
         )
 
 
