@@ -9,11 +9,11 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 
 from sb3_sacae import guards
 from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits, detect_frame_stack, sb3_bytes_per_transition
+from sb3_sacae.network_loading import AlgorithmPart
 
 
 class EnvFrameCounter(BaseCallback):
@@ -25,7 +25,7 @@ class EnvFrameCounter(BaseCallback):
         return True
 
 
-class CollectionMixin(OffPolicyAlgorithm):
+class CollectionMixin(AlgorithmPart):
     """
     Data collection for SACAE, placed before SB3's SAC in the method resolution order: frame-stacked image
     observations default to :class:`~sb3_sacae.buffers.FrameStackReplayBuffer`; a replay buffer that cannot fit in
@@ -37,20 +37,6 @@ class CollectionMixin(OffPolicyAlgorithm):
     _action_repeat: float | None = None
     # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
     _check_buffer_memory: bool = False
-
-    @classmethod
-    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:
-        """
-        Refused on the mixin itself, whose inherited loader is SB3's ``BaseAlgorithm.load`` (it unpickles the file).
-
-        In ``SACAE`` the safe loader comes first in the method resolution order and reaches SB3's through this one.
-        """
-        if cls is CollectionMixin:
-            raise ValueError(
-                f"{cls.__name__}.load() would unpickle {path!r} with SB3's loader, which can run arbitrary code: load "
-                "models with SACAE.load() (safe by default)"
-            )
-        return super().load(path, *args, **kwargs)
 
     def _setup_model(self) -> None:
         self._select_replay_buffer()

@@ -9,25 +9,24 @@ trunk, the critic's encoder is trained by the critic and reconstruction losses.
 """
 
 import math
-from typing import Any, cast
+from typing import cast
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BaseModel, BasePolicy
 from stable_baselines3.common.torch_layers import create_mlp
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_sacae.network_loading import RefusePickledLoad
+from sb3_sacae.network_loading import AlgorithmPart, RefusePickledLoad
 from sb3_sacae.torch_layers import Encoder
 
 # Christodoulou 2019 sets the target entropy to 0.98 of the maximum entropy log |A|
 DEFAULT_TARGET_ENTROPY_FRACTION = 0.98
 
 
-class AllowDiscreteActions(OffPolicyAlgorithm):
+class AllowDiscreteActions(AlgorithmPart):
     """
     Lets SB3's ``SAC.__init__`` run unchanged for Discrete action spaces too.
 
@@ -41,20 +40,6 @@ class AllowDiscreteActions(OffPolicyAlgorithm):
         if supported is not None and spaces.Box in supported:
             kwargs["supported_action_spaces"] = (*supported, spaces.Discrete)
         super().__init__(*args, **kwargs)
-
-    @classmethod
-    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:
-        """
-        Refused on the mixin itself, whose inherited loader is SB3's ``BaseAlgorithm.load`` (it unpickles the file).
-
-        In ``SACAE`` the safe loader comes first in the method resolution order and reaches SB3's through this one.
-        """
-        if cls is AllowDiscreteActions:
-            raise ValueError(
-                f"{cls.__name__}.load() would unpickle {path!r} with SB3's loader, which can run arbitrary code: load "
-                "models with SACAE.load() (safe by default)"
-            )
-        return super().load(path, *args, **kwargs)
 
 
 def discrete_target_entropy(n_actions: int, target_entropy: str) -> float:

@@ -1,8 +1,10 @@
-"""The networks' own ``load()``: refused unless the file is trusted, because SB3's unpickles the whole file."""
+"""SB3's pickle-based ``load()`` entry points that the package's classes inherit: refused (the networks' unless the file
+is trusted, the algorithm's building blocks always), because SB3's loaders unpickle the whole file."""
 
 from typing import Any
 
 import torch as th
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 
 class RefusePickledLoad:
@@ -30,3 +32,21 @@ class RefusePickledLoad:
                 "you trust"
             )
         return super().load(path, device=device)  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 policy class it precedes
+
+
+class AlgorithmPart(OffPolicyAlgorithm):
+    """
+    Base of the mixins :class:`sb3_sacae.SACAE` is assembled from (``CollectionMixin``, ``AllowDiscreteActions``).
+
+    Their inherited loader is SB3's ``BaseAlgorithm.load``, which unpickles the file: it is refused on each part
+    itself. In ``SACAE`` the safe loader comes first in the method resolution order and reaches SB3's through this one.
+    """
+
+    @classmethod
+    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:
+        if cls is AlgorithmPart or AlgorithmPart in cls.__bases__:
+            raise ValueError(
+                f"{cls.__name__}.load() would unpickle {path!r} with SB3's loader, which can run arbitrary code: load "
+                "models with SACAE.load() (safe by default)"
+            )
+        return super().load(path, *args, **kwargs)
