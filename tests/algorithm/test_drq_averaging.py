@@ -10,10 +10,9 @@ import torch as th
 import torch.nn.functional as F
 
 from sb3_sacae import SACAE
-from sb3_sacae.reconstruction import reconstruction_target
 from sb3_sacae.torch_layers import random_shift
 from tests.algorithm.test_multi_input_policy import TINY_MULTI, TinyDictEnv
-from tests.algorithm.test_reference_update import assert_same_parameters, copies, same_seed_step, update_targets
+from tests.algorithm.test_reference_update import assert_same_parameters, copies, reference_after_critic, same_seed_step
 from tests.conftest import TINY, TinyPixelEnv, tiny_model
 from tests.discrete.test_discrete_losses import DiscreteTinyPixelEnv
 
@@ -48,26 +47,7 @@ def _drq_update(model: SACAE) -> None:
     critic_loss.backward()
     model.critic.optimizer.step()
     # the actor and the decoder read the first copy
-    obs = obs_copies[0]
-    actions, log_prob = model.actor.action_log_prob(obs)
-    log_prob = log_prob.reshape(-1, 1)
-    latent = model.critic.features_extractor.head(model.policy.encoder(obs).detach())
-    q_pi = th.cat([q(th.cat([latent, actions], 1)) for q in model.critic.q_networks], 1).min(1, keepdim=True).values
-    model.actor.optimizer.zero_grad()
-    (alpha * log_prob - q_pi).mean().backward()
-    model.actor.optimizer.step()
-    model.ent_coef_optimizer.zero_grad()
-    (model.log_ent_coef.exp() * (-log_prob - model.target_entropy).detach()).mean().backward()
-    model.ent_coef_optimizer.step()
-    update_targets(model)
-    latent = model.critic.features_extractor(obs)
-    loss = F.mse_loss(model.policy.decoder(latent), reconstruction_target(obs))
-    loss = loss + model.decoder_latent_lambda * (0.5 * latent.pow(2).sum(1)).mean()
-    model.encoder_optimizer.zero_grad()
-    model.decoder_optimizer.zero_grad()
-    loss.backward()
-    model.encoder_optimizer.step()
-    model.decoder_optimizer.step()
+    reference_after_critic(model, obs_copies[0], alpha)
 
 
 @pytest.mark.parametrize("fast_kernels", [True, False], ids=["fast kernels", "plain torch"])

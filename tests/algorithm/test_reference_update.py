@@ -43,6 +43,11 @@ def _reference_update(model: SACAE) -> None:
     model.critic.optimizer.zero_grad()
     critic_loss.backward()
     model.critic.optimizer.step()
+    reference_after_critic(model, obs, alpha)
+
+
+def reference_after_critic(model: SACAE, obs: th.Tensor, alpha: th.Tensor) -> None:
+    """The reference update after the critic's step: actor and alpha, targets, autoencoder, all on ``obs``."""
     # actor: the critic's convs detached, its head evaluated but not stepped
     actions, log_prob = model.actor.action_log_prob(obs)
     log_prob = log_prob.reshape(-1, 1)
