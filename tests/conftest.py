@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny deterministic pixel env and tiny SACAE settings, so the suite runs in minutes on 2 cores."""
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -13,6 +14,27 @@ from sb3_sacae import SACAE
 # pytest-xdist runs one worker per core: a second torch thread per worker oversubscribes the CPU and makes
 # tiny updates orders of magnitude slower (OpenMP threads spin-waiting for each other)
 th.set_num_threads(1)
+
+
+def selected_device(name: str | None = None) -> str:
+    """
+    The device the suite's models run on: ``SACAE_TEST_DEVICE`` (default ``cpu``), for example
+    ``SACAE_TEST_DEVICE=cuda make test`` on a machine with a GPU. Tests of CPU-only pieces (``sb3_sacae.accel``,
+    the replay buffers' arrays) stay on the CPU whatever it says.
+    """
+    name = os.environ.get("SACAE_TEST_DEVICE", "cpu") if name is None else name
+    try:
+        device = th.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"SACAE_TEST_DEVICE={name!r} is not a torch device: use cpu, cuda or cuda:N") from error
+    if device.type == "cuda" and not th.cuda.is_available():
+        raise RuntimeError(
+            f"SACAE_TEST_DEVICE={name!r} but torch sees no CUDA GPU: unset SACAE_TEST_DEVICE to test on the CPU"
+        )
+    return str(device)
+
+
+TEST_DEVICE = selected_device()
 
 TINY_POLICY = dict(features_dim=8, n_filters=8, net_arch=[16, 16])
 TINY = dict(batch_size=8, buffer_size=200, learning_starts=16, policy_kwargs=TINY_POLICY)
@@ -57,7 +79,7 @@ class TinyPixelEnv(gym.Env):
 
 
 def tiny_model(env: gym.Env | None = None, **kwargs: Any) -> SACAE:
-    settings = {**TINY, "seed": 0, "device": "cpu", **kwargs}
+    settings = {**TINY, "seed": 0, "device": TEST_DEVICE, **kwargs}
     return SACAE("CnnPolicy", env if env is not None else TinyPixelEnv(), **settings)
 
 

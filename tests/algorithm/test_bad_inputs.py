@@ -6,7 +6,7 @@ import pytest
 from gymnasium import spaces
 
 from sb3_sacae import SACAE
-from tests.conftest import TINY, TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TINY, TinyPixelEnv, tiny_model
 
 
 class _SpaceEnv(gym.Env):
@@ -112,6 +112,6 @@ def test_policy_only_load_is_refused_unless_trusted(model, tmp_path):
     model.policy.save(tmp_path / "policy.pth")
     with pytest.raises(ValueError, match="trust_remote_code=True"):
         SACAEPolicy.load(tmp_path / "policy.pth")
-    trusted = SACAEPolicy.load(tmp_path / "policy.pth", device="cpu", trust_remote_code=True)
+    trusted = SACAEPolicy.load(tmp_path / "policy.pth", device=TEST_DEVICE, trust_remote_code=True)
     obs = model.observation_space.sample()
     np.testing.assert_array_equal(trusted.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])

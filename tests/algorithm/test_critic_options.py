@@ -5,7 +5,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
 from sb3_sacae import SACAE
-from tests.conftest import TINY_POLICY, TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TINY_POLICY, TinyPixelEnv, tiny_model
 
 
 def test_critic_layer_norm_after_each_hidden_layer():
@@ -20,7 +20,7 @@ def test_critic_layer_norm_after_each_hidden_layer():
 def test_critic_layer_norm_survives_save_and_load(tmp_path):
     model = tiny_model(policy_kwargs={**TINY_POLICY, "critic_layer_norm": True})
     model.save(tmp_path / "model.zip")
-    loaded = SACAE.load(tmp_path / "model.zip", device="cpu")
+    loaded = SACAE.load(tmp_path / "model.zip", device=TEST_DEVICE)
     assert any(isinstance(layer, nn.LayerNorm) for layer in loaded.critic.q_networks[0])
 
 

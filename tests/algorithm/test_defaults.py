@@ -9,7 +9,7 @@ import torch as th
 import yaml
 
 from sb3_sacae import SACAE
-from tests.conftest import TinyPixelEnv
+from tests.conftest import TEST_DEVICE, TinyPixelEnv
 
 # SAC-AE training script -> SB3-style names
 PAPER = {
@@ -49,7 +49,7 @@ def test_constructor_default_is_the_paper_value(name, value):
 
 
 def test_policy_defaults_are_the_paper_networks():
-    model = SACAE("CnnPolicy", TinyPixelEnv((9, 84, 84)), buffer_size=10, device="cpu")
+    model = SACAE("CnnPolicy", TinyPixelEnv((9, 84, 84)), buffer_size=10, device=TEST_DEVICE)
     policy = model.policy
     assert policy.features_dim == 50 and policy.n_filters == 32 and policy.n_conv_layers == 4
     assert policy.actor_arch == [1024, 1024] and policy.critic_arch == [1024, 1024]
@@ -67,7 +67,7 @@ def test_yaml_default_entry_repeats_the_constructor_defaults():
 
 
 def test_paper_actor_log_std_range():
-    model = SACAE("CnnPolicy", TinyPixelEnv(), buffer_size=10, device="cpu", policy_kwargs=dict(net_arch=[8]))
+    model = SACAE("CnnPolicy", TinyPixelEnv(), buffer_size=10, device=TEST_DEVICE, policy_kwargs=dict(net_arch=[8]))
     with th.no_grad():
         model.actor.log_std.bias.fill_(1e6)
         _, high, _ = model.actor.get_action_dist_params(th.zeros(1, 3, 32, 32))

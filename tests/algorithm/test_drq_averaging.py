@@ -13,7 +13,7 @@ from sb3_sacae import SACAE
 from sb3_sacae.torch_layers import random_shift
 from tests.algorithm.test_multi_input_policy import TINY_MULTI, TinyDictEnv
 from tests.algorithm.test_reference_update import assert_same_parameters, copies, reference_after_critic, same_seed_step
-from tests.conftest import TINY, TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TINY, TinyPixelEnv, tiny_model
 from tests.discrete.test_discrete_losses import DiscreteTinyPixelEnv
 
 PAD = 2
@@ -112,7 +112,7 @@ def test_trains_with_the_other_update_options(kwargs):
 
 
 def test_trains_with_dict_observations_and_discrete_actions():
-    settings = {**TINY, "policy_kwargs": TINY_MULTI, "seed": 0, "device": "cpu", **DRQ}
+    settings = {**TINY, "policy_kwargs": TINY_MULTI, "seed": 0, "device": TEST_DEVICE, **DRQ}
     dict_model = SACAE("MultiInputPolicy", TinyDictEnv(), **settings)
     dict_model.learn(40)
     discrete = tiny_model(DiscreteTinyPixelEnv(), **DRQ)
@@ -136,7 +136,7 @@ def test_saved_and_loaded_with_the_model():
     saved = io.BytesIO()
     model.save(saved)
     saved.seek(0)
-    loaded = SACAE.load(saved, env=TinyPixelEnv(), device="cpu")
+    loaded = SACAE.load(saved, env=TinyPixelEnv(), device=TEST_DEVICE)
     assert (loaded.critic_shifts, loaded.target_shifts) == (2, 3)
 
 

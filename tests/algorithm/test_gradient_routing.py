@@ -4,6 +4,7 @@ decoder do. The target critic owns an independent copy."""
 import torch as th
 
 from sb3_sacae import SACAE
+from tests.conftest import TEST_DEVICE
 
 
 def _params(module: th.nn.Module) -> list[th.Tensor]:
@@ -127,6 +128,6 @@ def test_target_critic_owns_an_independent_encoder(model):
 
 def test_tying_survives_save_and_load(model, tmp_path):
     model.save(tmp_path / "model.zip")
-    loaded = SACAE.load(tmp_path / "model.zip", device="cpu")
+    loaded = SACAE.load(tmp_path / "model.zip", device=TEST_DEVICE)
     assert loaded.actor.features_extractor.trunk is loaded.policy.encoder
     assert loaded.critic.features_extractor.trunk is loaded.policy.encoder

@@ -9,12 +9,13 @@ from torch.nn import functional as F
 from sb3_sacae import SACAE
 from sb3_sacae.torch_layers import MlpDecoder, MlpTrunk
 from tests.algorithm.test_gradient_routing import actor_backward
+from tests.conftest import TEST_DEVICE
 
 TINY_MLP = dict(features_dim=8, net_arch=[16, 16], mlp_encoder_arch=[16, 16])
 
 
 def tiny_mlp_model(env: gym.Env | str = "Pendulum-v1", **kwargs) -> SACAE:
-    settings = dict(batch_size=8, buffer_size=200, learning_starts=16, policy_kwargs=TINY_MLP, seed=0, device="cpu")
+    settings = dict(batch_size=8, buffer_size=200, learning_starts=16, policy_kwargs=TINY_MLP, seed=0, device=TEST_DEVICE)
     return SACAE("MlpPolicy", env, **{**settings, **kwargs})
 
 
@@ -73,7 +74,7 @@ def test_reconstruction_target_is_the_state_itself(model):
 
 def test_save_and_load_give_identical_deterministic_actions(model, tmp_path):
     model.save(tmp_path / "mlp.zip")
-    loaded = SACAE.load(tmp_path / "mlp.zip", device="cpu")
+    loaded = SACAE.load(tmp_path / "mlp.zip", device=TEST_DEVICE)
     assert type(loaded.policy).__name__ == "MlpPolicy" and loaded.policy.mlp_encoder_arch == [16, 16]
     observations = np.random.default_rng(0).uniform(-1, 1, (5, 3)).astype(np.float32)
     np.testing.assert_array_equal(

@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 from sb3_sacae import SACAE
 from sb3_sacae.torch_layers import ConvTrunk, MlpDecoder, MultiTrunk, PixelDecoder, shift_images
 from tests.algorithm.test_gradient_routing import actor_backward
-from tests.conftest import TINY, TinyPixelEnv
+from tests.conftest import TEST_DEVICE, TINY, TinyPixelEnv
 
 TINY_MULTI = dict(features_dim=8, n_filters=8, net_arch=[16, 16], mlp_encoder_arch=[16])
 
@@ -58,7 +58,7 @@ class TinyDictEnv(gym.Wrapper):
 
 def tiny_multi_model(env: gym.Env | None = None, **kwargs: Any) -> SACAE:
     policy_kwargs = {**TINY_MULTI, **kwargs.pop("policy_kwargs", {})}
-    settings = {**TINY, "seed": 0, "device": "cpu", "policy_kwargs": policy_kwargs, **kwargs}
+    settings = {**TINY, "seed": 0, "device": TEST_DEVICE, "policy_kwargs": policy_kwargs, **kwargs}
     return SACAE("MultiInputPolicy", env if env is not None else TinyDictEnv(), **settings)
 
 
@@ -150,7 +150,7 @@ def test_encoder_keys_subset_is_respected():
 
 def test_save_and_load_give_identical_deterministic_actions(model, tmp_path):
     model.save(tmp_path / "multi.zip")
-    loaded = SACAE.load(tmp_path / "multi.zip", env=TinyDictEnv(), device="cpu")
+    loaded = SACAE.load(tmp_path / "multi.zip", env=TinyDictEnv(), device=TEST_DEVICE)
     assert loaded.policy.decoder_keys == ["pixels", "proprio"] and loaded.policy.encoder_keys == model.policy.encoder_keys
     env = TinyDictEnv()
     observation, _ = env.reset(seed=3)

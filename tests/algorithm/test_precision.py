@@ -6,7 +6,7 @@ import numpy as np
 import torch as th
 
 from sb3_sacae import SACAE
-from tests.conftest import TINY_POLICY, TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TINY_POLICY, TinyPixelEnv, tiny_model
 
 
 def test_bf16_keeps_policy_and_q_values_in_float32(model, batch):
@@ -57,7 +57,7 @@ def test_speed_options_survive_save_and_load():
     model = tiny_model(bf16_autocast=True, random_shift=2, policy_kwargs={**TINY_POLICY, "channels_last": False})
     saved = io.BytesIO()
     model.save(saved)
-    loaded = SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device="cpu")
+    loaded = SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device=TEST_DEVICE)
     assert loaded.bf16_autocast and loaded.random_shift == 2 and not loaded.policy.channels_last
 
 

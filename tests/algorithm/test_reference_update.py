@@ -9,7 +9,7 @@ from stable_baselines3.common.utils import polyak_update
 
 from sb3_sacae import SACAE
 from sb3_sacae.reconstruction import reconstruction_target
-from tests.conftest import TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
 
 def sample_with_target(model: SACAE):
@@ -80,7 +80,7 @@ def copies(n_updates: int, **kwargs):
     trained.save(saved)
 
     def copy(**changes) -> SACAE:
-        model = SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device="cpu", **changes)
+        model = SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device=TEST_DEVICE, **changes)
         model.replay_buffer = trained.replay_buffer
         model.set_logger(trained.logger)
         model._n_updates = n_updates

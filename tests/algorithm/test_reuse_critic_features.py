@@ -17,7 +17,7 @@ from tests.algorithm.test_reference_update import (
     sample_with_target,
     update_targets,
 )
-from tests.conftest import TINY, TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TINY, TinyPixelEnv, tiny_model
 from tests.discrete.test_discrete_losses import DiscreteTinyPixelEnv
 
 
@@ -111,7 +111,7 @@ def test_discrete_and_dict_observations_train_with_it():
         TinyDictEnv(),
         **{**TINY, "policy_kwargs": TINY_MULTI},
         seed=0,
-        device="cpu",
+        device=TEST_DEVICE,
         reuse_critic_features=True
     )
     multi.learn(40)
@@ -129,5 +129,5 @@ def test_the_flag_survives_save_and_load():
     model = tiny_model(reuse_critic_features=True)
     saved = io.BytesIO()
     model.save(saved)
-    assert SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device="cpu").reuse_critic_features
+    assert SACAE.load(io.BytesIO(saved.getvalue()), env=TinyPixelEnv(), device=TEST_DEVICE).reuse_critic_features
     assert not tiny_model().reuse_critic_features  # off by default: the paper's order

@@ -5,13 +5,13 @@ from stable_baselines3 import SAC
 
 from sb3_sacae.discrete import AllowDiscreteActions
 from sb3_sacae.sacae import SACAE
-from tests.conftest import TINY, TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TINY, TinyPixelEnv, tiny_model
 from tests.discrete.test_discrete_losses import DiscreteTinyPixelEnv
 
 
 def test_sacae_has_every_attribute_sb3_sac_sets():
     # the attributes are the algorithm's, whatever the policy: a small state-vector SAC builds quickest
-    sac = SAC("MlpPolicy", "Pendulum-v1", batch_size=8, buffer_size=200, learning_starts=16, seed=0, device="cpu")
+    sac = SAC("MlpPolicy", "Pendulum-v1", batch_size=8, buffer_size=200, learning_starts=16, seed=0, device=TEST_DEVICE)
     missing = set(vars(sac)) - set(vars(tiny_model()))
     assert not missing, f"SB3's SAC sets attributes that SACAE lacks: {sorted(missing)}"
 

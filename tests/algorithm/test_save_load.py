@@ -5,6 +5,7 @@ import pytest
 import torch as th
 
 from sb3_sacae import SACAE
+from tests.conftest import TEST_DEVICE
 
 
 def _state_equal(a: dict, b: dict) -> None:
@@ -26,7 +27,7 @@ def _optimizer_states_equal(a: th.optim.Optimizer, b: th.optim.Optimizer) -> Non
 def trained_and_loaded(model, tmp_path, env):
     model.learn(16, reset_num_timesteps=False)
     model.save(tmp_path / "model.zip")
-    return model, SACAE.load(tmp_path / "model.zip", env=env, device="cpu")
+    return model, SACAE.load(tmp_path / "model.zip", env=env, device=TEST_DEVICE)
 
 
 def test_networks_round_trip(trained_and_loaded):
@@ -91,7 +92,7 @@ def test_replay_buffer_saves_and_loads(trained_and_loaded, tmp_path):
 def test_load_time_settings_reach_the_optimizers(model, tmp_path, env):
     model.save(tmp_path / "model.zip")
     changed = dict(encoder_lr=5e-4, decoder_lr=2e-4, decoder_weight_lambda=1e-5, ent_coef_lr=3e-3, ent_coef_betas=(0.9, 0.99))
-    loaded = SACAE.load(tmp_path / "model.zip", env=env, device="cpu", custom_objects=changed)
+    loaded = SACAE.load(tmp_path / "model.zip", env=env, device=TEST_DEVICE, custom_objects=changed)
     assert loaded.encoder_optimizer.param_groups[0]["lr"] == 5e-4
     decoder_group = loaded.decoder_optimizer.param_groups[0]
     assert decoder_group["lr"] == 2e-4 and decoder_group["weight_decay"] == 1e-5
@@ -106,7 +107,7 @@ def test_action_repeat_is_kept_without_env_and_refreshed_by_set_env(tmp_path):
     model = tiny_model(ActionRepeat(TinyPixelEnv(), 4))
     model.learn(20)
     model.save(tmp_path / "model.zip")
-    loaded = SACAE.load(tmp_path / "model.zip", device="cpu")
+    loaded = SACAE.load(tmp_path / "model.zip", device=TEST_DEVICE)
     assert loaded._action_repeat == 4
     loaded.set_env(ActionRepeat(TinyPixelEnv(), 2))
     assert loaded._action_repeat == 2

@@ -7,6 +7,7 @@ import pytest
 
 from sb3_sacae import SACAE
 from tests.algorithm.test_multi_input_policy import TinyDictEnv, tiny_multi_model
+from tests.conftest import TEST_DEVICE
 
 
 @pytest.mark.parametrize("key", ["state", "position", "velocity", "qpos", "qvel", "observation", "joint_qpos"])
@@ -44,9 +45,9 @@ def test_a_loaded_model_that_reads_the_state_warns_again(tmp_path):
     with pytest.warns(UserWarning):
         tiny_multi_model(TinyDictEnv(vector_key="state")).save(tmp_path / "leaky.zip")
     with pytest.warns(UserWarning, match="looks like the simulator state"):
-        SACAE.load(tmp_path / "leaky.zip", env=TinyDictEnv(vector_key="state"), device="cpu")
+        SACAE.load(tmp_path / "leaky.zip", env=TinyDictEnv(vector_key="state"), device=TEST_DEVICE)
     tiny_multi_model(TinyDictEnv(vector_key="state"), policy_kwargs=dict(encoder_keys=["pixels"])).save(tmp_path / "ok.zip")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loaded = SACAE.load(tmp_path / "ok.zip", env=TinyDictEnv(vector_key="state"), device="cpu")
+        loaded = SACAE.load(tmp_path / "ok.zip", env=TinyDictEnv(vector_key="state"), device=TEST_DEVICE)
     assert loaded.policy.encoder_keys == ["pixels"]

@@ -7,7 +7,7 @@ import numpy as np
 import torch as th
 
 from sb3_sacae import SACAE
-from tests.conftest import tiny_model
+from tests.conftest import TEST_DEVICE, tiny_model
 
 
 def _moves(model, module, n_steps: int) -> list[bool]:
@@ -72,7 +72,7 @@ def test_autoencoder_off_survives_save_and_load(tmp_path, env):
     model = tiny_model(decoder_update_interval=0)
     model.learn(20)
     model.save(tmp_path / "sac_pixel.zip")
-    loaded = SACAE.load(tmp_path / "sac_pixel.zip", env=env, device="cpu")
+    loaded = SACAE.load(tmp_path / "sac_pixel.zip", env=env, device=TEST_DEVICE)
     assert loaded.policy.decoder is None
     obs, _ = env.reset(seed=1)
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])

@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from sb3_sacae import SACAE
 from sb3_sacae.buffers import FrameStackReplayBuffer
-from tests.conftest import TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
 FRAME_BYTES = 3 * 84 * 84
 
@@ -55,5 +55,5 @@ def test_loading_a_model_never_refuses_its_buffer(tmp_path, monkeypatch):
     model.save(tmp_path / "model.zip")
     # Pretend the loading machine has almost no memory: loading to watch a model must still work
     monkeypatch.setattr("sb3_sacae.buffers.available_memory", lambda: 1)
-    loaded = SACAE.load(tmp_path / "model.zip", env=TinyPixelEnv(), device="cpu")
+    loaded = SACAE.load(tmp_path / "model.zip", env=TinyPixelEnv(), device=TEST_DEVICE)
     assert loaded.replay_buffer is not None

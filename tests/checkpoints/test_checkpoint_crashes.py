@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sb3_sacae.callbacks import CheckpointBundleCallback, list_bundles, resume_from_bundle
-from tests.conftest import TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,7 +75,7 @@ def test_resume_after_a_kill_finds_the_newest_complete_bundle(tmp_path, point, n
     _kill_during_second_write(tmp_path, point, name)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Resumed with a fresh env reset")
-        resumed = resume_from_bundle(tmp_path, TinyPixelEnv(), device="cpu")
+        resumed = resume_from_bundle(tmp_path, TinyPixelEnv(), device=TEST_DEVICE)
     assert resumed.num_timesteps == newest_steps
     # the next run in the directory puts the bundle back under its final name and removes the leftovers
     resumed.learn(1, reset_num_timesteps=False, callback=CheckpointBundleCallback(100, tmp_path))
@@ -94,7 +94,7 @@ def test_a_corrupt_newest_bundle_falls_back_to_the_newest_intact_one(tmp_path, d
     }[damage]
     target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2])
     with pytest.warns(UserWarning, match="checkpoint_20_steps"):
-        resumed = resume_from_bundle(tmp_path, TinyPixelEnv(), device="cpu")
+        resumed = resume_from_bundle(tmp_path, TinyPixelEnv(), device=TEST_DEVICE)
     assert resumed.num_timesteps == 10
 
 
@@ -104,7 +104,7 @@ def test_a_bundle_file_that_is_a_symlink_to_a_device_is_refused(tmp_path):
     buffer.unlink()
     buffer.symlink_to("/dev/zero")
     with pytest.warns(UserWarning, match="symbolic link|not a regular file"):
-        resumed = resume_from_bundle(tmp_path, TinyPixelEnv(), device="cpu")
+        resumed = resume_from_bundle(tmp_path, TinyPixelEnv(), device=TEST_DEVICE)
     assert resumed.num_timesteps == 10
 
 
@@ -131,7 +131,7 @@ STRESS_WORKER = textwrap.dedent("""
             deadline = time.time() + 4
             while time.time() < deadline:
                 try:
-                    resume_from_bundle(directory, TinyPixelEnv(), device="cpu")
+                    resume_from_bundle(directory, TinyPixelEnv(), device=TEST_DEVICE)
                 except FileNotFoundError:
                     time.sleep(0.01)
     print("ok", flush=True)
@@ -157,7 +157,7 @@ def _stress(tmp_path: Path, rounds: int) -> None:
     assert not failures, "\n\n".join(failures)
     for round_ in range(rounds):
         directory = tmp_path / f"round_{round_}"
-        assert resume_from_bundle(directory, TinyPixelEnv(), device="cpu").num_timesteps == 12
+        assert resume_from_bundle(directory, TinyPixelEnv(), device=TEST_DEVICE).num_timesteps == 12
         assert len(list_bundles(directory)) == 4  # keep_last=2 of each writer's run
 
 

@@ -13,7 +13,7 @@ import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_sacae.callbacks import CheckpointBundleCallback, list_bundles, resume_from_bundle, save_bundle
-from tests.conftest import TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def test_a_new_run_keeps_its_bundles_beside_an_older_run_with_more_steps(tmp_pat
     assert {name: names[name]["run_id"] for name in older} == older  # the older run's bundles are untouched
     mine = [name for name, state in names.items() if state["run_id"] not in older.values()]
     assert sorted(mine) == ["checkpoint_10_steps", "checkpoint_20_steps"]  # and the new run's are not pruned
-    resumed = resume_from_bundle(tmp_path, TinyPixelEnv(), device="cpu")
+    resumed = resume_from_bundle(tmp_path, TinyPixelEnv(), device=TEST_DEVICE)
     assert resumed.num_timesteps == 20  # the run written last, not the one with the most steps
 
 
@@ -60,7 +60,7 @@ def test_a_same_step_bundle_of_another_run_is_not_replaced(tmp_path):
     assert {name: bundles[name] for name in first} == first
     run_id = next(run for run in bundles.values() if run not in first.values())
     assert sorted(set(bundles) - set(first)) == [f"checkpoint_10_steps-{run_id[:8]}", f"checkpoint_20_steps-{run_id[:8]}"]
-    assert resume_from_bundle(tmp_path, TinyPixelEnv(), device="cpu").num_timesteps == 20
+    assert resume_from_bundle(tmp_path, TinyPixelEnv(), device=TEST_DEVICE).num_timesteps == 20
     assert _state(next(tmp_path.glob("checkpoint_20_steps-*")))["run_id"] == run_id
     with pytest.raises(FileExistsError, match="another run"):
         save_bundle(second, tmp_path / "checkpoint_10_steps")
@@ -69,7 +69,7 @@ def test_a_same_step_bundle_of_another_run_is_not_replaced(tmp_path):
 def test_a_resumed_run_continues_its_run_and_prunes_its_earlier_bundles(tmp_path):
     model = _learn(tiny_model(), 30, tmp_path, keep_last=2)
     run_id = _state(tmp_path / "checkpoint_30_steps")["run_id"]
-    resumed = resume_from_bundle(tmp_path, TinyPixelEnv(), device="cpu")
+    resumed = resume_from_bundle(tmp_path, TinyPixelEnv(), device=TEST_DEVICE)
     del model
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -81,11 +81,11 @@ def test_a_resumed_run_continues_its_run_and_prunes_its_earlier_bundles(tmp_path
 
 def test_resuming_from_an_earlier_bundle_continues_the_sequence(tmp_path):
     _learn(tiny_model(), 30, tmp_path, keep_last=3)
-    resumed = resume_from_bundle(tmp_path / "checkpoint_10_steps", TinyPixelEnv(), device="cpu")
+    resumed = resume_from_bundle(tmp_path / "checkpoint_10_steps", TinyPixelEnv(), device=TEST_DEVICE)
     _learn(resumed, 10, tmp_path, keep_last=3)  # rewrites step 20 of the same run: newest in write order
     states = {b.name: _state(b)["sequence"] for b in list_bundles(tmp_path)}
     assert states == {"checkpoint_20_steps": 4, "checkpoint_30_steps": 3, "checkpoint_10_steps": 1}
-    assert resume_from_bundle(tmp_path, TinyPixelEnv(), device="cpu").num_timesteps == 20
+    assert resume_from_bundle(tmp_path, TinyPixelEnv(), device=TEST_DEVICE).num_timesteps == 20
 
 
 @pytest.mark.parametrize("kind", ["old", "tmp"])

@@ -15,7 +15,7 @@ import pytest
 import torch as th
 
 from sb3_sacae.callbacks import resume_from_bundle
-from tests.conftest import TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 N = 40
@@ -34,7 +34,7 @@ if mode == "straight":
     model = tiny_model(env, learning_rate=LinearSchedule(1e-3, 1e-4, 1.0))
     model.learn(2 * n, callback=CheckpointBundleCallback(n, checkpoints, keep_last=5))
 else:
-    model = resume_from_bundle(f"{checkpoints}/checkpoint_{n}_steps", env, device="cpu")
+    model = resume_from_bundle(f"{checkpoints}/checkpoint_{n}_steps", env, device=TEST_DEVICE)
     model.learn(n, reset_num_timesteps=False)
 model.save(f"{out}.zip")
 model.save_replay_buffer(f"{out}.npz")
@@ -90,7 +90,7 @@ def test_mid_episode_resume_warns(tmp_path):
     model.learn(15)
     save_bundle(model, tmp_path / "checkpoint_15_steps")
     with pytest.warns(UserWarning, match="mid-episode"):
-        resumed = resume_from_bundle(tmp_path, TinyPixelEnv(episode_length=10), device="cpu")
+        resumed = resume_from_bundle(tmp_path, TinyPixelEnv(episode_length=10), device=TEST_DEVICE)
     assert resumed.num_timesteps == 15 and resumed.replay_buffer.pos == 15
 
 

@@ -8,6 +8,7 @@ import pytest
 from stable_baselines3 import SAC
 
 from sb3_sacae.demonstrations import add_demonstrations, load_demonstrations, save_demonstrations
+from tests.conftest import TEST_DEVICE
 from tests.demonstrations.test_demonstrations_format import rewrite, transitions
 
 
@@ -30,7 +31,7 @@ def pendulum_transitions(n=6, seed=0) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def model():
-    return SAC("MlpPolicy", "Pendulum-v1", buffer_size=100, learning_starts=0, device="cpu")
+    return SAC("MlpPolicy", "Pendulum-v1", buffer_size=100, learning_starts=0, device=TEST_DEVICE)
 
 
 def test_valid_float_observations_are_added(model):

@@ -5,11 +5,14 @@ import numpy as np
 from stable_baselines3 import DQN, SAC
 
 from sb3_sacae.demonstrations import add_demonstrations, pretrain, record_demonstrations
+from tests.conftest import TEST_DEVICE
 
 
 def small() -> dict:
     """Fresh each time: SB3 writes into policy_kwargs."""
-    return dict(buffer_size=500, learning_starts=0, batch_size=16, policy_kwargs=dict(net_arch=[16]), seed=0, device="cpu")
+    return dict(
+        buffer_size=500, learning_starts=0, batch_size=16, policy_kwargs=dict(net_arch=[16]), seed=0, device=TEST_DEVICE
+    )
 
 
 def test_sac_on_state_pendulum_stores_actions_scaled_to_unit_box():

@@ -10,7 +10,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 from sb3_sacae import SACAE
 from sb3_sacae.buffers import FrameStackReplayBuffer
 from sb3_sacae.discrete import CategoricalActor
-from tests.conftest import tiny_model
+from tests.conftest import TEST_DEVICE, tiny_model
 from tests.discrete.test_discrete_losses import DiscreteTinyPixelEnv, discrete_model
 
 
@@ -77,7 +77,7 @@ def test_action_noise_and_gsde_are_refused_for_discrete_actions():
 def test_save_load_round_trip_gives_identical_deterministic_predictions(tmp_path):
     model = discrete_model()
     model.save(tmp_path / "model.zip")
-    loaded = SACAE.load(tmp_path / "model.zip", env=DiscreteTinyPixelEnv(), device="cpu")  # the safe loader
+    loaded = SACAE.load(tmp_path / "model.zip", env=DiscreteTinyPixelEnv(), device=TEST_DEVICE)  # the safe loader
     assert isinstance(loaded.actor, CategoricalActor)
     assert loaded.target_entropy == pytest.approx(model.target_entropy) == pytest.approx(0.98 * np.log(3))
     for key, value in model.policy.state_dict().items():

@@ -14,6 +14,7 @@ from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 from sb3_sacae import SACAE
 from sb3_sacae.buffers import FrameStackReplayBuffer
 from sb3_sacae.discrete import CategoricalActor
+from tests.conftest import TEST_DEVICE
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_ID = "ALE/Pong-v5"
@@ -49,7 +50,7 @@ def test_atari_preset_uses_the_zoo_atari_conventions():
 def test_pong_through_the_atari_wrappers_learns_a_few_steps():
     _register_ale()
     env = VecFrameStack(make_atari_env(ENV_ID, n_envs=1, seed=0, env_kwargs={"frameskip": 1}), n_stack=4)
-    model = SACAE("CnnPolicy", env, seed=0, device="cpu", **TINY_MODEL)  # VecTransposeImage is added by SB3
+    model = SACAE("CnnPolicy", env, seed=0, device=TEST_DEVICE, **TINY_MODEL)  # VecTransposeImage is added by SB3
     assert isinstance(model.get_env(), VecTransposeImage) and model.observation_space.shape == (4, 84, 84)
     assert isinstance(model.actor, CategoricalActor) and model.actor.action_logits.out_features == 6
     assert isinstance(model.replay_buffer, FrameStackReplayBuffer) and model.replay_buffer.frame_stack == 4

@@ -13,7 +13,7 @@ import torch as th
 
 import sb3_sacae
 from sb3_sacae import SACAE
-from tests.conftest import TINY, TINY_POLICY, tiny_model
+from tests.conftest import TEST_DEVICE, TINY, TINY_POLICY, tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_STEPS = 40  # agent steps any example may train for here
@@ -37,7 +37,7 @@ class TinySACAE(SACAE):
     def __init__(self, policy, env, **kwargs):
         if kwargs.get("_init_setup_model", True):  # load() rebuilds from the file's values
             policy_kwargs = {**TINY_POLICY, **(kwargs.pop("policy_kwargs", None) or {})}
-            kwargs = {**TINY, "seed": 0, "device": "cpu", **kwargs, "policy_kwargs": policy_kwargs}
+            kwargs = {**TINY, "seed": 0, "device": TEST_DEVICE, **kwargs, "policy_kwargs": policy_kwargs}
         super().__init__(policy, env, **kwargs)
 
     def learn(self, total_timesteps, *args, **kwargs):

@@ -27,7 +27,7 @@ from sb3_sacae import SACAE  # noqa: E402
 from sb3_sacae.callbacks import CheckpointBundleCallback, resume_from_bundle  # noqa: E402
 from sb3_sacae.demonstrations import load_demonstrations, save_demonstrations  # noqa: E402
 from sb3_sacae.io import UnsafeFileError, restricted_loads, safe_load_config_text  # noqa: E402
-from tests.conftest import TinyPixelEnv, tiny_model  # noqa: E402
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model  # noqa: E402
 from tests.demonstrations.test_demonstrations_format import transitions  # noqa: E402
 
 EXAMPLES = int(os.environ.get("SB3_SACAE_FUZZ_EXAMPLES", "6"))
@@ -99,7 +99,7 @@ def _ends_in_load_or_refusal(load, payload) -> None:
 
 
 def _load_model(payload: bytes) -> None:
-    SACAE.load(io.BytesIO(payload), device="cpu")
+    SACAE.load(io.BytesIO(payload), device=TEST_DEVICE)
 
 
 @FUZZ
@@ -178,7 +178,7 @@ def test_bundle_files(bundle, tmp_path_factory, data):
     shutil.copytree(bundle, copy)
     name = data.draw(st.sampled_from(["state.json", "model.zip", "replay_buffer.npz"]))
     (copy / name).write_bytes(mutated(data, (copy / name).read_bytes()))
-    _ends_in_load_or_refusal(lambda path: resume_from_bundle(path, TinyPixelEnv(), device="cpu"), copy)
+    _ends_in_load_or_refusal(lambda path: resume_from_bundle(path, TinyPixelEnv(), device=TEST_DEVICE), copy)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from stable_baselines3.common.utils import LinearSchedule
 
 from sb3_sacae import SACAE
 from sb3_sacae.buffers import FrameStackReplayBuffer
-from tests.conftest import TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
 OPTIONS = {
     "defaults": {},
@@ -37,7 +37,7 @@ def test_genuine_model_loads_safely_with_identical_predictions(option, tmp_path)
     model = tiny_model(env, **OPTIONS[option])
     model.learn(24)
     model.save(tmp_path / "model")
-    loaded = SACAE.load(tmp_path / "model.zip", env=TinyPixelEnv(), device="cpu")
+    loaded = SACAE.load(tmp_path / "model.zip", env=TinyPixelEnv(), device=TEST_DEVICE)
     observations = np.stack([env.reset(seed=seed)[0] for seed in range(5)])
     np.testing.assert_array_equal(
         model.predict(observations, deterministic=True)[0], loaded.predict(observations, deterministic=True)[0]

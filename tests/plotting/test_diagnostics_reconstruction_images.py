@@ -11,7 +11,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 from sb3_sacae.buffers import FrameStackReplayBuffer
 from sb3_sacae.diagnostics import ReconstructionImageCallback, last_frame_rgb
-from tests.conftest import TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
 SIDE = 32
 
@@ -178,7 +178,7 @@ def test_state_models_are_refused_with_the_alternative():
         learning_starts=10,
         batch_size=8,
         policy_kwargs=dict(features_dim=8, net_arch=[16]),
-        device="cpu",
+        device=TEST_DEVICE,
     )
     with pytest.raises(ValueError, match="train/ae_loss"):
         model.learn(12, callback=ReconstructionImageCallback(every_n_updates=1))

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The GPU checks in one call, from the repository root of a machine with a CUDA GPU and torch:
+#   1. update throughput at the paper's settings on CUDA: the exact default and bf16_autocast, each against SB3's SAC
+#      CnnPolicy in the same process (rows for benchmarks/results/throughput.csv);
+#   2. the speed options against the exact default, alternating single steps in one process (rows for
+#      benchmarks/results/throughput-versus.csv);
+#   3. the default test suite with the models on CUDA (SACAE_TEST_DEVICE=cuda), the RL Zoo's tests left out.
+# Wheels in .whl/ (benchmarks/gpu/wheels.sh gathers them) are installed first. Everything lands in $OUT (default
+# gpu-check/): check.log, throughput.csv, throughput-versus.csv, tests.log, tests.xml. STEPS (default 200) timed
+# steps per model, TEST_TIMEOUT (default 240) seconds for the tests.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-gpu-check}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/check.log") 2>&1
+export PYTHONUNBUFFERED=1
+python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'torch sees no CUDA GPU')" || exit 1
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, sb3_sacae, stable_baselines3; print('torch', torch.__version__, 'sb3', stable_baselines3.__version__)"
+
+steps=${STEPS:-200}
+time_steps=(python3 benchmarks/throughput.py --device cuda --steps "$steps" --warmup 20)
+echo "== 1. throughput: exact default and bf16_autocast, each against SB3 SAC"
+"${time_steps[@]}" --csv "$OUT/throughput.csv"
+"${time_steps[@]}" --sacae-kwargs '{"bf16_autocast": true}' --csv "$OUT/throughput.csv"
+echo "== 2. speed options against the exact default, alternating steps"
+for options in '{"bf16_autocast": true}' '{"fast_kernels": false}' '{"reuse_critic_features": true}'; do
+  "${time_steps[@]}" --skip-sac --versus "$options" --versus-csv "$OUT/throughput-versus.csv"
+done
+echo "== 3. the test suite on CUDA"
+SACAE_TEST_DEVICE=cuda OMP_NUM_THREADS=1 timeout "${TEST_TIMEOUT:-240}" python3 -m pytest -m "not slow" -n 8 -q -rfE \
+  -p no:cacheprovider --continue-on-collection-errors --ignore=tests/zoo --junitxml="$OUT/tests.xml" tests > "$OUT/tests.log" 2>&1
+echo "pytest exit status $? (124: stopped by the timeout)"
+tail -n 40 "$OUT/tests.log"
