@@ -18,6 +18,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize, unwrap_vec_wrapper
 
+from sb3_sacae.accel.device_frames import DeviceFrames, check_device_fits, device_frames_apply
 from sb3_sacae.io.limits import available_memory
 
 __all__ = [
@@ -139,7 +140,13 @@ class FrameStackReplayBuffer(ReplayBuffer):
         (default 0.01; 1/L for episodes of L steps keeps every transition SB3 would keep)
     :param allow_oversize: Allocate even when the buffer cannot fit in the available memory
         (warns instead of raising ``MemoryError``)
+    :param frames_on_device: Keep a copy of the frames in ``device``'s memory and gather sampled stacks there
+        (:mod:`sb3_sacae.accel.device_frames`; the same samples). ``None`` (default): on a CUDA device, while the
+        frames fit in half of its free memory
     """
+
+    # Where this process keeps the frames: not part of the buffer's state, nor of its files
+    placement_attributes = ("frames_on_device", "_device_frames")
 
     frames: np.ndarray
     obs_frame_idx: np.ndarray
@@ -161,6 +168,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
         frame_stack: int | None = None,
         frame_margin: float = 0.01,
         allow_oversize: bool = False,
+        frames_on_device: bool | None = None,
     ):
         box, k = _check_arguments(observation_space, optimize_memory_usage, frame_stack, frame_margin)
         # Not ReplayBuffer.__init__: it would allocate obs and next_obs arrays of the full size
@@ -196,6 +204,13 @@ class FrameStackReplayBuffer(ReplayBuffer):
         # np.zeros maps pages lazily: memory is used as the buffer fills
         for name, (shape, dtype) in layout.items():
             setattr(self, name, np.zeros(shape, dtype=dtype))
+        if frames_on_device is None:
+            frames_on_device = device_frames_apply(self.device, self.frames.nbytes)
+        elif frames_on_device:
+            check_device_fits(self.device, self.frames.nbytes)
+        self.frames_on_device = bool(frames_on_device)
+        # Built at the first sample: not part of the buffer's state (save_replay_buffer writes the host frames)
+        self._device_frames: DeviceFrames | None = None
 
     def _array_layout(self, observation_space: spaces.Box, action_space: spaces.Space) -> dict[str, tuple[tuple, Any]]:
         """Shape and dtype of every array the buffer holds, by attribute name."""
@@ -220,7 +235,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
 
     @property
     def nbytes(self) -> int:
-        """Bytes of all arrays of the buffer, once filled."""
+        """Bytes of all arrays of the buffer on the host, once filled."""
         return sum(value.nbytes for value in vars(self).values() if isinstance(value, np.ndarray))
 
     def reset(self) -> None:
@@ -243,6 +258,17 @@ class FrameStackReplayBuffer(ReplayBuffer):
             frames = np.moveaxis(frames, 1, -2)
         return frames.reshape(len(frame_idx), *self.obs_shape)
 
+    def _join_frames_th(self, frame_idx: np.ndarray) -> th.Tensor:
+        """Frame indices (batch, k) -> stacks (batch, *obs_shape) on ``device``: gathered there with ``frames_on_device``."""
+        if not self.frames_on_device:
+            return th.as_tensor(self._join_frames(frame_idx), device=self.device)
+        if self._device_frames is None or not self._device_frames.mirrors(self.frames):
+            self._device_frames = DeviceFrames(self.frames, self.device)
+        frames = self._device_frames.gather(frame_idx)
+        if self.stack_axis != 0:
+            frames = frames.movedim(1, -2)
+        return frames.reshape(len(frame_idx), *self.obs_shape)
+
     def _reusable(self, seq: np.ndarray | int) -> bool:
         return bool(np.min(seq) >= self.frame_count - self.reuse_horizon)
 
@@ -255,6 +281,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
             # Ages like a frame written now, so that the rows' oldest frames stay in writing order
             return self.zero_frame_idx, seq
         self.frames[seq % self.n_frames] = frame
+        if self._device_frames is not None:
+            self._device_frames.write(seq % self.n_frames, frame)
         self.frame_count += 1
         return seq % self.n_frames, seq
 
@@ -370,12 +398,12 @@ class FrameStackReplayBuffer(ReplayBuffer):
         frame_idx = np.concatenate(
             (self.obs_frame_idx[batch_inds, env_indices], self.next_obs_frame_idx[batch_inds, env_indices])
         )
-        stacks = self._join_frames(frame_idx)
         batch_size = len(batch_inds)
         if env is None:
-            stacks_th = th.as_tensor(stacks, device=self.device)
+            stacks_th = self._join_frames_th(frame_idx)
             observations, next_observations = stacks_th[:batch_size], stacks_th[batch_size:]
         else:
+            stacks = self._join_frames(frame_idx)
             # SB3 types _normalize_obs for dict observations too; an array stack normalizes to an array
             normalized = cast(np.ndarray, self._normalize_obs(stacks, env))
             observations, next_observations = self.to_torch(normalized[:batch_size]), self.to_torch(normalized[batch_size:])

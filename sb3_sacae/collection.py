@@ -34,6 +34,7 @@ class CollectionMixin(AlgorithmPart):
     """
 
     _env_frames: int = 0
+    fast_kernels: bool = True
     _action_repeat: float | None = None
     # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
     _check_buffer_memory: bool = False
@@ -62,7 +63,10 @@ class CollectionMixin(AlgorithmPart):
         user_buffer_kwargs = self.replay_buffer_kwargs
         allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or not self._check_buffer_memory
         if self.replay_buffer_class is FrameStackReplayBuffer:
-            return {**user_buffer_kwargs, "allow_oversize": allow_oversize}
+            kwargs = {**user_buffer_kwargs, "allow_oversize": allow_oversize}
+            if not self.fast_kernels:
+                kwargs.setdefault("frames_on_device", False)  # the plain path everywhere: sampling on the host
+            return kwargs
         # SB3's buffers take no such argument: check their size here, before numpy allocates them
         per_transition = sb3_bytes_per_transition(self.observation_space, self.action_space, self.optimize_memory_usage)
         what = f"SB3's replay buffer (buffer_size={self.buffer_size:_})"

@@ -3,10 +3,11 @@
 #   1. update throughput at the paper's settings on CUDA: the exact default and bf16_autocast, each against SB3's SAC
 #      CnnPolicy in the same process (rows for benchmarks/results/throughput.csv);
 #   2. the speed options against the exact default, alternating single steps in one process (rows for
-#      benchmarks/results/throughput-versus.csv);
+#      benchmarks/results/throughput-versus.csv), and replay sampling on the host against sampling on the GPU
+#      (frames_on_device; rows for benchmarks/results/sampling.csv);
 #   3. the default test suite with the models on CUDA (SACAE_TEST_DEVICE=cuda), the RL Zoo's tests left out.
 # Wheels in .whl/ (benchmarks/gpu/wheels.sh gathers them) are installed first. Everything lands in $OUT (default
-# gpu-check/): check.log, throughput.csv, throughput-versus.csv, tests.log, tests.xml. STEPS (default 200) timed
+# gpu-check/): check.log, throughput.csv, throughput-versus.csv, sampling.csv, tests.log, tests.xml. STEPS (default 200) timed
 # steps per model, TEST_TIMEOUT (default 240) seconds for the tests.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,6 +33,7 @@ echo "== 2. speed options against the exact default, alternating steps"
 for options in '{"bf16_autocast": true}' '{"fast_kernels": false}' '{"reuse_critic_features": true}'; do
   "${time_steps[@]}" --skip-sac --versus "$options" --versus-csv "$OUT/throughput-versus.csv"
 done
+python3 benchmarks/sampling.py --device cuda --transitions 100000 --csv "$OUT/sampling.csv"
 echo "== 3. the test suite on CUDA"
 SACAE_TEST_DEVICE=cuda OMP_NUM_THREADS=1 timeout "${TEST_TIMEOUT:-240}" python3 -m pytest -m "not slow" -n 8 -q -rfE \
   -p no:cacheprovider --continue-on-collection-errors --ignore=tests/zoo --junitxml="$OUT/tests.xml" tests > "$OUT/tests.log" 2>&1

@@ -21,6 +21,9 @@ whole update then computes what the fast one computes). What each piece buys:
   :func:`~sb3_sacae.accel.reconstruction.sliced_loss_applies`: the CPU.
 - :func:`~sb3_sacae.accel.norms.norms`: the gradients' norms of the finite-gradient check in one fused call instead
   of one per parameter tensor. :func:`~sb3_sacae.accel.norms.foreach_norm_applies`: the CPU and CUDA.
+- :class:`~sb3_sacae.accel.device_frames.DeviceFrames` (``FrameStackReplayBuffer(frames_on_device=...)``): a copy of
+  the replay buffer's frames in the GPU's memory, so that sampled stacks are gathered there instead of on one CPU
+  core and copied over. :func:`~sb3_sacae.accel.device_frames.device_frames_apply`: CUDA devices with room for it.
 - :func:`tune_malloc`: an explicit, process-wide opt-in. It fixes glibc's mmap threshold and keeps freed heap for
   reuse, so the update's large temporaries are recycled instead of being mapped and page-faulted afresh on every
   gradient step. Nothing in the package calls it: building or loading a model never changes process-wide settings.

@@ -64,8 +64,10 @@ def _buffer_state(buffer: BaseBuffer) -> tuple[dict[str, np.ndarray], dict[str, 
     arrays: dict[str, np.ndarray] = {}
     scalars: dict[str, Any] = {}
     name = type(buffer).__name__
+    # Where the buffer keeps things in this process (device, a copy of the frames on it) is not part of its state
+    placement = ("observation_space", "action_space", "device", *getattr(buffer, "placement_attributes", ()))
     for attr, value in vars(buffer).items():
-        if attr in ("observation_space", "action_space", "device"):
+        if attr in placement:
             continue  # rebuilt by the model that loads the buffer, and checked against it
         if isinstance(value, np.ndarray):
             arrays[attr] = value

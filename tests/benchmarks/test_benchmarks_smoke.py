@@ -254,3 +254,15 @@ def test_throughput_refuses_a_folder_that_is_not_the_official_code(tmp_path):
     assert (
         completed.returncode != 0 and "holds no sac_ae.py: give the root of a clone of the official code" in completed.stderr
     )
+
+
+def test_sampling_times_host_and_device_gathers_of_the_same_batches(tmp_path):
+    out = tmp_path / "sampling.csv"
+    tiny = ["--image-size", "16", "--batch-size", "8", "--transitions", "250", "--samples", "4", "--warmup", "1"]
+    stdout = run_script("sampling.py", *tiny, "--csv", str(out))
+
+    assert "| host |" in stdout and "| device |" in stdout and "sampling on the device:" in stdout
+    (row,) = read_csv(out)
+    assert float(row["host_ms_mean"]) > 0 and float(row["device_ms_mean"]) > 0
+    assert float(row["change"]) == pytest.approx(float(row["device_ms_mean"]) / float(row["host_ms_mean"]) - 1, rel=1e-2)
+    assert row["frame_stack"] == "3" and row["transitions"] == "250" and row["device"] == "cpu"

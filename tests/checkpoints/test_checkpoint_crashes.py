@@ -115,7 +115,7 @@ STRESS_WORKER = textwrap.dedent("""
     from pathlib import Path
     warnings.simplefilter("ignore")
     from sb3_sacae.callbacks import CheckpointBundleCallback, resume_from_bundle
-    from tests.conftest import TinyPixelEnv, tiny_model
+    from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
     base, role, index, processes, rounds = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     model = tiny_model(learning_starts=1000) if role == "writer" else None

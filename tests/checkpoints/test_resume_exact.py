@@ -25,7 +25,7 @@ import sys, json
 import torch as th
 from stable_baselines3.common.utils import LinearSchedule
 from sb3_sacae.callbacks import CheckpointBundleCallback, resume_from_bundle
-from tests.conftest import TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
 th.set_num_threads(1)
 mode, checkpoints, out, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -1,0 +1,69 @@
+"""
+Sampling on the device: a copy of :class:`~sb3_sacae.buffers.FrameStackReplayBuffer`'s frame ring in the GPU's
+memory, so that a batch's observation stacks are gathered there.
+
+On the host, every gradient step gathers ``2 * batch_size`` stacks from the ring (16 MiB for a batch of 128 stacks
+of 3 84x84 RGB frames) and copies them to the GPU: a memory-bound gather on one CPU core and a transfer the update
+waits for. With the ring on the GPU, the host sends only the stacks' frame indices (``2 * batch_size * k`` integers)
+and the gather runs at the GPU's memory bandwidth. Each frame is written to both copies as it is stored (one frame
+per agent step), so the copy never lags; the host ring stays the buffer's own state (what ``save_replay_buffer``
+writes), and the copy is rebuilt from it whenever the ring array is replaced (``load_replay_buffer``).
+
+The sampled stacks are the same bytes either way. :func:`device_frames_apply`: CUDA devices, while the ring fits in
+half of the GPU's free memory.
+"""
+
+import numpy as np
+import torch as th
+
+# The share of the GPU's free memory the copy may take: the rest stays for the networks, their activations and
+# the optimizers
+_FREE_MEMORY_SHARE = 0.5
+
+
+def device_frames_apply(device: th.device | str, nbytes: int) -> bool:
+    """Whether a ring of ``nbytes`` is copied to ``device`` by default: a CUDA device with room to spare."""
+    device = th.device(device)
+    if device.type != "cuda" or not th.cuda.is_available():
+        return False
+    free, _ = th.cuda.mem_get_info(device)
+    return nbytes <= _FREE_MEMORY_SHARE * free
+
+
+def check_device_fits(device: th.device | str, nbytes: int) -> None:
+    """Refuse a copy of ``nbytes`` that a CUDA device has no free memory for (other devices are not checked)."""
+    device = th.device(device)
+    if device.type != "cuda" or not th.cuda.is_available():
+        return
+    free, _ = th.cuda.mem_get_info(device)
+    if nbytes > free:
+        raise MemoryError(
+            f"frames_on_device=True needs {nbytes / 2**30:.2f} GiB on {device} for the replay buffer's frames, but only "
+            f"{free / 2**30:.2f} GiB are free there: pass frames_on_device=False (sampling on the host) or a smaller "
+            "buffer_size"
+        )
+
+
+class DeviceFrames:
+    """
+    A copy of a frame ring (a numpy array of frames along its first axis) in a torch device's memory.
+
+    :param frames: The host ring, copied whole
+    :param device: Where the copy lives
+    """
+
+    def __init__(self, frames: np.ndarray, device: th.device | str):
+        self.source = frames  # the host array this copies: a new array (a loaded buffer) needs a new copy
+        self.frames = th.from_numpy(frames).to(device, copy=True)
+
+    def mirrors(self, frames: np.ndarray) -> bool:
+        """Whether this is the copy of ``frames`` (the same array object, written through :meth:`write`)."""
+        return self.source is frames
+
+    def write(self, slot: int, frame: np.ndarray) -> None:
+        """Store ``frame`` at ``slot``, as the host ring just did."""
+        self.frames[slot].copy_(th.from_numpy(frame))
+
+    def gather(self, frame_idx: np.ndarray) -> th.Tensor:
+        """The frames at ``frame_idx`` (any shape of indices), on the device."""
+        return self.frames[th.as_tensor(frame_idx, device=self.frames.device)]

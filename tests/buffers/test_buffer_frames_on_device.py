@@ -1,0 +1,109 @@
+"""frames_on_device: sampled stacks gathered from a copy of the frames on the device are the host path's exactly."""
+
+import io
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer
+
+from sb3_sacae.accel.device_frames import DeviceFrames, check_device_fits, device_frames_apply
+from sb3_sacae.buffers import FrameStackReplayBuffer
+from tests.buffers.test_buffer_matches_sb3 import assert_same_samples
+from tests.buffers.test_buffer_streams import FRAME_STACK, stream_spaces, transitions
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
+
+
+def stacked_model(frames_on_device: bool | None = None, **kwargs):
+    """A tiny SACAE on 3 stacked frames, with a FrameStackReplayBuffer (``frames_on_device`` as given)."""
+    buffer_kwargs = (
+        {"frame_stack": 3} if frames_on_device is None else {"frame_stack": 3, "frames_on_device": frames_on_device}
+    )
+    return tiny_model(
+        TinyPixelEnv((9, 32, 32)), replay_buffer_class=FrameStackReplayBuffer, replay_buffer_kwargs=buffer_kwargs, **kwargs
+    )
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("p_irregular", [0.0, 0.2])
+def test_samples_equal_sb3_replay_buffer(channels_last, p_irregular):
+    # the copy is built at the first sample, then every frame stored (wrapping the ring several times) is written to it
+    kwargs = dict(buffer_size=40, **stream_spaces(channels_last=channels_last), device=TEST_DEVICE, n_envs=2)
+    buffer = FrameStackReplayBuffer(**kwargs, frame_stack=FRAME_STACK, frame_margin=6.0, frames_on_device=True)
+    reference = ReplayBuffer(**kwargs)
+    for step, transition in enumerate(
+        transitions(n_envs=2, n_steps=120, channels_last=channels_last, p_irregular=p_irregular)
+    ):
+        buffer.add(*transition)
+        reference.add(*transition)
+        assert_same_samples(buffer, reference, seed=step)
+    assert buffer._device_frames is not None and th.equal(buffer._device_frames.frames.cpu(), th.from_numpy(buffer.frames))
+
+
+def test_a_replaced_frame_ring_is_copied_again():
+    kwargs = dict(buffer_size=40, **stream_spaces(), device=TEST_DEVICE, n_envs=2, frame_stack=FRAME_STACK)
+    buffer = FrameStackReplayBuffer(**kwargs, frames_on_device=True)
+    for transition in transitions(n_envs=2, n_steps=30):
+        buffer.add(*transition)
+    stale = buffer.sample(4).observations
+    # what load_replay_buffer does: new arrays in place of the old ones
+    buffer.frames = np.full_like(buffer.frames, 7)
+    fresh = buffer.sample(4).observations
+    assert stale.shape == fresh.shape and bool((fresh == 7).all())
+
+
+def test_the_copy_is_not_part_of_the_saved_buffer(tmp_path):
+    """A buffer saved with frames_on_device loads into a model that samples on the host, and back."""
+    on_device = stacked_model(frames_on_device=True)
+    on_device.learn(40)
+    on_device.replay_buffer.sample(4)  # builds the copy
+    on_device.save_replay_buffer(tmp_path / "buffer.npz")
+    on_host = stacked_model(frames_on_device=False)
+    on_host.load_replay_buffer(tmp_path / "buffer.npz")
+    np.testing.assert_array_equal(on_host.replay_buffer.frames, on_device.replay_buffer.frames)
+    assert on_host.replay_buffer.frames_on_device is False and on_host.replay_buffer._device_frames is None
+    saved = io.BytesIO()
+    on_host.save_replay_buffer(saved)
+    saved.seek(0)
+    on_device.load_replay_buffer(saved)
+    np.random.seed(0)
+    host_sample = on_host.replay_buffer.sample(8)
+    np.random.seed(0)
+    device_sample = on_device.replay_buffer.sample(8)
+    assert th.equal(host_sample.observations, device_sample.observations)
+    assert th.equal(host_sample.next_observations, device_sample.next_observations)
+
+
+def test_training_from_the_copy_equals_training_from_the_host():
+    models = []
+    for on in (False, True):  # one after the other: each model seeds the global generators when it is built
+        models.append(stacked_model(frames_on_device=on).learn(48))
+    assert [model.replay_buffer.frames_on_device for model in models] == [False, True]
+    host, device = (model.policy.state_dict() for model in models)
+    for name, value in host.items():
+        assert th.equal(value, device[name]), name
+
+
+def test_sampling_on_the_device_is_chosen_for_cuda_only_and_off_with_fast_kernels_off():
+    assert device_frames_apply("cpu", 1) is False
+    assert stacked_model().replay_buffer.frames_on_device is device_frames_apply(TEST_DEVICE, 1)
+    plain = stacked_model(fast_kernels=False)
+    assert isinstance(plain.replay_buffer, FrameStackReplayBuffer) and plain.replay_buffer.frames_on_device is False
+
+
+def test_device_frames_writes_and_gathers():
+    host = np.arange(5 * 2 * 3, dtype=np.uint8).reshape(5, 2, 3)
+    copy = DeviceFrames(host, TEST_DEVICE)
+    assert copy.mirrors(host) and not copy.mirrors(host.copy())
+    copy.write(1, np.full((2, 3), 9, np.uint8))
+    gathered = copy.gather(np.array([[1, 0], [4, 1]]))
+    assert gathered.shape == (2, 2, 2, 3) and gathered.device == th.device(TEST_DEVICE)
+    assert bool((gathered[0, 0] == 9).all()) and th.equal(gathered[1, 0].cpu(), th.from_numpy(host[4]))
+    # the copy is its own memory: the host ring is not written through it
+    np.testing.assert_array_equal(host[1], [[6, 7, 8], [9, 10, 11]])
+
+
+@pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_copy_larger_than_the_gpu_is_refused_with_the_fix():
+    with pytest.raises(MemoryError, match="pass frames_on_device=False"):
+        check_device_fits("cuda", 1 << 50)
