@@ -142,7 +142,9 @@ class FrameStackReplayBuffer(ReplayBuffer):
         (warns instead of raising ``MemoryError``)
     :param frames_on_device: Keep a copy of the frames in ``device``'s memory and gather sampled stacks there
         (:mod:`sb3_sacae.accel.device_frames`; the same samples). ``None`` (default): on a CUDA device, while the
-        frames fit in half of its free memory
+        frames fit in half of its free memory. ``True`` refuses a GPU without room for them (``MemoryError``) unless
+        ``allow_oversize``; on the CPU it keeps a second host copy, which only tests want. Sampling with a
+        ``VecNormalize`` env always gathers on the host
     """
 
     # Where this process keeps the frames: not part of the buffer's state, nor of its files
@@ -206,11 +208,19 @@ class FrameStackReplayBuffer(ReplayBuffer):
             setattr(self, name, np.zeros(shape, dtype=dtype))
         if frames_on_device is None:
             frames_on_device = device_frames_apply(self.device, self.frames.nbytes)
-        elif frames_on_device:
+        elif frames_on_device and not allow_oversize:
             check_device_fits(self.device, self.frames.nbytes)
         self.frames_on_device = bool(frames_on_device)
         # Built at the first sample: not part of the buffer's state (save_replay_buffer writes the host frames)
         self._device_frames: DeviceFrames | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickle (SB3's save_replay_buffer) holds the host frames only: the device copy is rebuilt where it is loaded
+        return {**self.__dict__, "_device_frames": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Buffers pickled before frames_on_device existed sample on the host
+        self.__dict__.update({"frames_on_device": False, **state, "_device_frames": None})
 
     def _array_layout(self, observation_space: spaces.Box, action_space: spaces.Space) -> dict[str, tuple[tuple, Any]]:
         """Shape and dtype of every array the buffer holds, by attribute name."""
@@ -282,7 +292,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
             return self.zero_frame_idx, seq
         self.frames[seq % self.n_frames] = frame
         if self._device_frames is not None:
-            self._device_frames.write(seq % self.n_frames, frame)
+            # the stored row, contiguous and in the ring's dtype, whatever the strides of the frame added
+            self._device_frames.write(seq % self.n_frames, self.frames[seq % self.n_frames])
         self.frame_count += 1
         return seq % self.n_frames, seq
 

@@ -65,7 +65,10 @@ class CollectionMixin(AlgorithmPart):
         if self.replay_buffer_class is FrameStackReplayBuffer:
             kwargs = {**user_buffer_kwargs, "allow_oversize": allow_oversize}
             if not self.fast_kernels:
-                kwargs.setdefault("frames_on_device", False)  # the plain path everywhere: sampling on the host
+                kwargs["frames_on_device"] = False  # the plain path everywhere: sampling on the host
+            elif not self._check_buffer_memory and kwargs.get("frames_on_device"):
+                # A loaded model samples where this machine allows: True was a choice for the machine it was built on
+                kwargs["frames_on_device"] = None
             return kwargs
         # SB3's buffers take no such argument: check their size here, before numpy allocates them
         per_transition = sb3_bytes_per_transition(self.observation_space, self.action_space, self.optimize_memory_usage)

@@ -35,6 +35,10 @@ def selected_device(name: str | None = None) -> str:
 
 
 TEST_DEVICE = selected_device()
+if th.device(TEST_DEVICE).type == "cuda":
+    # float32 as on the CPU: cuDNN would otherwise run convolutions in TF32, off the recorded models' predictions
+    th.backends.cudnn.allow_tf32 = False
+    th.backends.cuda.matmul.allow_tf32 = False
 
 TINY_POLICY = dict(features_dim=8, n_filters=8, net_arch=[16, 16])
 TINY = dict(batch_size=8, buffer_size=200, learning_starts=16, policy_kwargs=TINY_POLICY)

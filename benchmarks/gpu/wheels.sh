@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Gathers, into .whl/ at the repository root, the wheels that benchmarks/gpu/check.sh installs on a GPU machine whose
-# Python (3.12) has torch, numpy, pandas, matplotlib, pytest and pytest-xdist but not the RL packages. Run it here,
+# Python (3.12) has torch, numpy, pandas, matplotlib, cloudpickle, pytest and pytest-xdist but not the RL packages. Run it here,
 # from the repository root, on a machine that reaches PyPI; each version is the one installed here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-packages=(gymnasium farama-notifications stable-baselines3 sb3-contrib cloudpickle)
+packages=(gymnasium farama-notifications stable-baselines3 sb3-contrib)
 pins=()
 for name in "${packages[@]}"; do
   pins+=("$name==$(python -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$name")")

@@ -107,7 +107,7 @@ def test_saving_never_touches_the_live_parameters_or_moments():
     model.save(buffer)
     assert th.equal(weight, before) and th.equal(model.critic.optimizer.state[weight]["exp_avg"], moment)
     buffer.seek(0)
-    loaded = SACAE.load(buffer, device="cpu")
+    loaded = SACAE.load(buffer, device=model.device)
     loaded_weight = loaded.critic.features_extractor.head.linear.weight
     assert th.equal(loaded_weight, before)
     assert th.equal(loaded.critic.optimizer.state[loaded_weight]["exp_avg"], moment)

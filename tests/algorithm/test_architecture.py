@@ -21,7 +21,7 @@ def test_conv_trunk_layers():
 
 def test_latent_is_tanh_of_layer_norm():
     model = _paper_model()
-    latent = model.critic.features_extractor(th.randint(0, 256, (4, 9, 84, 84)).float())
+    latent = model.critic.features_extractor(th.randint(0, 256, (4, 9, 84, 84), device=model.device).float())
     assert latent.shape == (4, 50) and latent.abs().max() <= 1
 
 
@@ -68,13 +68,13 @@ def test_built_policy_is_initialised_as_the_paper():
         off_centre[:, :, 1, 1] = 0
         assert not off_centre.any() and not conv.bias.any()
     head = model.critic.features_extractor.head.linear
-    th.testing.assert_close(head.weight @ head.weight.T, th.eye(50), atol=1e-4, rtol=0)
+    th.testing.assert_close(head.weight @ head.weight.T, th.eye(50, device=head.weight.device), atol=1e-4, rtol=0)
     assert not head.bias.any()
 
 
 def test_latent_is_layer_normalised_before_tanh():
     model = _paper_model()
     head = model.critic.features_extractor.head
-    conv = th.randn(4, model.policy.encoder.n_flatten)
+    conv = th.randn(4, model.policy.encoder.n_flatten, device=model.device)
     normalised = th.nn.functional.layer_norm(head.linear(conv), (50,))
     th.testing.assert_close(head(conv), th.tanh(normalised * head.layer_norm.weight + head.layer_norm.bias))

@@ -70,12 +70,12 @@ def test_paper_actor_log_std_range():
     model = SACAE("CnnPolicy", TinyPixelEnv(), buffer_size=10, device=TEST_DEVICE, policy_kwargs=dict(net_arch=[8]))
     with th.no_grad():
         model.actor.log_std.bias.fill_(1e6)
-        _, high, _ = model.actor.get_action_dist_params(th.zeros(1, 3, 32, 32))
+        _, high, _ = model.actor.get_action_dist_params(th.zeros(1, 3, 32, 32, device=model.device))
         model.actor.log_std.bias.fill_(-1e6)
-        _, low, _ = model.actor.get_action_dist_params(th.zeros(1, 3, 32, 32))
-    assert th.allclose(high, th.tensor(2.0)) and th.allclose(low, th.tensor(-10.0))
+        _, low, _ = model.actor.get_action_dist_params(th.zeros(1, 3, 32, 32, device=model.device))
+    assert th.allclose(high.cpu(), th.tensor(2.0)) and th.allclose(low.cpu(), th.tensor(-10.0))
     with th.no_grad():
         model.actor.log_std.bias.fill_(0.0)
         model.actor.log_std.weight.fill_(0.0)
-        _, middle, _ = model.actor.get_action_dist_params(th.zeros(1, 3, 32, 32))
-    assert th.allclose(middle, th.tensor(-4.0))  # tanh(0) = 0 maps to the middle of [-10, 2], not a clamp
+        _, middle, _ = model.actor.get_action_dist_params(th.zeros(1, 3, 32, 32, device=model.device))
+    assert th.allclose(middle.cpu(), th.tensor(-4.0))  # tanh(0) = 0 maps to the middle of [-10, 2], not a clamp

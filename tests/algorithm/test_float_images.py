@@ -22,7 +22,7 @@ class _FloatPixels(gym.ObservationWrapper):
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_preprocess_never_changes_its_input(channels_last):
     model = tiny_model(_FloatPixels(TinyPixelEnv(), 255.0), policy_kwargs={**TINY_POLICY, "channels_last": channels_last})
-    observations = th.full((2, 3, 32, 32), 200.0)
+    observations = th.full((2, 3, 32, 32), 200.0, device=model.device)
     model.policy.encoder.preprocess(observations)
     assert th.all(observations == 200.0)
 
@@ -31,7 +31,7 @@ def test_preprocess_never_changes_its_input(channels_last):
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_preprocess_of_uint8_pixels_is_the_plain_formula_in_the_trunk_layout(dtype, channels_last):
     model = tiny_model(TinyPixelEnv(), policy_kwargs={**TINY_POLICY, "channels_last": channels_last})
-    observations = th.randint(0, 256, (2, 3, 32, 32), dtype=th.uint8)
+    observations = th.randint(0, 256, (2, 3, 32, 32), dtype=th.uint8, device=model.device)
     before = observations.clone()
     pixels = model.policy.encoder.preprocess(observations, dtype)
     assert th.equal(observations, before)

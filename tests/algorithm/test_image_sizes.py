@@ -27,7 +27,7 @@ def test_trains_and_reconstructs_the_input_shape(shape, channel_last):
     policy_shape = model.policy.observation_space.shape
     assert policy_shape[0] == (shape[-1] if channel_last else shape[0])
     with th.no_grad():
-        latent = model.critic.features_extractor(th.zeros(2, *policy_shape))
+        latent = model.critic.features_extractor(th.zeros(2, *policy_shape, device=model.device))
         assert model.policy.decoder(latent).shape == (2, *policy_shape)
 
 

@@ -1,12 +1,14 @@
 """frames_on_device: sampled stacks gathered from a copy of the frames on the device are the host path's exactly."""
 
 import io
+import pickle
 
 import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 
+from sb3_sacae import SACAE
 from sb3_sacae.accel.device_frames import DeviceFrames, check_device_fits, device_frames_apply
 from sb3_sacae.buffers import FrameStackReplayBuffer
 from tests.buffers.test_buffer_matches_sb3 import assert_same_samples
@@ -107,3 +109,46 @@ def test_device_frames_writes_and_gathers():
 def test_a_copy_larger_than_the_gpu_is_refused_with_the_fix():
     with pytest.raises(MemoryError, match="pass frames_on_device=False"):
         check_device_fits("cuda", 1 << 50)
+
+
+def test_a_loaded_model_samples_where_this_machine_allows(tmp_path):
+    """frames_on_device=True is saved with the model's replay_buffer_kwargs; loading it chooses anew (None)."""
+    stacked_model(frames_on_device=True).save(tmp_path / "model.zip")
+    loaded = SACAE.load(tmp_path / "model.zip", env=TinyPixelEnv((9, 32, 32)), device=TEST_DEVICE)
+    assert loaded.replay_buffer.frames_on_device is device_frames_apply(TEST_DEVICE, 1)
+
+
+def test_a_pickled_buffer_holds_the_host_frames_only():
+    buffer = FrameStackReplayBuffer(40, **stream_spaces(), device=TEST_DEVICE, frame_stack=FRAME_STACK, frames_on_device=True)
+    for transition in transitions(n_envs=1, n_steps=30):
+        buffer.add(*transition)
+    np.random.seed(0)
+    before = buffer.sample(8)
+    assert buffer._device_frames is not None
+    restored = pickle.loads(pickle.dumps(buffer))
+    assert restored._device_frames is None and restored.frames_on_device
+    np.random.seed(0)
+    after = restored.sample(8)
+    assert th.equal(before.observations, after.observations) and th.equal(before.next_observations, after.next_observations)
+    # a buffer pickled before frames_on_device existed samples on the host
+    state = restored.__getstate__()
+    del state["frames_on_device"], state["_device_frames"]
+    old = FrameStackReplayBuffer.__new__(FrameStackReplayBuffer)
+    old.__setstate__(state)
+    np.random.seed(0)
+    assert old.frames_on_device is False and th.equal(old.sample(8).observations, before.observations)
+
+
+def test_frames_of_any_strides_reach_the_copy():
+    """Observations with negative strides (a flipped view) are stored and copied as the host ring holds them."""
+    kwargs = dict(buffer_size=20, **stream_spaces(), device=TEST_DEVICE, frame_stack=FRAME_STACK)
+    host, on_device = (FrameStackReplayBuffer(**kwargs, frames_on_device=on) for on in (False, True))
+    for step, (obs, next_obs, *rest) in enumerate(transitions(n_envs=1, n_steps=25)):
+        for buffer in (host, on_device):
+            buffer.add(obs[..., ::-1], next_obs[..., ::-1], *rest)
+            if step == 2:
+                buffer.sample(2)  # the copy exists from here on
+    np.random.seed(1)
+    expected = host.sample(8)
+    np.random.seed(1)
+    assert th.equal(on_device.sample(8).observations, expected.observations)

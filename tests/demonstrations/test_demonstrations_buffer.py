@@ -38,11 +38,11 @@ def stacked_env():
 def assert_buffer_holds(buffer, model, data, rows):
     """Transitions rows of the buffer (env 0) are the recorded ones: actions scaled, timeouts not done."""
     samples = buffer._get_samples(np.asarray(rows))
-    np.testing.assert_array_equal(samples.observations.numpy(), data["observations"])
-    np.testing.assert_array_equal(samples.next_observations.numpy(), data["next_observations"])
-    np.testing.assert_allclose(samples.actions.numpy(), model.policy.scale_action(data["actions"]), rtol=0, atol=1e-7)
-    np.testing.assert_array_equal(samples.rewards.numpy()[:, 0], data["rewards"])
-    np.testing.assert_array_equal(samples.dones.numpy()[:, 0], data["terminated"])
+    np.testing.assert_array_equal(samples.observations.cpu().numpy(), data["observations"])
+    np.testing.assert_array_equal(samples.next_observations.cpu().numpy(), data["next_observations"])
+    np.testing.assert_allclose(samples.actions.cpu().numpy(), model.policy.scale_action(data["actions"]), rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(samples.rewards.cpu().numpy()[:, 0], data["rewards"])
+    np.testing.assert_array_equal(samples.dones.cpu().numpy()[:, 0], data["terminated"])
 
 
 def test_sb3_replay_buffer_holds_the_recorded_transitions(tmp_path):
@@ -82,9 +82,9 @@ def test_sampled_transitions_are_recorded_ones(tmp_path):
     }
     samples = model.replay_buffer.sample(64)
     for i in range(64):
-        nxt, action, reward, terminated = recorded[samples.observations[i].numpy().tobytes()]
-        np.testing.assert_array_equal(samples.next_observations[i].numpy(), nxt)
-        np.testing.assert_allclose(samples.actions[i].numpy(), model.policy.scale_action(action), atol=1e-7)
+        nxt, action, reward, terminated = recorded[samples.observations[i].cpu().numpy().tobytes()]
+        np.testing.assert_array_equal(samples.next_observations[i].cpu().numpy(), nxt)
+        np.testing.assert_allclose(samples.actions[i].cpu().numpy(), model.policy.scale_action(action), atol=1e-7)
         assert samples.rewards[i, 0].item() == reward and samples.dones[i, 0].item() == terminated
 
 
@@ -117,7 +117,7 @@ def test_optimize_memory_usage_buffer_gets_the_same_transitions(tmp_path):
     # the next reset observation, as in SB3's own learn(); within episodes it is exact
     rows = np.flatnonzero(~(data["terminated"] | data["truncated"]))
     samples = model.replay_buffer._get_samples(rows)
-    np.testing.assert_array_equal(samples.next_observations.numpy(), data["next_observations"][rows])
+    np.testing.assert_array_equal(samples.next_observations.cpu().numpy(), data["next_observations"][rows])
 
 
 @pytest.mark.parametrize(

@@ -40,11 +40,11 @@ def test_predict_returns_valid_ints_for_single_and_batched_observations():
 
 def test_deterministic_action_is_the_most_probable_one():
     model = discrete_model()
-    obs = th.as_tensor(np.stack([DiscreteTinyPixelEnv().reset(seed=s)[0] for s in range(4)]))
+    obs = th.as_tensor(np.stack([DiscreteTinyPixelEnv().reset(seed=s)[0] for s in range(4)]), device=model.device)
     with th.no_grad():
         log_probs = model.actor.log_probs_from_features(model.actor.extract_features(obs, model.actor.features_extractor))
     assert th.equal(model.actor(obs, deterministic=True), log_probs.argmax(dim=1))
-    th.testing.assert_close(log_probs.exp().sum(dim=1), th.ones(4))
+    th.testing.assert_close(log_probs.exp().sum(dim=1), th.ones(4, device=model.device))
 
 
 def test_learns_with_several_envs_and_frame_stacking():

@@ -42,15 +42,15 @@ def _by_hand(model: SACAE, batch) -> dict[str, float]:
     with th.no_grad():
         actor = model.actor
         probs = _softmax_by_hand(
-            actor.action_logits(actor.latent_pi(actor.features_extractor(batch.observations))).double().numpy()
+            actor.action_logits(actor.latent_pi(actor.features_extractor(batch.observations))).double().cpu().numpy()
         )
         next_probs = _softmax_by_hand(
-            actor.action_logits(actor.latent_pi(actor.features_extractor(batch.next_observations))).double().numpy()
+            actor.action_logits(actor.latent_pi(actor.features_extractor(batch.next_observations))).double().cpu().numpy()
         )
-        q_online = [q.double().numpy() for q in model.critic(batch.observations)]
-        q_target = [q.double().numpy() for q in model.critic_target(batch.next_observations)]
-    rewards, dones = batch.rewards.double().numpy()[:, 0], batch.dones.double().numpy()[:, 0]
-    actions = batch.actions.numpy()[:, 0].astype(int)
+        q_online = [q.double().cpu().numpy() for q in model.critic(batch.observations)]
+        q_target = [q.double().cpu().numpy() for q in model.critic_target(batch.next_observations)]
+    rewards, dones = batch.rewards.double().cpu().numpy()[:, 0], batch.dones.double().cpu().numpy()[:, 0]
+    actions = batch.actions.cpu().numpy()[:, 0].astype(int)
     n_batch, n_actions = probs.shape
     target_v, actor_terms, entropies, critic_loss = [], [], [], 0.0
     for b in range(n_batch):
@@ -124,7 +124,7 @@ def test_soft_target_value_is_the_exact_expectation_over_actions(frozen):
             th.exp(model.log_ent_coef),
         )
     assert encoder is model.critic.features_extractor.trunk
-    np.testing.assert_allclose(value.numpy()[:, 0], expected["target_v"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(value.cpu().numpy()[:, 0], expected["target_v"], rtol=1e-5, atol=1e-6)
 
 
 def test_train_losses_equal_the_hand_computed_expectations(frozen):
