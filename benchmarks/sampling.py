@@ -25,17 +25,12 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from throughput import append_csv, cpu_model, gpu_name, synchronize
+from throughput import MACHINE_FIELDS, append_csv, cpu_model, gpu_name, machine_row, synchronize
 
 from sb3_sacae.buffers import FrameStackReplayBuffer
 
 CSV_FIELDS = [
-    "date",
-    "cpu",
-    "nproc",
-    "gpu",
-    "torch",
-    "device",
+    *MACHINE_FIELDS,
     "image_size",
     "frame_stack",
     "channels_per_frame",
@@ -139,12 +134,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"\nsampling on the device: {100 * change:+.1f} % time per sample")
 
     row = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
-        "nproc": os.cpu_count(),
-        "gpu": gpu_name(device),
-        "torch": th.__version__,
-        "device": str(device),
+        **machine_row(device),
         "image_size": args.image_size,
         "frame_stack": k,
         "channels_per_frame": channels,

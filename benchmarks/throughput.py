@@ -75,13 +75,11 @@ from sb3_sacae.accel.onednn import _ONEDNN_LINEAR
 
 PAPER_POLICY_KWARGS: dict[str, Any] = dict(features_dim=50, n_filters=32, n_conv_layers=4, net_arch=[1024, 1024])
 
+# Where and when a row was measured: the first columns of every CSV the speed scripts write
+MACHINE_FIELDS = ["date", "cpu", "nproc", "gpu", "torch", "device"]
+
 CSV_FIELDS = [
-    "date",
-    "cpu",
-    "nproc",
-    "gpu",
-    "torch",
-    "device",
+    *MACHINE_FIELDS,
     "threads",
     "image_size",
     "batch_size",
@@ -316,8 +314,8 @@ def build_models(args: argparse.Namespace, device: th.device) -> dict[str, OffPo
     return models
 
 
-def settings_row(args: argparse.Namespace, device: th.device) -> dict[str, Any]:
-    """The CSV columns that say when, where and how a measurement ran (shared by both CSVs)."""
+def machine_row(device: th.device) -> dict[str, Any]:
+    """The :data:`MACHINE_FIELDS` columns: now, this machine, torch and the device timed."""
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu_model(),
@@ -325,6 +323,13 @@ def settings_row(args: argparse.Namespace, device: th.device) -> dict[str, Any]:
         "gpu": gpu_name(device),
         "torch": th.__version__,
         "device": str(device),
+    }
+
+
+def settings_row(args: argparse.Namespace, device: th.device) -> dict[str, Any]:
+    """The CSV columns that say when, where and how a measurement ran (shared by both CSVs)."""
+    return {
+        **machine_row(device),
         "threads": th.get_num_threads(),
         "image_size": args.image_size,
         "batch_size": args.batch_size,
@@ -517,12 +522,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 VERSUS_FIELDS = [
-    "date",
-    "cpu",
-    "nproc",
-    "gpu",
-    "torch",
-    "device",
+    *MACHINE_FIELDS,
     "threads",
     "image_size",
     "batch_size",
