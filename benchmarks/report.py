@@ -455,8 +455,10 @@ def session_table(rows: list[dict[str, str]]) -> list[str]:
     return lines
 
 
-def performance_page(rows: list[dict[str, str]], comparisons: list[dict[str, str]] | None = None) -> str:
-    lines = [HEADER, *comparisons_section(comparisons or [])]
+def performance_page(
+    rows: list[dict[str, str]], comparisons: list[dict[str, str]] | None = None, sampling: list[dict[str, str]] | None = None
+) -> str:
+    lines = [HEADER, *comparisons_section(comparisons or []), *sampling_section(sampling or [])]
     if not rows:
         return "\n".join([*lines, "No throughput measurements recorded yet (`benchmarks/results/throughput.csv`)."]) + "\n"
     lines += ["## Sessions, newest first", ""]
@@ -525,6 +527,41 @@ def comparisons_section(rows: list[dict[str, str]]) -> list[str]:
     return lines
 
 
+def sampling_command(row: dict[str, str]) -> str:
+    """The ``benchmarks/sampling.py`` command line that writes a row like this one."""
+    return (
+        f"python benchmarks/sampling.py --device {row['device']} --image-size {row['image_size']} "
+        f"--frame-stack {row['frame_stack']} --channels-per-frame {row['channels_per_frame']} "
+        f"--batch-size {row['batch_size']} --transitions {row['transitions']} --samples {row['samples']} "
+        "--csv benchmarks/results/sampling.csv"
+    )
+
+
+def sampling_section(rows: list[dict[str, str]]) -> list[str]:
+    """Replay sampling on the host against sampling from the frames' copy on the device, newest first."""
+    if not rows:
+        return []
+    lines = [
+        "## Replay sampling",
+        "",
+        "`FrameStackReplayBuffer.sample()` gathering a batch's stacks on the host (and copying them to the device) "
+        "against gathering them from the copy of the frames on the device (`frames_on_device=True`), alternating single "
+        "samples in one process, the same batches.",
+        "",
+        "| date | machine | stacks | batch | transitions | ms/sample, host | ms/sample, device | change |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: r["date"], reverse=True):
+        machine = f"{row['cpu']}, {row.get('gpu') or 'no GPU'}, {row['device']}"
+        stacks = f"{row['frame_stack']} x {row['channels_per_frame']}x{row['image_size']}x{row['image_size']}"
+        lines.append(
+            f"| {row['date'][:10]} | {machine} | {stacks} | {row['batch_size']} | {int(row['transitions']):,} | "
+            f"{float(row['host_ms_mean']):.3f} | {float(row['device_ms_mean']):.3f} | {100 * float(row['change']):+.1f} % |"
+        )
+    lines += ["", "Commands:", "", "```bash", *dict.fromkeys(sampling_command(row) for row in rows), "```", ""]
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Writing and checking
 
@@ -562,7 +599,10 @@ def generate(results_dir: Path = RESULTS, readme_path: Path = README) -> dict[Pa
     files = {
         GENERATED / "results.md": results_page(results),
         GENERATED / "results_summary.md": HEADER + "\n" + table,
-        GENERATED / "performance.md": performance_page(throughput, read_throughput(results_dir / "throughput-versus.csv")),
+        GENERATED
+        / "performance.md": performance_page(
+            throughput, read_throughput(results_dir / "throughput-versus.csv"), read_throughput(results_dir / "sampling.csv")
+        ),
     }
     if readme_path.exists():
         readme = replace_between(readme_path.read_text(encoding="utf-8"), README_START, README_END, "\n" + table + "\n")

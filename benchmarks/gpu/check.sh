@@ -4,7 +4,7 @@
 #      CnnPolicy in the same process (rows for benchmarks/results/throughput.csv);
 #   2. the speed options against the exact default, alternating single steps in one process (rows for
 #      benchmarks/results/throughput-versus.csv), and replay sampling on the host against sampling on the GPU
-#      (frames_on_device, benchmarks/sampling.py);
+#      (frames_on_device; rows for benchmarks/results/sampling.csv);
 #   3. the default test suite with the models on CUDA (SACAE_TEST_DEVICE=cuda), without the folders that need
 #      packages the GPU image lacks and that test no device code: the RL Zoo, the rendered environments (MuJoCo,
 #      DeepMind Control, Box2D, pygame), the docs' examples and the benchmark scripts' smoke tests.

@@ -128,6 +128,22 @@ def test_comparisons_in_one_process_get_a_table_and_their_commands():
     assert report.performance_page([], []).count("## Comparisons") == 0
 
 
+def test_replay_sampling_rows_get_a_table_and_their_commands():
+    row = {"date": "2026-01-03T10:00:00", "cpu": "Test CPU", "nproc": "16", "gpu": "Test GPU", "torch": "2.0"}
+    row.update(device="cuda", image_size="84", frame_stack="3", channels_per_frame="3", batch_size="128")
+    row.update(transitions="100000", samples="200", host_ms_mean="4.0000", device_ms_mean="0.5000")
+    row.update(host_ms_median="3.9000", device_ms_median="0.4000", change="-0.8750")
+
+    page = report.performance_page([], [], [row])
+
+    assert "| 2026-01-03 | Test CPU, Test GPU, cuda | 3 x 3x84x84 | 128 | 100,000 | 4.000 | 0.500 | -87.5 % |" in page
+    assert (
+        "python benchmarks/sampling.py --device cuda --image-size 84 --frame-stack 3 --channels-per-frame 3 "
+        "--batch-size 128 --transitions 100000 --samples 200 --csv benchmarks/results/sampling.csv"
+    ) in page
+    assert report.performance_page([], [], []).count("## Replay sampling") == 0
+
+
 def test_readme_needs_its_marker_comments():
     with pytest.raises(ValueError, match="marker comments"):
         report.replace_between("# README without markers\n", report.README_START, report.README_END, "table")
