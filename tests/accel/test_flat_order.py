@@ -135,11 +135,11 @@ def test_a_plain_chw_state_dict_loads_into_either_layout(channels_last):
     """A head written by hand (or by another tool) in the usual (C, H, W) flattening reads conv features correctly."""
     model = tiny_model(policy_kwargs={**TINY_POLICY, "channels_last": channels_last})
     encoder = model.critic.features_extractor
-    chw_linear = th.nn.Linear(encoder.trunk.n_flatten, encoder.head.linear.out_features)
+    chw_linear = th.nn.Linear(encoder.trunk.n_flatten, encoder.head.linear.out_features, device=model.device)
     state = encoder.head.state_dict()
     state.update({"linear.weight": chw_linear.weight.detach(), "linear.bias": chw_linear.bias.detach()})
     encoder.head.load_state_dict(state)
-    obs = th.randint(0, 256, (2, *model.observation_space.shape), dtype=th.uint8)
+    obs = th.randint(0, 256, (2, *model.observation_space.shape), dtype=th.uint8, device=model.device)
     with th.no_grad():
         pixels = encoder.trunk.preprocess(obs)
         *layers, last_relu = encoder.trunk.convs
