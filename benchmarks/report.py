@@ -32,7 +32,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -501,30 +501,52 @@ def versus_command(row: dict[str, str]) -> str:
     return " ".join(parts)
 
 
-def comparisons_section(rows: list[dict[str, str]]) -> list[str]:
-    """One table row per comparison, newest first: both models' mean step times, timed alternately in one process."""
+def dated_section(
+    title: str,
+    intro: str,
+    header: list[str],
+    rows: list[dict[str, str]],
+    cells: Callable[[dict[str, str]], list[str]],
+    command: Callable[[dict[str, str]], str],
+) -> list[str]:
+    """A section with one table row per CSV row, newest first (the date, then ``cells``), then the commands."""
     if not rows:
         return []
-    lines = [
-        "## Comparisons in one process",
-        "",
+    lines = [f"## {title}", "", intro, "", f"| {' | '.join(['date', *header])} |", "|---" * (len(header) + 1) + "|"]
+    for row in sorted(rows, key=lambda r: r["date"], reverse=True):
+        lines.append(f"| {' | '.join([row['date'][:10], *cells(row)])} |")
+    return [*lines, "", "Commands:", "", "```bash", *dict.fromkeys(command(row) for row in rows), "```", ""]
+
+
+def comparisons_section(rows: list[dict[str, str]]) -> list[str]:
+    """One table row per comparison, newest first: both models' mean step times, timed alternately in one process."""
+    return dated_section(
+        "Comparisons in one process",
         "Each row times this code's SACAE and a second model in alternating single steps in one process (which one "
         "goes first alternates too), so the machine's drift affects both alike. The second model is another "
         "configuration (`--versus`) or the same configuration built from another checkout of the code "
         "(`--baseline-code PATH`, where PATH holds that checkout).",
-        "",
-        "| date | machine | configuration | compared with | steps each | ms/update, this code | ms/update, compared "
-        "| step time of the compared model |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in sorted(rows, key=lambda r: r["date"], reverse=True):
-        machine = f"{row['cpu']}, {row['threads']} thread(s), {row['device']}"
-        lines.append(
-            f"| {row['date'][:10]} | {machine} | {config_label(row)} | {row['other']} | {row['steps']} | "
-            f"{float(row['this_ms_mean']):.1f} | {float(row['other_ms_mean']):.1f} | {100 * float(row['change']):+.1f} % |"
-        )
-    lines += ["", "Commands:", "", "```bash", *dict.fromkeys(versus_command(row) for row in rows), "```", ""]
-    return lines
+        [
+            "machine",
+            "configuration",
+            "compared with",
+            "steps each",
+            "ms/update, this code",
+            "ms/update, compared",
+            "step time of the compared model",
+        ],
+        rows,
+        lambda row: [
+            f"{row['cpu']}, {row['threads']} thread(s), {row['device']}",
+            config_label(row),
+            row["other"],
+            row["steps"],
+            f"{float(row['this_ms_mean']):.1f}",
+            f"{float(row['other_ms_mean']):.1f}",
+            f"{100 * float(row['change']):+.1f} %",
+        ],
+        versus_command,
+    )
 
 
 def sampling_command(row: dict[str, str]) -> str:
@@ -539,27 +561,24 @@ def sampling_command(row: dict[str, str]) -> str:
 
 def sampling_section(rows: list[dict[str, str]]) -> list[str]:
     """Replay sampling on the host against sampling from the frames' copy on the device, newest first."""
-    if not rows:
-        return []
-    lines = [
-        "## Replay sampling",
-        "",
+    return dated_section(
+        "Replay sampling",
         "`FrameStackReplayBuffer.sample()` gathering a batch's stacks on the host (and copying them to the device) "
         "against gathering them from the copy of the frames on the device (`frames_on_device=True`), alternating single "
         "samples in one process, the same batches.",
-        "",
-        "| date | machine | stacks | batch | transitions | ms/sample, host | ms/sample, device | change |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in sorted(rows, key=lambda r: r["date"], reverse=True):
-        machine = f"{row['cpu']}, {row.get('gpu') or 'no GPU'}, {row['device']}"
-        stacks = f"{row['frame_stack']} x {row['channels_per_frame']}x{row['image_size']}x{row['image_size']}"
-        lines.append(
-            f"| {row['date'][:10]} | {machine} | {stacks} | {row['batch_size']} | {int(row['transitions']):,} | "
-            f"{float(row['host_ms_mean']):.3f} | {float(row['device_ms_mean']):.3f} | {100 * float(row['change']):+.1f} % |"
-        )
-    lines += ["", "Commands:", "", "```bash", *dict.fromkeys(sampling_command(row) for row in rows), "```", ""]
-    return lines
+        ["machine", "stacks", "batch", "transitions", "ms/sample, host", "ms/sample, device", "change"],
+        rows,
+        lambda row: [
+            f"{row['cpu']}, {row.get('gpu') or 'no GPU'}, {row['device']}",
+            f"{row['frame_stack']} x {row['channels_per_frame']}x{row['image_size']}x{row['image_size']}",
+            row["batch_size"],
+            f"{int(row['transitions']):,}",
+            f"{float(row['host_ms_mean']):.3f}",
+            f"{float(row['device_ms_mean']):.3f}",
+            f"{100 * float(row['change']):+.1f} %",
+        ],
+        sampling_command,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
