@@ -21,22 +21,24 @@ import torch as th
 _FREE_MEMORY_SHARE = 0.5
 
 
-def device_frames_apply(device: th.device | str, nbytes: int) -> bool:
-    """Whether a ring of ``nbytes`` is copied to ``device`` by default: a CUDA device with room to spare."""
+def _free_bytes(device: th.device | str) -> int | None:
+    """The free memory of a CUDA device; None for any other device."""
     device = th.device(device)
     if device.type != "cuda" or not th.cuda.is_available():
-        return False
-    free, _ = th.cuda.mem_get_info(device)
-    return nbytes <= _FREE_MEMORY_SHARE * free
+        return None
+    return th.cuda.mem_get_info(device)[0]
+
+
+def device_frames_apply(device: th.device | str, nbytes: int) -> bool:
+    """Whether a ring of ``nbytes`` is copied to ``device`` by default: a CUDA device with room to spare."""
+    free = _free_bytes(device)
+    return free is not None and nbytes <= _FREE_MEMORY_SHARE * free
 
 
 def check_device_fits(device: th.device | str, nbytes: int) -> None:
     """Refuse a copy of ``nbytes`` that a CUDA device has no free memory for (other devices are not checked)."""
-    device = th.device(device)
-    if device.type != "cuda" or not th.cuda.is_available():
-        return
-    free, _ = th.cuda.mem_get_info(device)
-    if nbytes > free:
+    free = _free_bytes(device)
+    if free is not None and nbytes > free:
         raise MemoryError(
             f"frames_on_device=True needs {nbytes / 2**30:.2f} GiB on {device} for the replay buffer's frames, but only "
             f"{free / 2**30:.2f} GiB are free there: pass frames_on_device=False (sampling on the host) or a smaller "
