@@ -1,9 +1,7 @@
 """SAC-AE as a Stable-Baselines3 algorithm: SB3's SAC with a pixel autoencoder, updated in the paper's order."""
 
-from collections import defaultdict
 from typing import Any, ClassVar, TypeVar
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
@@ -21,6 +19,7 @@ from stable_baselines3.common.vec_env import VecEnv as VecEnv
 from torch.nn import functional as F
 
 from sb3_sacae import guards
+from sb3_sacae.accel.sync_free import deferred_checks_apply, distribution_checks, skips_on_flag
 from sb3_sacae.batch import Batch, SharedForward, first_rows, repeat_rows
 from sb3_sacae.collection import CollectionMixin
 from sb3_sacae.discrete import AllowDiscreteActions
@@ -239,8 +238,12 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         beta1, beta2 = self.ent_coef_betas  # a JSON list after save/load
         self.ent_coef_betas = (float(beta1), float(beta2))
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-            # SAC-AE's temperature has its own learning rate and Adam betas
-            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr, betas=self.ent_coef_betas)
+            # SAC-AE's temperature has its own learning rate and Adam betas; its optimizer is fused where the
+            # networks' are (the same update rule in one kernel, which the deferred finite checks can skip)
+            fused = skips_on_flag(self.critic.optimizer) or None
+            self.ent_coef_optimizer = th.optim.Adam(
+                [self.log_ent_coef], lr=self.ent_coef_lr, betas=self.ent_coef_betas, fused=fused
+            )
         self.encoder_optimizer: th.optim.Optimizer | None = None
         self.decoder_optimizer: th.optim.Optimizer | None = None
         if self.policy.decoder is not None:
@@ -284,36 +287,41 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
-        logs: dict[str, list[float]] = defaultdict(list)
-        for _ in range(gradient_steps):
-            if self.use_sde:
-                self.actor.reset_noise()  # log_std may have changed since the last gradient step
-            batch = self._sample(batch_size)
-            ent_coef = th.exp(self.log_ent_coef.detach()) if self.log_ent_coef is not None else self.ent_coef_tensor
-            logs["ent_coef"].append(ent_coef.item())
-            update_actor = self._n_updates % self.actor_update_interval == 0
-            update_autoencoder = self.policy.decoder is not None and self._n_updates % self.decoder_update_interval == 0
-
-            # 1. Critic: soft Bellman target from the target critic and the current actor; returns the encoder forward
-            # that the actor and the decoder read
-            shared = self._update_critic(batch, ent_coef, update_actor, update_autoencoder, logs)
-            # 2. Actor and entropy coefficient, on detached trunk features: the actor never moves the convs
-            if update_actor:
-                self._update_actor_and_alpha(shared, ent_coef, logs)
-            # 3. Targets: Q-heads slowly (tau), the target encoder faster (encoder_tau)
-            if self._n_updates % self.target_update_interval == 0:
-                self._update_targets()
-            # 4. Autoencoder: reconstruct the observations from the critic's latent (paper section 6)
-            if update_autoencoder:
-                self._update_autoencoder(shared, batch, logs)
-            self._n_updates += 1
-
+        logs = self._train_record()
+        with distribution_checks(not logs.deferred):  # a deferred update reads nothing on the host until logs.close()
+            for _ in range(gradient_steps):
+                self._gradient_step(batch_size, logs)
+        means = logs.close()  # deferred checks raise here
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         for key in TRAIN_LOG_KEYS:
-            if logs[key]:
-                self.logger.record(f"train/{key}", np.mean(logs[key]))
+            if key in means:
+                self.logger.record(f"train/{key}", means[key])
         if self._action_repeat is not None:
             self.logger.record("train/env_frames", self.env_frames)
+
+    def _gradient_step(self, batch_size: int, logs: guards.TrainRecord) -> None:
+        """One gradient step of every network due, in the paper's order."""
+        if self.use_sde:
+            self.actor.reset_noise()  # log_std may have changed since the last gradient step
+        batch = self._sample(batch_size)
+        ent_coef = th.exp(self.log_ent_coef.detach()) if self.log_ent_coef is not None else self.ent_coef_tensor
+        logs.log("ent_coef", ent_coef)
+        update_actor = self._n_updates % self.actor_update_interval == 0
+        update_autoencoder = self.policy.decoder is not None and self._n_updates % self.decoder_update_interval == 0
+
+        # 1. Critic: soft Bellman target from the target critic and the current actor; returns the encoder forward
+        # that the actor and the decoder read
+        shared = self._update_critic(batch, ent_coef, update_actor, update_autoencoder, logs)
+        # 2. Actor and entropy coefficient, on detached trunk features: the actor never moves the convs
+        if update_actor:
+            self._update_actor_and_alpha(shared, ent_coef, logs)
+        # 3. Targets: Q-heads slowly (tau), the target encoder faster (encoder_tau)
+        if self._n_updates % self.target_update_interval == 0:
+            self._update_targets()
+        # 4. Autoencoder: reconstruct the observations from the critic's latent (paper section 6)
+        if update_autoencoder:
+            self._update_autoencoder(shared, batch, logs)
+        self._n_updates += 1
 
     def _sample(self, batch_size: int) -> Batch:
         """A replay batch, DrQ-shifted when ``random_shift`` is on, prepared once in the compute dtype."""
@@ -342,7 +350,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         return SharedForward(trunk_features, self.policy.critic.features_extractor.latent(trunk_features))
 
     def _update_critic(
-        self, batch: Batch, ent_coef: th.Tensor, update_actor: bool, update_autoencoder: bool, logs: dict[str, list[float]]
+        self, batch: Batch, ent_coef: th.Tensor, update_actor: bool, update_autoencoder: bool, logs: guards.TrainRecord
     ) -> SharedForward:
         """
         One step of the twin Q-heads and the critic's encoder on the soft Bellman error.
@@ -359,15 +367,15 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         # Sum over the twin Q-heads, as in the reference code
         q_losses = [F.mse_loss(q, target_q) for q in current_q.split(1, dim=1)]
         critic_loss = sum(q_losses[1:], q_losses[0])
-        logs["critic_loss"].append(self._finite("critic loss", critic_loss))
+        logs.loss("critic_loss", "critic loss", critic_loss, self._n_updates + 1)
         # The actor and the decoder read the first copy
         forward = SharedForward(first_rows(forward.trunk_features, batch.size), first_rows(forward.latent, batch.size))
         if self.reuse_critic_features and update_autoencoder:
             # The reconstruction gradients of this forward, taken before the critic step moves the encoder (its
             # graph is kept for the critic's backward)
             forward.autoencoder_grads = self._autoencoder_grads(forward.latent, batch, logs)
-        self._optimize(self.critic.optimizer, critic_loss, "critic")
-        logs["q_value"].append(current_q.detach().float().mean().item())
+        self._optimize(self.critic.optimizer, critic_loss, "critic", logs)
+        logs.log("q_value", current_q.detach().float().mean())
         if self.reuse_critic_features or not (update_actor or update_autoencoder):
             return forward
         # The trunk after the critic step, read by the actor (detached) and by the decoder (with a graph only if it
@@ -390,22 +398,22 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             return next_value
         return next_value.view(self.target_shifts, batch.size, -1).mean(dim=0)
 
-    def _update_actor_and_alpha(self, shared: SharedForward, ent_coef: th.Tensor, logs: dict[str, list[float]]) -> None:
+    def _update_actor_and_alpha(self, shared: SharedForward, ent_coef: th.Tensor, logs: guards.TrainRecord) -> None:
         """
         Actor: maximise the soft value of its own actions, on the shared trunk's features read detached (its
         encoder detaches them: only the actor's projection head and MLP learn from this loss). Then alpha: the
         entropy moves towards ``target_entropy``.
         """
         actor_loss, log_prob = self._actor_loss(shared, ent_coef)
-        logs["actor_loss"].append(self._finite("actor loss", actor_loss))
-        self._optimize(self.actor.optimizer, actor_loss, "actor")
+        logs.loss("actor_loss", "actor loss", actor_loss, self._n_updates + 1)
+        self._optimize(self.actor.optimizer, actor_loss, "actor", logs)
         # For Discrete actions log_prob is the exact E_pi[log pi] = -H(pi), so the alpha loss is alpha (H - target)
-        logs["entropy"].append(-log_prob.detach().mean().item())
+        logs.log("entropy", -log_prob.detach().mean())
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
             # Loss on alpha itself, as in the reference code (SB3 uses log alpha)
             ent_coef_loss = (self.log_ent_coef.exp() * (-log_prob - float(self.target_entropy)).detach()).mean()
-            logs["ent_coef_loss"].append(self._finite("entropy coefficient loss", ent_coef_loss))
-            self._optimize(self.ent_coef_optimizer, ent_coef_loss, "entropy coefficient")
+            logs.loss("ent_coef_loss", "entropy coefficient loss", ent_coef_loss, self._n_updates + 1)
+            self._optimize(self.ent_coef_optimizer, ent_coef_loss, "entropy coefficient", logs)
 
     def _actor_loss(self, shared: SharedForward, ent_coef: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """
@@ -426,7 +434,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             self.critic.features_extractor.parameters(), self.critic_target.features_extractor.parameters(), self.encoder_tau
         )
 
-    def _update_autoencoder(self, shared: SharedForward, batch: Batch, logs: dict[str, list[float]]) -> None:
+    def _update_autoencoder(self, shared: SharedForward, batch: Batch, logs: guards.TrainRecord) -> None:
         """One step of the critic's encoder and the decoder on the reconstruction loss of the critic's latent."""
         optimizers = self._autoencoder_optimizers()
         for optimizer in optimizers.values():
@@ -436,9 +444,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         else:
             for parameter, grad in shared.autoencoder_grads:
                 parameter.grad = grad
-        self._check_finite_gradients(dict(optimizers))  # both, before either optimizer moves
-        for optimizer in optimizers.values():
-            optimizer.step()
+        logs.step(dict(optimizers), self._n_updates + 1)  # both checked before either moves
 
     def _autoencoder_optimizers(self) -> dict[str, th.optim.Optimizer]:
         """The encoder and decoder optimizers (models with decoder_update_interval=0 have none)."""
@@ -446,7 +452,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             raise ValueError("This model has no autoencoder (decoder_update_interval=0): it has nothing to reconstruct")
         return {"encoder": self.encoder_optimizer, "decoder": self.decoder_optimizer}
 
-    def _autoencoder_loss(self, latent: th.Tensor, batch: Batch, logs: dict[str, list[float]]) -> th.Tensor:
+    def _autoencoder_loss(self, latent: th.Tensor, batch: Batch, logs: guards.TrainRecord) -> th.Tensor:
         """
         The decoder's reconstruction loss (its own target: 5-bit dequantised frames for images, the states for
         vectors) plus ``decoder_latent_lambda`` times the latent's L2 penalty ``mean(0.5 * ||h||^2)`` (paper section 6).
@@ -455,12 +461,12 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             raise ValueError("This model has no decoder (decoder_update_interval=0): it has nothing to reconstruct")
         ae_loss = self.policy.decoder.reconstruction_loss(latent, batch.observations, batch.compute_dtype)
         latent_loss = (0.5 * latent.pow(2).sum(dim=1)).mean()
-        logs["ae_loss"].append(self._finite("reconstruction loss", ae_loss))
-        logs["latent_loss"].append(self._finite("latent loss", latent_loss))
+        logs.loss("ae_loss", "reconstruction loss", ae_loss, self._n_updates + 1)
+        logs.loss("latent_loss", "latent loss", latent_loss, self._n_updates + 1)
         return ae_loss + self.decoder_latent_lambda * latent_loss
 
     def _autoencoder_grads(
-        self, latent: th.Tensor, batch: Batch, logs: dict[str, list[float]]
+        self, latent: th.Tensor, batch: Batch, logs: guards.TrainRecord
     ) -> list[tuple[th.Tensor, th.Tensor | None]]:
         """The autoencoder loss's gradients for the encoder and decoder optimizers' parameters, the graph kept."""
         optimizers = self._autoencoder_optimizers().values()
@@ -471,21 +477,26 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
 
     # --- Helpers of the update ----------------------------------------------------------------------------------
 
-    def _optimize(self, optimizer: th.optim.Optimizer, loss: th.Tensor, name: str) -> None:
+    def _optimize(self, optimizer: th.optim.Optimizer, loss: th.Tensor, name: str, logs: guards.TrainRecord) -> None:
         """zero_grad, backward, and a step once the gradients are known to be finite."""
         optimizer.zero_grad()
         loss.backward()
-        self._step(optimizer, name)
+        logs.step({name: optimizer}, self._n_updates + 1)
 
-    def _step(self, optimizer: th.optim.Optimizer, name: str) -> None:
-        self._check_finite_gradients({name: optimizer})
-        optimizer.step()
-
-    def _check_finite_gradients(self, optimizers: dict[str, th.optim.Optimizer | None]) -> None:
-        guards.check_gradients(optimizers, self._n_updates + 1, self.num_timesteps, fast=self.fast_kernels)
-
-    def _finite(self, quantity: str, value: th.Tensor) -> float:
-        return guards.finite_loss(quantity, value, self._n_updates + 1, self.num_timesteps)
+    def _train_record(self) -> guards.TrainRecord:
+        """
+        The log and finite checks of one ``train()`` call: deferred to its end where the accel seam selects it
+        (:func:`~sb3_sacae.accel.sync_free.deferred_checks_apply`), read before each step everywhere else.
+        """
+        optimizers = [
+            self.actor.optimizer,
+            self.critic.optimizer,
+            self.ent_coef_optimizer,
+            self.encoder_optimizer,
+            self.decoder_optimizer,
+        ]
+        deferred = self.fast_kernels and deferred_checks_apply(self.device, optimizers)
+        return guards.TrainRecord(self.num_timesteps, deferred=deferred, fast=self.fast_kernels)
 
     def save(self, path: Any, exclude: Any = None, include: Any = None) -> None:
         guards.check_parameters(self.policy)

@@ -2,7 +2,6 @@
 its loss over M copies of the observations (critic_shifts)."""
 
 import io
-from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -126,7 +125,7 @@ def test_the_shared_forward_holds_one_copy():
         model = tiny_model(**DRQ, reuse_critic_features=reuse)
         model.learn(24)
         ent_coef = model.log_ent_coef.detach().exp()
-        shared = model._update_critic(model._sample(8), ent_coef, True, True, defaultdict(list))
+        shared = model._update_critic(model._sample(8), ent_coef, True, True, model._train_record())
         assert shared.latent.shape == (8, TINY["policy_kwargs"]["features_dim"])
         assert len(shared.trunk_features) == 8
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch as th
 
+import sb3_sacae.sacae
+from sb3_sacae import guards
 from tests.conftest import TinyPixelEnv, tiny_model
 
 
@@ -32,7 +34,9 @@ def test_non_finite_reward_stops_training_naming_the_step(value):
     assert all(th.isfinite(p).all() for p in model.policy.parameters())
 
 
-def test_non_finite_loss_stops_before_parameters_change(model):
+def test_non_finite_loss_stops_before_parameters_change(model, monkeypatch):
+    # the immediate checks (on CUDA the update defers them: tests/accel/test_sync_free.py)
+    monkeypatch.setattr(sb3_sacae.sacae, "deferred_checks_apply", lambda device, optimizers: False)
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.replay_buffer.rewards[:] = np.nan  # as if corrupted after collection
     with pytest.raises(FloatingPointError, match=r"critic loss is nan at gradient step"):
@@ -41,12 +45,16 @@ def test_non_finite_loss_stops_before_parameters_change(model):
         assert th.equal(old, new)
 
 
-def test_non_finite_gradient_stops_before_the_step(model):
+@pytest.mark.parametrize("deferred", [False, True])
+def test_non_finite_gradient_is_never_stepped(model, deferred):
+    # immediate: refused before the step; deferred (sb3_sacae.accel.sync_free): the step is skipped, then refused
     before = [p.detach().clone() for p in model.actor.parameters()]
     model.actor.optimizer.zero_grad()
     model.actor.mu.weight.grad = th.full_like(model.actor.mu.weight, np.inf)
-    with pytest.raises(FloatingPointError, match="non-finite actor gradients"):
-        model._step(model.actor.optimizer, "actor")
+    record = guards.TrainRecord(model.num_timesteps, deferred=deferred)
+    with pytest.raises(FloatingPointError, match="non-finite actor gradients at gradient step 7"):
+        record.step({"actor": model.actor.optimizer}, gradient_step=7)
+        record.close()
     assert all(th.equal(a, b) for a, b in zip(before, model.actor.parameters(), strict=True))
 
 
