@@ -18,7 +18,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize, unwrap_vec_wrapper
 
-from sb3_sacae.accel.device_frames import DeviceFrames, check_device_fits, device_frames_apply
+from sb3_sacae.accel.device_frames import DeviceFrames, check_device_fits, device_frames_apply, to_device
 from sb3_sacae.io.limits import available_memory
 
 __all__ = [
@@ -140,7 +140,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
         (default 0.01; 1/L for episodes of L steps keeps every transition SB3 would keep)
     :param allow_oversize: Allocate even when the buffer cannot fit in the available memory
         (warns instead of raising ``MemoryError``)
-    :param frames_on_device: Keep a copy of the frames in ``device``'s memory and gather sampled stacks there
+    :param frames_on_device: Keep a copy of the frames in ``device``'s memory and gather sampled stacks there, and
+        send the rest of each batch from pinned host memory without waiting for the device
         (:mod:`sb3_sacae.accel.device_frames`; the same samples). ``None`` (default): on a CUDA device, while the
         frames fit in half of its free memory. ``True`` refuses a GPU without room for them (``MemoryError``) unless
         ``allow_oversize``; on the CPU it keeps a second host copy, which only tests want. Sampling with a
@@ -267,6 +268,12 @@ class FrameStackReplayBuffer(ReplayBuffer):
         if self.stack_axis != 0:
             frames = np.moveaxis(frames, 1, -2)
         return frames.reshape(len(frame_idx), *self.obs_shape)
+
+    def to_torch(self, array: np.ndarray, copy: bool = True) -> th.Tensor:
+        # With the frames on the device, a batch's other arrays are sent without waiting for it
+        if self.frames_on_device:
+            return to_device(array, self.device)
+        return super().to_torch(array, copy)
 
     def _join_frames_th(self, frame_idx: np.ndarray) -> th.Tensor:
         """Frame indices (batch, k) -> stacks (batch, *obs_shape) on ``device``: gathered there with ``frames_on_device``."""

@@ -23,7 +23,9 @@ whole update then computes what the fast one computes). What each piece buys:
   of one per parameter tensor. :func:`~sb3_sacae.accel.norms.foreach_norm_applies`: the CPU and CUDA.
 - :class:`~sb3_sacae.accel.device_frames.DeviceFrames` (``FrameStackReplayBuffer(frames_on_device=...)``): a copy of
   the replay buffer's frames in the GPU's memory, so that sampled stacks are gathered there instead of on one CPU
-  core and copied over. :func:`~sb3_sacae.accel.device_frames.device_frames_apply`: CUDA devices with room for it.
+  core and copied over; the rest of each batch is sent from pinned host memory without waiting for the GPU
+  (:func:`~sb3_sacae.accel.device_frames.to_device`). :func:`~sb3_sacae.accel.device_frames.device_frames_apply`:
+  CUDA devices with room for it.
 - :mod:`~sb3_sacae.accel.sync_free`: the update's finite checks kept on the device, skipping a failed optimizer step
   there, and read once per ``train()`` call instead of before every step (each host read stalls a GPU's queue).
   :func:`~sb3_sacae.accel.sync_free.deferred_checks_apply`: CUDA, with fused optimizers. While a deferred update runs,

@@ -11,6 +11,10 @@ writes), and the copy is rebuilt from it whenever the ring array is replaced (``
 
 The sampled stacks are the same bytes either way. :func:`device_frames_apply`: CUDA devices, while the ring fits in
 half of the GPU's free memory.
+
+What still crosses from the host (each stored frame, each batch's frame indices, actions, rewards and dones) goes
+through pinned host memory without waiting for the GPU (:func:`to_device`): a copy from ordinary (pageable) memory
+makes the CPU wait until the GPU has finished all the work queued before it, four times per batch.
 """
 
 import numpy as np
@@ -46,6 +50,18 @@ def check_device_fits(device: th.device | str, nbytes: int) -> None:
         )
 
 
+def to_device(array: np.ndarray, device: th.device | str) -> th.Tensor:
+    """
+    A copy of ``array`` on ``device``, made without waiting for the device: on CUDA staged through pinned host memory
+    (torch's caching host allocator keeps each staging block until its copy has run, so ``array`` may change as soon
+    as this returns); elsewhere a plain copy.
+    """
+    tensor = th.from_numpy(np.ascontiguousarray(array))
+    if th.device(device).type != "cuda":
+        return tensor.to(device, copy=True)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 class DeviceFrames:
     """
     A copy of a frame ring (a numpy array of frames along its first axis) in a torch device's memory.
@@ -64,8 +80,8 @@ class DeviceFrames:
 
     def write(self, slot: int, frame: np.ndarray) -> None:
         """Store ``frame`` at ``slot``, as the host ring just did."""
-        self.frames[slot].copy_(th.from_numpy(frame))
+        self.frames[slot].copy_(to_device(frame, self.frames.device))
 
     def gather(self, frame_idx: np.ndarray) -> th.Tensor:
         """The frames at ``frame_idx`` (any shape of indices), on the device."""
-        return self.frames[th.as_tensor(frame_idx, device=self.frames.device)]
+        return self.frames[to_device(frame_idx, self.frames.device)]

@@ -9,7 +9,7 @@ import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from sb3_sacae import SACAE
-from sb3_sacae.accel.device_frames import DeviceFrames, check_device_fits, device_frames_apply
+from sb3_sacae.accel.device_frames import DeviceFrames, check_device_fits, device_frames_apply, to_device
 from sb3_sacae.buffers import FrameStackReplayBuffer
 from tests.buffers.test_buffer_matches_sb3 import assert_same_samples
 from tests.buffers.test_buffer_streams import FRAME_STACK, stream_spaces, transitions
@@ -152,3 +152,16 @@ def test_frames_of_any_strides_reach_the_copy():
     expected = host.sample(8)
     np.random.seed(1)
     assert th.equal(on_device.sample(8).observations, expected.observations)
+
+
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not th.cuda.is_available(), reason="needs CUDA"))]
+)
+def test_arrays_sent_to_the_device_are_copies_taken_at_the_call(device):
+    # on CUDA through pinned memory, without waiting: the array may change as soon as the call returns
+    array = np.arange(24, dtype=np.float32).reshape(4, 6)[:, ::2]  # not contiguous
+    sent = to_device(array, device)
+    expected = array.copy()
+    array[:] = -1
+    assert sent.device.type == device and sent.dtype == th.float32
+    np.testing.assert_array_equal(sent.cpu().numpy(), expected)
