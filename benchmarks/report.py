@@ -371,7 +371,8 @@ def read_throughput(path: Path) -> list[dict[str, str]]:
 
 
 def machine_key(row: dict[str, str]) -> tuple[str, ...]:
-    return tuple(row.get(k, "") for k in ("cpu", "nproc", "gpu", "torch", "device", "threads", "image_size", "batch_size"))
+    keys = ("cpu", "nproc", "gpu", "torch", "device", "threads", "image_size", "frame_stack", "batch_size")
+    return tuple(row.get(k, "") for k in keys)
 
 
 def sessions(rows: list[dict[str, str]]) -> list[list[dict[str, str]]]:
@@ -401,12 +402,21 @@ def config_label(row: dict[str, str]) -> str:
     return ", ".join(f"`{key}={value!r}`" for key, value in sorted(kwargs.items()))
 
 
+def buffer_text(row: dict[str, str]) -> str:
+    """What the row's SACAE sampled from: ``--frame-stack`` rows its FrameStackReplayBuffer, the others SB3's."""
+    if row.get("frame_stack"):
+        return f"{row['frame_stack']} stacked frames in SACAE's `FrameStackReplayBuffer`"
+    return "independent stacks in SB3's `ReplayBuffer`"
+
+
 def command_start(row: dict[str, str]) -> list[str]:
     """The ``benchmarks/throughput.py`` arguments every CSV row records: steps, threads, device, SACAE arguments."""
     parts = ["python benchmarks/throughput.py", f"--steps {row['steps']}", f"--warmup {row['warmup']}"]
     parts.append(f"--threads {row['threads']}")
     if row.get("device", "cpu") != "cpu":
         parts.append(f"--device {row['device']}")
+    if row.get("frame_stack"):
+        parts.append(f"--frame-stack {row['frame_stack']}")
     if row.get("sacae_kwargs", "{}") != "{}":
         parts.append(f"--sacae-kwargs '{row['sacae_kwargs']}'")
     if row.get("policy_kwargs", "{}") != "{}":
@@ -475,7 +485,8 @@ def performance_page(
             f"{gpu}, {first['device']}",
             "",
             f"torch {first['torch']}, {first['threads']} thread(s), {first['image_size']}x{first['image_size']} images, "
-            f"batch {first['batch_size']}, load average before the first run {first.get('loadavg_before') or '?'}, "
+            f"{buffer_text(first)}, batch {first['batch_size']}, "
+            f"load average before the first run {first.get('loadavg_before') or '?'}, "
             f"sb3_sacae {first.get('sb3_sacae') or 'version not recorded in these rows'}.",
             "",
             *session_table(session),
@@ -537,7 +548,7 @@ def comparisons_section(rows: list[dict[str, str]]) -> list[str]:
         ],
         rows,
         lambda row: [
-            f"{row['cpu']}, {row['threads']} thread(s), {row['device']}",
+            f"{row['cpu']}, {row['threads']} thread(s), {row['device']}, {buffer_text(row)}",
             config_label(row),
             row["other"],
             row["steps"],

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from throughput import MACHINE_FIELDS, append_csv, cpu_model, gpu_name, machine_row, synchronize
+from throughput import MACHINE_FIELDS, append_csv, cpu_model, gpu_name, machine_row, stacked_transitions, synchronize
 
 from sb3_sacae.buffers import FrameStackReplayBuffer
 
@@ -47,22 +47,10 @@ CSV_FIELDS = [
 
 def fill(buffers: list[FrameStackReplayBuffer], transitions: int, frame_shape: tuple[int, ...], k: int, seed: int) -> None:
     """Add the same stream of ``transitions`` stacked transitions (episodes of 100 steps) to every buffer."""
-    rng = np.random.default_rng(seed)
-    # a pool of random frames: drawing a fresh frame per step would dominate the set-up time
-    pool = rng.integers(0, 256, (256, *frame_shape)).astype(np.uint8)
     action_dim = int(np.prod(buffers[0].action_space.shape or ()))
-    frames: list[np.ndarray] = []
-    for t in range(transitions):
-        if t % 100 == 0:  # an episode starts: k copies of the first frame, as a frame stack resets
-            frames = [pool[rng.integers(len(pool))]] * k
-        frames.append(pool[rng.integers(len(pool))])
-        obs = np.concatenate(frames[-k - 1 : -1])[None]
-        next_obs = np.concatenate(frames[-k:])[None]
-        action = rng.uniform(-1, 1, (1, action_dim)).astype(np.float32)
-        done = np.array([(t + 1) % 100 == 0])
-        infos = [{"TimeLimit.truncated": bool(done[0])}]
+    for transition in stacked_transitions(transitions, frame_shape, k, action_dim, seed):
         for buffer in buffers:
-            buffer.add(obs, next_obs, action, rng.normal(size=1).astype(np.float32), done, infos)
+            buffer.add(*transition)
 
 
 def time_samples(

@@ -14,6 +14,13 @@ each model reaches. Prints a table; ``--csv`` appends a row.
     python benchmarks/throughput.py --steps 30 --threads 2 --csv benchmarks/results/throughput.csv
     python benchmarks/throughput.py --sacae-kwargs '{"decoder_update_interval": 0}'   # extra SACAE arguments
     python benchmarks/throughput.py --device cuda --steps 200 --warmup 20
+    python benchmarks/throughput.py --frame-stack 3   # SACAE on its FrameStackReplayBuffer, as frame-stacked envs get
+
+``--frame-stack K`` declares the observations K stacked frames: the buffers are filled with consecutive stacks
+sharing K - 1 frames, as a frame-stacking env produces them, and SACAE then stores them in the
+:class:`~sb3_sacae.buffers.FrameStackReplayBuffer` it chooses for such envs (on a GPU, sampled from its frames' copy
+there); SB3's SAC keeps its own ``ReplayBuffer``. Without it, each transition holds independent random stacks in SB3's
+``ReplayBuffer`` for both.
     python benchmarks/throughput.py --skip-sac --sacae-kwargs '{"bf16_autocast": true}' --profile 4   # where time goes
 
 ``--versus '<json>'`` then times SACAE against a second SACAE built with those constructor arguments merged over
@@ -56,6 +63,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +90,7 @@ CSV_FIELDS = [
     *MACHINE_FIELDS,
     "threads",
     "image_size",
+    "frame_stack",
     "batch_size",
     "steps",
     "warmup",
@@ -107,11 +116,16 @@ CSV_FIELDS = [
 
 
 class SyntheticPixelEnv(gym.Env):
-    """Spaces only: the models are built on it, the replay buffers are filled directly, it is never stepped."""
+    """
+    Spaces only: the models are built on it, the replay buffers are filled directly, it is never stepped. With
+    ``frame_stack``, it says its observations are that many stacked frames (the attribute frame-stacking envs have).
+    """
 
-    def __init__(self, channels: int, image_size: int, action_dim: int):
+    def __init__(self, channels: int, image_size: int, action_dim: int, frame_stack: int | None = None):
         self.observation_space = spaces.Box(0, 255, (channels, image_size, image_size), np.uint8)
         self.action_space = spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
+        if frame_stack is not None:
+            self.frame_stack = frame_stack
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -154,13 +168,44 @@ if _ONEDNN_LINEAR is not None:
         return 2 * int(np.prod(input_shape[:-1])) * int(input_shape[-1]) * int(weight_shape[0])
 
 
-def fill_buffer(model: OffPolicyAlgorithm, transitions: int, seed: int) -> None:
-    """Add ``transitions`` random transitions (episodes of 100 steps) straight into the model's replay buffer."""
+def stacked_transitions(
+    transitions: int, frame_shape: tuple[int, ...], k: int, action_dim: int, seed: int
+) -> Iterator[tuple[Any, ...]]:
+    """
+    ``replay_buffer.add()`` arguments of ``transitions`` random transitions in episodes of 100 steps, each observation
+    ``k`` frames of ``frame_shape`` stacked along the first axis, consecutive stacks sharing ``k - 1`` frames as a
+    frame-stacking env produces them.
+    """
+    rng = np.random.default_rng(seed)
+    # a pool of random frames: drawing a fresh frame per step would dominate the set-up time
+    pool = rng.integers(0, 256, (256, *frame_shape)).astype(np.uint8)
+    frames: list[np.ndarray] = []
+    for t in range(transitions):
+        if t % 100 == 0:  # an episode starts: k copies of the first frame, as a frame stack resets
+            frames = [pool[rng.integers(len(pool))]] * k
+        frames.append(pool[rng.integers(len(pool))])
+        obs = np.concatenate(frames[-k - 1 : -1])[None]
+        next_obs = np.concatenate(frames[-k:])[None]
+        action = rng.uniform(-1, 1, (1, action_dim)).astype(np.float32)
+        done = np.array([(t + 1) % 100 == 0])
+        yield obs, next_obs, action, rng.normal(size=1).astype(np.float32), done, [{"TimeLimit.truncated": bool(done[0])}]
+
+
+def fill_buffer(model: OffPolicyAlgorithm, transitions: int, seed: int, frame_stack: int | None = None) -> None:
+    """
+    Add ``transitions`` random transitions (episodes of 100 steps) straight into the model's replay buffer: with
+    ``frame_stack``, consecutive stacks of that many frames (:func:`stacked_transitions`), else independent stacks.
+    """
     if model.replay_buffer is None:
         raise ValueError("the model has no replay buffer: build it with _init_setup_model=True (the default)")
-    rng = np.random.default_rng(seed)
     obs_shape = tuple(model.observation_space.shape or ())
     action_dim = int(np.prod(model.action_space.shape or ()))
+    if frame_stack is not None:
+        frame_shape = (obs_shape[0] // frame_stack, *obs_shape[1:])
+        for transition in stacked_transitions(transitions, frame_shape, frame_stack, action_dim, seed):
+            model.replay_buffer.add(*transition)
+        return
+    rng = np.random.default_rng(seed)
     # a pool of random frames: drawing 64 kB of random bytes per transition would dominate the set-up time
     pool = rng.integers(0, 256, (64, *obs_shape)).astype(np.uint8)
     for t in range(transitions):
@@ -172,11 +217,11 @@ def fill_buffer(model: OffPolicyAlgorithm, transitions: int, seed: int) -> None:
         model.replay_buffer.add(obs, next_obs, action, rng.normal(size=1).astype(np.float32), done, infos)
 
 
-def prepare(model: OffPolicyAlgorithm, transitions: int, seed: int) -> OffPolicyAlgorithm:
+def prepare(model: OffPolicyAlgorithm, args: argparse.Namespace) -> OffPolicyAlgorithm:
     """Give the model what ``learn()`` would have set up for ``train()``: a silent logger and a full buffer."""
     model.set_logger(Logger(folder=None, output_formats=[]))
     model._current_progress_remaining = 1.0
-    fill_buffer(model, transitions, seed)
+    fill_buffer(model, args.transitions, args.seed, args.frame_stack)
     return model
 
 
@@ -300,7 +345,7 @@ def common_kwargs(args: argparse.Namespace, device: th.device) -> dict[str, Any]
 
 def build_sacae(args: argparse.Namespace, device: th.device, sacae_kwargs: dict[str, Any]) -> SACAE:
     """SACAE with the paper's policy (``--policy-kwargs`` merged over it) and ``sacae_kwargs``, on synthetic pixels."""
-    env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
+    env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim, args.frame_stack)
     sacae_policy = {**PAPER_POLICY_KWARGS, **args.policy_kwargs}
     return SACAE("CnnPolicy", env, policy_kwargs=sacae_policy, **common_kwargs(args, device), **sacae_kwargs)  # type: ignore[arg-type]
 
@@ -308,7 +353,7 @@ def build_sacae(args: argparse.Namespace, device: th.device, sacae_kwargs: dict[
 def build_models(args: argparse.Namespace, device: th.device) -> dict[str, OffPolicyAlgorithm]:
     models: dict[str, OffPolicyAlgorithm] = {"SACAE": build_sacae(args, device, args.sacae_kwargs)}
     if not args.skip_sac:
-        env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
+        env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim, args.frame_stack)
         sac_policy = dict(args.sac_policy_kwargs) or None
         models["SAC (SB3 CnnPolicy)"] = SAC("CnnPolicy", env, policy_kwargs=sac_policy, **common_kwargs(args, device))  # type: ignore[arg-type]
     return models
@@ -332,6 +377,7 @@ def settings_row(args: argparse.Namespace, device: th.device) -> dict[str, Any]:
         **machine_row(device),
         "threads": th.get_num_threads(),
         "image_size": args.image_size,
+        "frame_stack": args.frame_stack or "",
         "batch_size": args.batch_size,
         "steps": args.steps,
         "warmup": args.warmup,
@@ -371,6 +417,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--image-size", type=int, default=84)
     parser.add_argument("--channels", type=int, default=9, help="3 stacked RGB frames (default 9)")
+    parser.add_argument(
+        "--frame-stack", type=int, default=None, metavar="K", help="the channels are K stacked frames (see above)"
+    )
     parser.add_argument("--action-dim", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--transitions", type=int, default=1000, help="random transitions in each replay buffer")
@@ -424,6 +473,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be >= 1 and --warmup >= 0")
+    if args.frame_stack is not None and (args.frame_stack < 1 or args.channels % args.frame_stack):
+        parser.error(f"--frame-stack must divide --channels ({args.channels}) into whole frames, got {args.frame_stack}")
     if args.transitions < args.batch_size:
         parser.error(f"--transitions ({args.transitions}) must be at least --batch-size ({args.batch_size})")
 
@@ -446,7 +497,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     models = build_models(args, device)
     results: dict[str, dict[str, float]] = {}
     for name, model in models.items():
-        prepare(model, args.transitions, args.seed)
+        prepare(model, args)
         flops = count_flops(model, args.batch_size)
         results[name] = {**time_train(model, args.steps, args.warmup, args.batch_size, device), "flops": flops}
 
@@ -467,7 +518,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     print(
         f"{args.channels}x{args.image_size}x{args.image_size} uint8, batch {args.batch_size}, {args.warmup} warm-up + "
-        f"{args.steps} timed steps; SACAE kwargs {args.sacae_kwargs}, policy kwargs {args.policy_kwargs}"
+        f"{args.steps} timed steps; SACAE kwargs {args.sacae_kwargs}, policy kwargs {args.policy_kwargs}; SACAE's "
+        f"replay buffer {type(models['SACAE'].replay_buffer).__name__}"
     )
     print(
         f"peak: float32 {peak_fp32 / 1e9:,.0f} GFLOP/s, bfloat16 {peak_bf16 / 1e9:,.0f} GFLOP/s (best of a "
@@ -525,6 +577,7 @@ VERSUS_FIELDS = [
     *MACHINE_FIELDS,
     "threads",
     "image_size",
+    "frame_stack",
     "batch_size",
     "steps",
     "warmup",
@@ -544,7 +597,7 @@ VERSUS_FIELDS = [
 def compare(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device: th.device) -> dict[str, float]:
     """Print and return the step times of ``sacae`` and of SACAE with ``--versus`` merged in, timed alternately."""
     versus_kwargs = {**args.sacae_kwargs, **args.versus}
-    other = prepare(build_sacae(args, device, versus_kwargs), args.transitions, args.seed)
+    other = prepare(build_sacae(args, device, versus_kwargs), args)
     label = f"SACAE {json.dumps(versus_kwargs, sort_keys=True)}"
     return time_pair(sacae, other, label, git_commit(Path(__file__).resolve().parents[1]), args, device)
 
@@ -553,12 +606,12 @@ def compare_checkout(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device
     """Print and return the step times of ``sacae`` and of the same SACAE built from ``--baseline-code``."""
     checkout = OtherCheckout(args.baseline_code)
     with checkout.active():
-        env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim)
+        env = SyntheticPixelEnv(args.channels, args.image_size, args.action_dim, args.frame_stack)
         policy_kwargs = {**PAPER_POLICY_KWARGS, **args.policy_kwargs}
         other = checkout.SACAE(
             "CnnPolicy", env, policy_kwargs=policy_kwargs, **common_kwargs(args, device), **args.sacae_kwargs
         )
-        prepare(other, args.transitions, args.seed)
+        prepare(other, args)
     label = args.baseline_label or f"sb3_sacae {checkout.version} from {checkout.root}"
     return time_pair(sacae, InCheckout(other, checkout), label, checkout.commit, args, device)
 
@@ -581,7 +634,7 @@ def compare_reference(sacae: OffPolicyAlgorithm, args: argparse.Namespace, devic
         n_conv_layers=policy_kwargs["n_conv_layers"],
         device=device,
     )
-    fill_buffer(official, args.transitions, args.seed)  # type: ignore[arg-type]
+    fill_buffer(official, args.transitions, args.seed, args.frame_stack)  # type: ignore[arg-type]
     return time_pair(sacae, official, "official pytorch_sac_ae", official.commit, args, device)
 
 

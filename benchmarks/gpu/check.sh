@@ -31,7 +31,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, sb3_sacae, stable_baselines3; print('torch', torch.__version__, 'sb3', stable_baselines3.__version__)" || exit 1
 
 steps=${STEPS:-200}
-time_steps=(python3 benchmarks/throughput.py --device cuda --steps "$steps" --warmup 20)
+time_steps=(python3 benchmarks/throughput.py --device cuda --frame-stack 3 --steps "$steps" --warmup 20)
 echo "== 1. throughput: exact default and bf16_autocast, each against SB3 SAC"
 "${time_steps[@]}" --csv "$OUT/throughput.csv"
 "${time_steps[@]}" --sacae-kwargs '{"bf16_autocast": true}' --csv "$OUT/throughput.csv"

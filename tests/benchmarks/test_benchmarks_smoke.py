@@ -54,6 +54,29 @@ def test_throughput_times_both_models_and_appends_a_csv_row(tmp_path):
     assert json.loads(row["policy_kwargs"]) == json.loads(TINY_SACAE_POLICY)
 
 
+def test_throughput_with_stacked_frames_times_sacae_on_its_frame_stack_buffer(tmp_path):
+    out = tmp_path / "throughput.csv"
+    tiny = [
+        "--image-size", "40", "--batch-size", "8", "--transitions", "16", "--steps", "2", "--warmup", "1",
+        "--threads", "1", "--peak-size", "128", "--policy-kwargs", TINY_SACAE_POLICY, "--skip-sac", "--frame-stack", "3",
+    ]  # fmt: skip
+    stdout = run_script("throughput.py", *tiny, "--csv", str(out))
+    assert "SACAE's replay buffer FrameStackReplayBuffer" in stdout
+    (row,) = read_csv(out)
+    assert row["frame_stack"] == "3" and float(row["sacae_steps_per_s"]) > 0
+
+
+def test_throughput_refuses_stacks_that_do_not_divide_the_channels():
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--frame-stack", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2 and "--frame-stack must divide --channels (9)" in completed.stderr
+
+
 def test_throughput_profile_splits_a_step_into_ops_and_groups():
     tiny = [
         "--image-size", "40", "--batch-size", "8", "--transitions", "16", "--steps", "1", "--warmup", "1",

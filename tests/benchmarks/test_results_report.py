@@ -112,14 +112,18 @@ def test_comparisons_in_one_process_get_a_table_and_their_commands():
     row.update(sacae_kwargs='{"bf16_autocast": true}', policy_kwargs="{}", this_ms_mean="500.0", other_ms_mean="550.0")
     row.update(this_ms_median="498.0", other_ms_median="549.0", change="0.1000", other="earlier code")
     versus = {**row, "other": 'SACAE {"bf16_autocast": true, "reuse_critic_features": true}', "change": "-0.2000"}
+    stacked = {**versus, "frame_stack": "3", "date": "2026-01-03T10:00:00"}
 
-    page = report.performance_page([], [row, versus])
+    page = report.performance_page([], [row, versus, stacked])
 
     assert (
-        "| 2026-01-02 | Test CPU, 2 thread(s), cpu | `bf16_autocast=True` | earlier code | 40 | 500.0 | 550.0 | +10.0 % |"
-        in page
+        "| 2026-01-02 | Test CPU, 2 thread(s), cpu, independent stacks in SB3's `ReplayBuffer` | `bf16_autocast=True` "
+        "| earlier code | 40 | 500.0 | 550.0 | +10.0 % |" in page
     )
     assert "| -20.0 % |" in page
+    # rows timed with --frame-stack say so, and their command repeats it
+    assert "| 2026-01-03 | Test CPU, 2 thread(s), cpu, 3 stacked frames in SACAE's `FrameStackReplayBuffer` |" in page
+    assert "--threads 2 --frame-stack 3 --sacae-kwargs" in page
     assert (
         "python benchmarks/throughput.py --steps 40 --warmup 3 --threads 2 --sacae-kwargs "
         """'{"bf16_autocast": true}' --skip-sac --baseline-code PATH --baseline-label 'earlier code' --versus-csv"""
