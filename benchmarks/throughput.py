@@ -15,13 +15,13 @@ each model reaches. Prints a table; ``--csv`` appends a row.
     python benchmarks/throughput.py --sacae-kwargs '{"decoder_update_interval": 0}'   # extra SACAE arguments
     python benchmarks/throughput.py --device cuda --steps 200 --warmup 20
     python benchmarks/throughput.py --frame-stack 3   # SACAE on its FrameStackReplayBuffer, as frame-stacked envs get
+    python benchmarks/throughput.py --skip-sac --sacae-kwargs '{"bf16_autocast": true}' --profile 4   # where time goes
 
 ``--frame-stack K`` declares the observations K stacked frames: the buffers are filled with consecutive stacks
 sharing K - 1 frames, as a frame-stacking env produces them, and SACAE then stores them in the
 :class:`~sb3_sacae.buffers.FrameStackReplayBuffer` it chooses for such envs (on a GPU, sampled from its frames' copy
 there); SB3's SAC keeps its own ``ReplayBuffer``. Without it, each transition holds independent random stacks in SB3's
 ``ReplayBuffer`` for both.
-    python benchmarks/throughput.py --skip-sac --sacae-kwargs '{"bf16_autocast": true}' --profile 4   # where time goes
 
 ``--versus '<json>'`` then times SACAE against a second SACAE built with those constructor arguments merged over
 ``--sacae-kwargs``, in the same process and on the same transitions, alternating single steps (which model goes

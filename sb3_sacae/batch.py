@@ -67,5 +67,5 @@ class SharedForward:
 
     trunk_features: th.Tensor
     latent: th.Tensor
-    # reuse_critic_features: the reconstruction gradients, taken before the critic step moved the encoder
-    autoencoder_grads: list[tuple[th.Tensor, th.Tensor | None]] | None = None
+    # reuse_critic_features: the reconstruction loss and its gradients, taken before the critic step moved the encoder
+    autoencoder_grads: tuple[th.Tensor, list[tuple[th.Tensor, th.Tensor | None]]] | None = None

@@ -4,6 +4,7 @@ gradient step and the agent step, and the likely fix.
 """
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from sb3_sacae.accel.norms import norms
 from sb3_sacae.accel.sync_free import step_unless
 
 # What a deferred check's error adds: the call's update went on, but no step with a failed check moved anything
-_SKIPPED = "; the optimizer steps whose gradients were not finite were skipped, so no parameter became non-finite"
+_SKIPPED = "; the optimizer steps a failed check guarded were skipped, so no parameter became non-finite"
 
 
 def _loss_error(quantity: str, number: float, gradient_step: int, agent_step: int, stopped: str) -> FloatingPointError:
@@ -75,9 +76,9 @@ class TrainRecord:
 
     Immediate (the default), each check is read on the host when it is made and raises before anything uses the
     non-finite number. Deferred (:mod:`sb3_sacae.accel.sync_free`, fused optimizers only), each check stays on the
-    device, where a failed one skips the optimizer steps it guards, and :meth:`close` reads every check and logged
-    value in one transfer, raising for the first failed check in the update's order. Either way no parameter becomes
-    non-finite.
+    device, where a failed one skips the optimizer steps it guards (a loss guards the step that follows its backward,
+    :meth:`step`'s ``losses``), and :meth:`close` reads every check and logged value in one transfer, raising for the
+    first failed check in the update's order. Either way no parameter moves on a non-finite number.
 
     :param agent_step: the agent step the errors name
     :param deferred: keep the checks on the device until :meth:`close`
@@ -103,10 +104,11 @@ class TrainRecord:
         self.log(key, value)
         self._checks.append(("loss", quantity, gradient_step, self._values[key][-1]))
 
-    def step(self, optimizers: dict[str, th.optim.Optimizer], gradient_step: int) -> None:
+    def step(self, optimizers: dict[str, th.optim.Optimizer], gradient_step: int, losses: Sequence[th.Tensor] = ()) -> None:
         """
-        Step each optimizer once all of their gradients are known finite: immediate, raising before any of them
-        moves; deferred, every one of them skipped on the device if a gradient is not finite.
+        Step each optimizer once the ``losses`` whose gradients it holds (already checked by :meth:`loss`) and all of
+        its gradients are known finite: immediate, raising before any of them moves; deferred, every one of them
+        skipped on the device if one of those is not finite.
         """
         if not self.deferred:
             check_gradients(dict(optimizers), gradient_step, self.agent_step, self.fast)
@@ -115,7 +117,8 @@ class TrainRecord:
             return
         flags = non_finite_gradients(dict(optimizers), self.fast)
         self._checks += [("gradients", name, gradient_step, flag) for name, flag in flags.items()]
-        skip = th.stack(list(flags.values())).any() if flags else None
+        failed = [*flags.values(), *(~th.isfinite(loss.detach()) for loss in losses)]
+        skip = th.stack(failed).any() if failed else None
         for optimizer in optimizers.values():
             if skip is None:
                 optimizer.step()  # no gradients: nothing to check

@@ -12,11 +12,13 @@ from typing import Any, cast
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution, StateDependentNoiseDistribution
 from stable_baselines3.common.policies import BaseModel, BasePolicy, ContinuousCritic
 from stable_baselines3.common.preprocessing import is_image_space_channels_first
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import Actor
 from torch import nn
+from torch.distributions import Normal
 
 from sb3_sacae.accel.flat_order import FlatOrdered, OptimizerStateOrder
 from sb3_sacae.accel.onednn import use_onednn_linears
@@ -73,15 +75,35 @@ def check_image_space(observation_space: spaces.Space, normalize_images: bool, w
     return observation_space
 
 
+class UncheckedSquashedGaussian(SquashedDiagGaussianDistribution):
+    """
+    SB3's tanh-squashed diagonal Gaussian, its ``Normal`` built without torch's argument checks: the same samples and
+    log-probabilities. Each check reads a tensor on the host (on a GPU, a wait for all queued work), three per actor
+    forward; in the update the finite checks of :mod:`sb3_sacae.guards` catch what they would.
+    """
+
+    def proba_distribution(self, mean_actions: th.Tensor, log_std: th.Tensor) -> "UncheckedSquashedGaussian":
+        # SB3's DiagGaussianDistribution.proba_distribution, with validate_args=False
+        self.distribution = Normal(mean_actions, th.ones_like(mean_actions) * log_std.exp(), validate_args=False)
+        return self
+
+
 class SACAEActor(RefusePickledLoad, Actor):
     """
     SB3's SAC actor with SAC-AE's log-std parametrisation: tanh, then affinely into [LOG_STD_MIN, LOG_STD_MAX].
 
     Its features extractor is an :class:`Encoder` with ``detach_trunk=True``: the actor trains its own
-    projection head, never the shared convs.
+    projection head, never the shared convs. The update samples from :class:`UncheckedSquashedGaussian` (gSDE
+    actors from SB3's own distribution); ``predict()`` keeps SB3's, with torch's checks.
     """
 
     features_extractor: Encoder
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.update_dist: SquashedDiagGaussianDistribution | StateDependentNoiseDistribution = self.action_dist
+        if type(self.action_dist) is SquashedDiagGaussianDistribution:
+            self.update_dist = UncheckedSquashedGaussian(self.action_dist.action_dim, self.action_dist.epsilon)
 
     def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
         return self.dist_params_from_features(self.extract_features(obs, self.features_extractor))
@@ -96,8 +118,9 @@ class SACAEActor(RefusePickledLoad, Actor):
         return mean_actions, log_std, {}
 
     def action_log_prob_from_features(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Actions sampled for the update and their log-probabilities (:attr:`update_dist`)."""
         mean_actions, log_std, kwargs = self.dist_params_from_features(features)
-        return self.action_dist.log_prob_from_params(mean_actions, log_std, **kwargs)
+        return self.update_dist.log_prob_from_params(mean_actions, log_std, **kwargs)
 
     def soft_value(
         self, features: th.Tensor, critic: BaseModel, critic_latent: th.Tensor, ent_coef: th.Tensor

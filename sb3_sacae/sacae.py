@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import VecEnv as VecEnv
 from torch.nn import functional as F
 
 from sb3_sacae import guards
-from sb3_sacae.accel.sync_free import deferred_checks_apply, distribution_checks, skips_on_flag
+from sb3_sacae.accel.sync_free import deferred_checks_apply, set_fused
 from sb3_sacae.batch import Batch, SharedForward, first_rows, repeat_rows
 from sb3_sacae.collection import CollectionMixin
 from sb3_sacae.discrete import AllowDiscreteActions
@@ -238,11 +238,9 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         beta1, beta2 = self.ent_coef_betas  # a JSON list after save/load
         self.ent_coef_betas = (float(beta1), float(beta2))
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-            # SAC-AE's temperature has its own learning rate and Adam betas; its optimizer is fused where the
-            # networks' are (the same update rule in one kernel, which the deferred finite checks can skip)
-            fused = skips_on_flag(self.critic.optimizer) or None
+            # SAC-AE's temperature has its own learning rate and Adam betas
             self.ent_coef_optimizer = th.optim.Adam(
-                [self.log_ent_coef], lr=self.ent_coef_lr, betas=self.ent_coef_betas, fused=fused
+                [self.log_ent_coef], lr=self.ent_coef_lr, betas=self.ent_coef_betas, fused=self._fused_temperature()
             )
         self.encoder_optimizer: th.optim.Optimizer | None = None
         self.decoder_optimizer: th.optim.Optimizer | None = None
@@ -276,6 +274,16 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         for optimizer, values in settings:
             for group in optimizer.param_groups if optimizer is not None else []:
                 group.update(values)
+        if self.ent_coef_optimizer is not None:
+            # Fused as this machine builds it, whatever machine or version saved it
+            set_fused(self.ent_coef_optimizer, self._fused_temperature())
+
+    def _fused_temperature(self) -> bool | None:
+        """
+        Whether the temperature's optimizer is fused: where the update's finite checks are deferred (they skip only
+        fused steps) and the networks' optimizers are fused. Elsewhere torch's default, as in the reference code.
+        """
+        return deferred_checks_apply(self.device, [self.critic.optimizer]) or None
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset=force_reset)
@@ -288,9 +296,8 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
         logs = self._train_record()
-        with distribution_checks(not logs.deferred):  # a deferred update reads nothing on the host until logs.close()
-            for _ in range(gradient_steps):
-                self._gradient_step(batch_size, logs)
+        for _ in range(gradient_steps):
+            self._gradient_step(batch_size, logs)
         means = logs.close()  # deferred checks raise here
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         for key in TRAIN_LOG_KEYS:
@@ -440,11 +447,13 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         for optimizer in optimizers.values():
             optimizer.zero_grad()
         if shared.autoencoder_grads is None:
-            self._autoencoder_loss(shared.latent, batch, logs).backward()
+            loss = self._autoencoder_loss(shared.latent, batch, logs)
+            loss.backward()
         else:
-            for parameter, grad in shared.autoencoder_grads:
+            loss, grads = shared.autoencoder_grads
+            for parameter, grad in grads:
                 parameter.grad = grad
-        logs.step(dict(optimizers), self._n_updates + 1)  # both checked before either moves
+        logs.step(dict(optimizers), self._n_updates + 1, losses=[loss])  # both checked before either moves
 
     def _autoencoder_optimizers(self) -> dict[str, th.optim.Optimizer]:
         """The encoder and decoder optimizers (models with decoder_update_interval=0 have none)."""
@@ -467,13 +476,15 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
 
     def _autoencoder_grads(
         self, latent: th.Tensor, batch: Batch, logs: guards.TrainRecord
-    ) -> list[tuple[th.Tensor, th.Tensor | None]]:
-        """The autoencoder loss's gradients for the encoder and decoder optimizers' parameters, the graph kept."""
+    ) -> tuple[th.Tensor, list[tuple[th.Tensor, th.Tensor | None]]]:
+        """
+        The autoencoder loss, and its gradients for the encoder and decoder optimizers' parameters (the graph kept).
+        """
         optimizers = self._autoencoder_optimizers().values()
         parameters = [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
         loss = self._autoencoder_loss(latent, batch, logs)
         grads = th.autograd.grad(loss, parameters, retain_graph=True, allow_unused=True)
-        return list(zip(parameters, grads, strict=True))
+        return loss.detach(), list(zip(parameters, grads, strict=True))
 
     # --- Helpers of the update ----------------------------------------------------------------------------------
 
@@ -481,7 +492,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         """zero_grad, backward, and a step once the gradients are known to be finite."""
         optimizer.zero_grad()
         loss.backward()
-        logs.step({name: optimizer}, self._n_updates + 1)
+        logs.step({name: optimizer}, self._n_updates + 1, losses=[loss])
 
     def _train_record(self) -> guards.TrainRecord:
         """

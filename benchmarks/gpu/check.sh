@@ -36,7 +36,8 @@ echo "== 1. throughput: exact default and bf16_autocast, each against SB3 SAC"
 "${time_steps[@]}" --csv "$OUT/throughput.csv"
 "${time_steps[@]}" --sacae-kwargs '{"bf16_autocast": true}' --csv "$OUT/throughput.csv"
 echo "== 2. speed options against the exact default, alternating steps"
-# fast_kernels=false turns off what CUDA selects: the fused gradient norms and the finite checks kept on the GPU
+# fast_kernels=false turns off what CUDA selects: sampling from the frames' copy on the GPU and the pinned copies,
+# the fused gradient norms and the finite checks kept on the GPU
 for options in '{"bf16_autocast": true}' '{"fast_kernels": false}' '{"reuse_critic_features": true}'; do
   "${time_steps[@]}" --skip-sac --versus "$options" --versus-csv "$OUT/throughput-versus.csv"
 done

@@ -28,8 +28,7 @@ whole update then computes what the fast one computes). What each piece buys:
   CUDA devices with room for it.
 - :mod:`~sb3_sacae.accel.sync_free`: the update's finite checks kept on the device, skipping a failed optimizer step
   there, and read once per ``train()`` call instead of before every step (each host read stalls a GPU's queue).
-  :func:`~sb3_sacae.accel.sync_free.deferred_checks_apply`: CUDA, with fused optimizers. While a deferred update runs,
-  torch's argument checks of distributions are off (:func:`~sb3_sacae.accel.sync_free.distribution_checks`).
+  :func:`~sb3_sacae.accel.sync_free.deferred_checks_apply`: CUDA, with fused optimizers.
 - :func:`tune_malloc`: an explicit, process-wide opt-in. It fixes glibc's mmap threshold and keeps freed heap for
   reuse, so the update's large temporaries are recycled instead of being mapped and page-faulted afresh on every
   gradient step. Nothing in the package calls it: building or loading a model never changes process-wide settings.

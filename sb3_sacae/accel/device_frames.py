@@ -50,16 +50,19 @@ def check_device_fits(device: th.device | str, nbytes: int) -> None:
         )
 
 
+def _staged(array: np.ndarray, device: th.device | str) -> th.Tensor:
+    """A host tensor with ``array``'s values to copy to ``device`` from: in pinned memory for a CUDA device."""
+    tensor = th.from_numpy(np.require(array, requirements=["C", "W"]))  # torch wants writable memory
+    return tensor.pin_memory() if th.device(device).type == "cuda" else tensor
+
+
 def to_device(array: np.ndarray, device: th.device | str) -> th.Tensor:
     """
     A copy of ``array`` on ``device``, made without waiting for the device: on CUDA staged through pinned host memory
     (torch's caching host allocator keeps each staging block until its copy has run, so ``array`` may change as soon
     as this returns); elsewhere a plain copy.
     """
-    tensor = th.from_numpy(np.ascontiguousarray(array))
-    if th.device(device).type != "cuda":
-        return tensor.to(device, copy=True)
-    return tensor.pin_memory().to(device, non_blocking=True)
+    return _staged(array, device).to(device, copy=True, non_blocking=True)
 
 
 class DeviceFrames:
@@ -80,7 +83,7 @@ class DeviceFrames:
 
     def write(self, slot: int, frame: np.ndarray) -> None:
         """Store ``frame`` at ``slot``, as the host ring just did."""
-        self.frames[slot].copy_(to_device(frame, self.frames.device))
+        self.frames[slot].copy_(_staged(frame, self.frames.device), non_blocking=True)
 
     def gather(self, frame_idx: np.ndarray) -> th.Tensor:
         """The frames at ``frame_idx`` (any shape of indices), on the device."""

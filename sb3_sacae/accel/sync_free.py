@@ -3,20 +3,20 @@ Finite checks that keep the GPU busy: each optimizer step is skipped on the devi
 checks are read on the host once per ``train()`` call instead of before every step.
 
 The update checks every loss and every optimizer's gradients before the parameters move (:mod:`sb3_sacae.guards`).
-Read on the host, each check waits for the GPU to finish all the work queued before it, so the CPU cannot queue the
-next kernels while the GPU runs: about seven waits per gradient step. Deferred, each step's check is a flag on the
-device, handed to the fused optimizer as ``found_inf`` (the flag torch's ``GradScaler`` hands it): a set flag leaves
-the parameters, the moments and the step count as they were. The flags and the logged values are then read in one
-transfer at the end of the call, where the first failed check raises. Either way no parameter becomes non-finite.
+Read on the host, each check (and each logged value) waits for the GPU to finish all the work queued before it, so
+the CPU cannot queue the next kernels while the GPU runs: over ten waits per gradient step. Deferred, each step's
+checks are a flag on the device, handed to the fused optimizer as ``found_inf`` (the flag torch's ``GradScaler``
+hands it): a set flag leaves the parameters, the moments and the step count as they were. The flags and the logged
+values are then read in one transfer at the end of the call, where the first failed check raises. Either way no
+parameter moves on a non-finite number.
 
-torch's argument checks of the actor's distributions read on the host as well (twice per actor forward): a deferred
-update turns them off while it runs (:func:`distribution_checks`), since its finite checks catch what they catch.
-
-:func:`deferred_checks_apply`: CUDA devices, when every optimizer of the update is fused.
+:func:`deferred_checks_apply`: CUDA devices, when every optimizer of the update is fused (the networks' are by
+default, and the temperature's is there). The update's host-to-device copies wait for the GPU too unless they come
+from pinned memory, as :class:`~sb3_sacae.buffers.FrameStackReplayBuffer`'s do with ``frames_on_device``; SB3's
+buffers copy from ordinary memory.
 """
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 import torch as th
 
@@ -33,10 +33,11 @@ def deferred_checks_apply(device: th.device | str, optimizers: Iterable[th.optim
 
 
 def skips_on_flag(optimizer: th.optim.Optimizer) -> bool:
-    """Whether ``optimizer`` can skip a step on a device flag: torch's fused Adam and AdamW."""
-    return isinstance(optimizer, th.optim.Adam | th.optim.AdamW) and all(
-        group.get("fused") for group in optimizer.param_groups
-    )
+    """
+    Whether ``optimizer`` can skip a step on a device flag: torch's own fused Adam and AdamW (not a subclass, whose
+    ``step`` may not read the flag).
+    """
+    return type(optimizer) in (th.optim.Adam, th.optim.AdamW) and all(group.get("fused") for group in optimizer.param_groups)
 
 
 def step_unless(optimizer: th.optim.Optimizer, flag: th.Tensor) -> None:
@@ -54,18 +55,15 @@ def step_unless(optimizer: th.optim.Optimizer, flag: th.Tensor) -> None:
         del optimizer.found_inf  # type: ignore[attr-defined]
 
 
-@contextmanager
-def distribution_checks(enabled: bool) -> Iterator[None]:
+def set_fused(optimizer: th.optim.Optimizer, fused: bool | None) -> None:
     """
-    torch's argument checks of the distributions built inside (SB3's Gaussians), as ``enabled`` says. Turned off,
-    torch's default is restored on leaving; the setting is process-wide while it lasts.
+    Make a built (or loaded) Adam or AdamW optimizer fused or not, its step counts where that implementation keeps
+    them (a fused step reads them on the parameters' device, the others on the CPU).
     """
-    if enabled:
-        yield
-        return
-    previous = th.distributions.Distribution._validate_args
-    th.distributions.Distribution.set_default_validate_args(False)
-    try:
-        yield
-    finally:
-        th.distributions.Distribution.set_default_validate_args(previous)
+    for group in optimizer.param_groups:
+        group["fused"] = fused
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            if "step" in state:
+                device = parameter.device if fused or group.get("capturable") else th.device("cpu")
+                state["step"] = state["step"].to(device=device, dtype=th.float32)

@@ -58,6 +58,21 @@ def test_non_finite_gradient_is_never_stepped(model, deferred):
     assert all(th.equal(a, b) for a, b in zip(before, model.actor.parameters(), strict=True))
 
 
+@pytest.mark.parametrize("deferred", [False, True])
+def test_a_non_finite_loss_with_finite_gradients_is_never_stepped(deferred):
+    # the loss guards the step after its backward even where its gradients are finite
+    parameter = th.nn.Parameter(th.ones(3))
+    optimizer = th.optim.Adam([parameter], lr=0.1, fused=True)
+    record = guards.TrainRecord(agent_step=11, deferred=deferred)
+    loss = parameter.sum() + np.inf
+    with pytest.raises(FloatingPointError, match=r"the test loss is inf at gradient step 4 \(agent step 11\)"):
+        record.loss("test_loss", "test loss", loss, gradient_step=4)
+        loss.backward()
+        record.step({"test": optimizer}, gradient_step=4, losses=[loss])
+        record.close()
+    assert th.equal(parameter, th.ones(3))
+
+
 def test_model_with_non_finite_parameters_is_never_saved(model, tmp_path):
     with th.no_grad():
         model.critic.q_networks[0][0].weight[0, 0] = np.nan

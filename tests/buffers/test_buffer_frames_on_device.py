@@ -8,6 +8,8 @@ import pytest
 import torch as th
 from stable_baselines3.common.buffers import ReplayBuffer
 
+import sb3_sacae.accel.device_frames
+import sb3_sacae.buffers
 from sb3_sacae import SACAE
 from sb3_sacae.accel.device_frames import DeviceFrames, check_device_fits, device_frames_apply, to_device
 from sb3_sacae.buffers import FrameStackReplayBuffer
@@ -165,3 +167,21 @@ def test_arrays_sent_to_the_device_are_copies_taken_at_the_call(device):
     array[:] = -1
     assert sent.device.type == device and sent.dtype == th.float32
     np.testing.assert_array_equal(sent.cpu().numpy(), expected)
+
+
+@pytest.mark.parametrize("frames_on_device", [False, True])
+def test_with_the_frames_on_the_device_the_rest_of_a_batch_is_sent_from_pinned_memory(monkeypatch, frames_on_device):
+    model = stacked_model(frames_on_device)
+    model.learn(24)
+    sent = []
+
+    def spy(array, device):
+        sent.append(array.shape)
+        return to_device(array, device)
+
+    monkeypatch.setattr(sb3_sacae.buffers, "to_device", spy)
+    monkeypatch.setattr(sb3_sacae.accel.device_frames, "to_device", spy)
+    batch = model.replay_buffer.sample(8)
+    # frame indices, actions, dones and rewards through to_device; the host path copies as SB3's buffers do
+    assert sorted(sent) == (sorted([(16, 3), (8, 2), (8, 1), (8, 1)]) if frames_on_device else [])
+    assert batch.actions.shape == (8, 2) and batch.rewards.shape == (8, 1)
