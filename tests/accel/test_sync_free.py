@@ -79,19 +79,20 @@ def test_set_fused_moves_the_step_counts_where_each_implementation_reads_them():
 
 
 def test_the_temperature_optimizer_is_fused_where_the_checks_are_deferred(cpu_as_cuda, monkeypatch, tmp_path):
-    assert skips_on_flag(tiny_model().ent_coef_optimizer)
-    plain = tiny_model(policy_kwargs=dict(**TINY_POLICY, optimizer_kwargs={}))
+    # on the CPU, whatever SACAE_TEST_DEVICE says: the selection is what is tested
+    assert skips_on_flag(tiny_model(device="cpu").ent_coef_optimizer)
+    plain = tiny_model(device="cpu", policy_kwargs=dict(**TINY_POLICY, optimizer_kwargs={}))
     assert not skips_on_flag(plain.ent_coef_optimizer) and not plain._train_record().deferred
     # files follow the machine that loads them: fused where the checks are deferred there, torch's default elsewhere
-    model = tiny_model()
+    model = tiny_model(device="cpu")
     model.learn(20)
     model.save(tmp_path / "deferred.zip")
     monkeypatch.undo()
-    loaded = SACAE.load(tmp_path / "deferred.zip")
+    loaded = SACAE.load(tmp_path / "deferred.zip", device="cpu")
     assert not skips_on_flag(loaded.ent_coef_optimizer) and not loaded._train_record().deferred
     loaded.save(tmp_path / "plain.zip")
     monkeypatch.setattr(sb3_sacae.accel.sync_free, "_DEFERRED_DEVICES", ("cpu", "cuda"))
-    again = SACAE.load(tmp_path / "plain.zip", env=model.get_env())
+    again = SACAE.load(tmp_path / "plain.zip", env=model.get_env(), device="cpu")
     assert skips_on_flag(again.ent_coef_optimizer) and again._train_record().deferred
     again.learn(10, reset_num_timesteps=False)
 
