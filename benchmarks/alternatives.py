@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float, float]]
     parser.add_argument("--batch-size", type=int, default=128, help="images per batch (default 128, the paper's)")
     parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     args = parser.parse_args(argv)
+    if args.dtype == "bfloat16" and not th.ops.mkldnn._is_mkldnn_bf16_supported():
+        # the fused post-op below is oneDNN's own kernel, which has no bfloat16 fallback
+        parser.error(
+            "--dtype bfloat16 times oneDNN's bfloat16 kernels, which this CPU lacks (they need AVX512-BW/VL/DQ or "
+            "AVX-NE-CONVERT): pass --dtype float32"
+        )
     th.set_num_threads(args.threads)
     th.manual_seed(0)
     dtype, n = getattr(th, args.dtype), args.batch_size

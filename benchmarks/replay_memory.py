@@ -2,27 +2,50 @@
 
 Fills each buffer with the same frame-stacked stream (3 stacked 84x84 RGB frames, channel-first
 9x84x84 as SB3 feeds a CNN, episodes of 125 steps as cartpole_swingup with action repeat 8), then
-times ``sample(batch_size)``. Prints a Markdown table.
+times ``sample(batch_size)``. Prints a Markdown table; ``--csv FILE`` appends one row per buffer, which
+``benchmarks/report.py`` turns into the table of the replay memory page (bytes per transition are exact counts of the
+arrays each buffer holds; the times depend on the machine and its load, recorded with them). On the CPU it opts into
+:func:`sb3_sacae.accel.tune_malloc`, as ``benchmarks/throughput.py`` does: otherwise each ``sample()``'s output arrays
+may be mapped and page-faulted afresh, depending on what the process allocated before, and the times measure glibc's
+state rather than the buffer (``--plain-malloc`` leaves malloc alone).
 
-    python benchmarks/replay_memory.py [--transitions 20000] [--batch-size 128] [--device cpu]
+    python benchmarks/replay_memory.py --threads 2 --csv benchmarks/results/replay_memory.csv
 """
 
 import argparse
 import datetime
-import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
+from throughput import MACHINE_FIELDS, append_csv, loadavg, machine_row, synchronize
 
+from sb3_sacae.accel import tune_malloc
 from sb3_sacae.buffers import FrameStackReplayBuffer
 
 FRAME_STACK = 3
 FRAME_SHAPE = (3, 84, 84)
 OBS_SHAPE = (FRAME_STACK * FRAME_SHAPE[0], *FRAME_SHAPE[1:])
 ACTION_DIM = 6
+CSV_FIELDS = [
+    *MACHINE_FIELDS,
+    "threads",
+    "malloc",
+    "transitions",
+    "episode_length",
+    "batch_size",
+    "repeats",
+    "buffer",
+    "bytes_per_transition",
+    "sample_ms_median",
+    "sample_ms_p90",
+    "add_us",
+    "loadavg_before",
+    "loadavg_after",
+]
 
 
 def stream(n_transitions: int, episode_length: int, seed: int = 0):
@@ -51,6 +74,8 @@ def stream(n_transitions: int, episode_length: int, seed: int = 0):
 
 
 def measure(name: str, buffer: ReplayBuffer, args: argparse.Namespace) -> dict:
+    """Fill ``buffer`` with the stream, then time ``sample()``: one CSV row."""
+    load_before = loadavg()
     start = time.perf_counter()
     for transition in stream(args.transitions, args.episode_length):
         buffer.add(*transition)
@@ -61,22 +86,28 @@ def measure(name: str, buffer: ReplayBuffer, args: argparse.Namespace) -> dict:
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        samples = buffer.sample(args.batch_size)
-        if samples.observations.is_cuda:
-            th.cuda.synchronize()
+        buffer.sample(args.batch_size)
+        synchronize(th.device(args.device))
         times.append(time.perf_counter() - start)
-    bytes_per_transition = nbytes / (buffer.buffer_size * buffer.n_envs)
     return {
+        **machine_row(th.device(args.device)),
+        "threads": th.get_num_threads(),
+        "malloc": "plain" if args.plain_malloc else "tuned",
+        "transitions": args.transitions,
+        "episode_length": args.episode_length,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
         "buffer": name,
-        "bytes/transition": f"{bytes_per_transition:,.0f}",
-        "1M transitions (GiB)": f"{bytes_per_transition * 1e6 / 2**30:.1f}",
-        f"sample({args.batch_size}) median (ms)": f"{np.median(times) * 1e3:.2f}",
-        "p90 (ms)": f"{np.percentile(times, 90) * 1e3:.2f}",
-        "add() (us)": f"{add_us:.0f}",
+        "bytes_per_transition": f"{nbytes / (buffer.buffer_size * buffer.n_envs):.1f}",
+        "sample_ms_median": f"{np.median(times) * 1e3:.4f}",
+        "sample_ms_p90": f"{np.percentile(times, 90) * 1e3:.4f}",
+        "add_us": f"{add_us:.1f}",
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transitions", type=int, default=20_000, help="buffer capacity, filled completely")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -84,9 +115,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    args = parser.parse_args()
+    parser.add_argument("--csv", type=Path, default=None, help="append one row per buffer to this CSV")
+    parser.add_argument(
+        "--plain-malloc",
+        action="store_true",
+        help="leave glibc's malloc settings alone (default: opt in with sb3_sacae.accel.tune_malloc() on CPU)",
+    )
+    args = parser.parse_args(argv)
     if args.threads:
         th.set_num_threads(args.threads)
+    args.plain_malloc = args.plain_malloc or args.device != "cpu"
+    if not args.plain_malloc:
+        tune_malloc()
 
     common = dict(
         buffer_size=args.transitions,
@@ -105,16 +145,24 @@ def main() -> None:
     for name, build in candidates.items():
         rows.append(measure(name, build(), args))
 
+    first = rows[0]
     print(
-        f"{datetime.date.today()}, {platform.node()}, {platform.processor() or platform.machine()}, "
-        f"torch {th.__version__} threads {th.get_num_threads()}, device {args.device}; "
-        f"{args.transitions:,} transitions of {OBS_SHAPE} uint8, episodes of {args.episode_length} steps\n"
+        f"{datetime.date.today()}, {first['cpu']}, torch {first['torch']} threads {first['threads']}, device "
+        f"{args.device}; {args.transitions:,} transitions of {OBS_SHAPE} uint8, episodes of {args.episode_length} steps\n"
     )
-    header = list(rows[0])
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
+    sample = f"sample({args.batch_size})"
+    print(f"| buffer | bytes/transition | 1M transitions (GiB) | {sample} median (ms) | p90 (ms) | add() (us) |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
-        print("| " + " | ".join(row[key] for key in header) + " |")
+        per_transition = float(row["bytes_per_transition"])
+        print(
+            f"| {row['buffer']} | {per_transition:,.0f} | {per_transition * 1e6 / 2**30:.1f} | "
+            f"{float(row['sample_ms_median']):.2f} | {float(row['sample_ms_p90']):.2f} | {float(row['add_us']):.0f} |"
+        )
+    if args.csv is not None:
+        for row in rows:
+            append_csv(args.csv, row, CSV_FIELDS)
+        print(f"appended to {args.csv}")
 
 
 if __name__ == "__main__":

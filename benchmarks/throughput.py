@@ -40,7 +40,7 @@ are in ``sys.modules`` only while its model is built or trained, so both copies 
 
     git worktree add /tmp/before <commit>
     python benchmarks/throughput.py --steps 40 --threads 2 --skip-sac --baseline-code /tmp/before \
-        --baseline-label "before the redesign" --versus-csv benchmarks/results/throughput-versus.csv
+        --baseline-label "an earlier version" --versus-csv benchmarks/results/throughput-versus.csv
 
 ``--reference-code PATH`` does the same with the official implementation's update (``SacAeAgent.update`` of a clone
 of https://github.com/denisyarats/pytorch_sac_ae at PATH, built with its ``train.py`` defaults and the same network

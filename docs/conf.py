@@ -26,7 +26,8 @@ extensions = [
 source_suffix = {".md": "markdown"}
 master_doc = "index"
 language = "en"
-# _generated/ holds pages written by benchmarks/report.py: included by results.md and performance.md, not pages
+# _generated/ holds pages written by benchmarks/report.py, included by results.md, performance.md, modules/sacae.md
+# and guide/replay_memory.md: not pages of their own
 exclude_patterns = ["_build", "_generated", "Thumbs.db", ".DS_Store"]
 
 myst_enable_extensions = ["colon_fence", "deflist"]

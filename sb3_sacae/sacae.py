@@ -64,7 +64,7 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
     :param learning_rate: learning rate of the actor and critic Adam optimizers (paper: 1e-3),
         it can be a function of the current progress remaining (from 1 to 0)
     :param buffer_size: size of the replay buffer (100_000; the reference script's capacity is 1_000_000, which
-        the frame-sharing buffer fits in about 21 GB)
+        the frame-sharing buffer fits in about a sixth of the memory of SB3's)
     :param learning_starts: how many steps of the model to collect transitions for before learning starts
         (paper: 1000)
     :param batch_size: Minibatch size for each gradient update (paper: 128)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_SACAE_POLICY = json.dumps(dict(features_dim=8, n_filters=8, net_arch=[16, 16]))
@@ -144,12 +145,27 @@ def test_kernels_compares_each_speed_lever():
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_alternatives_time_equivalent_formulations(dtype):
+    if dtype == "bfloat16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no oneDNN bfloat16 kernels (test_alternatives_refuses_bfloat16_without_onednn_support)")
     out = run_script("alternatives.py", "--batch-size", "2", "--repeats", "1", "--threads", "1", "--dtype", dtype)
     rows = [line for line in out.splitlines() if " -> " in line and not line.startswith("kernel")]
     assert len(rows) == 7
     # every alternative computes the adopted values: float32 to rounding, bfloat16 to about one bf16 step
     tolerance = 1e-5 if dtype == "float32" else 1e-2
     assert all(float(line.split()[-1]) <= tolerance for line in rows), out
+
+
+@pytest.mark.skipif(torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has oneDNN bfloat16 kernels")
+def test_alternatives_refuses_bfloat16_without_onednn_support():
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "alternatives.py"), "--batch-size", "2", "--repeats", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert completed.returncode == 2 and "pass --dtype float32" in completed.stderr
 
 
 TINY_THROUGHPUT = [
@@ -289,3 +305,20 @@ def test_sampling_times_host_and_device_gathers_of_the_same_batches(tmp_path):
     assert float(row["host_ms_mean"]) > 0 and float(row["device_ms_mean"]) > 0
     assert float(row["change"]) == pytest.approx(float(row["device_ms_mean"]) / float(row["host_ms_mean"]) - 1, rel=1e-2)
     assert row["frame_stack"] == "3" and row["transitions"] == "250" and row["device"] == "cpu"
+
+
+def test_replay_memory_counts_each_buffers_bytes_and_appends_a_row_per_buffer(tmp_path):
+    out = tmp_path / "replay_memory.csv"
+    tiny = ["--transitions", "300", "--episode-length", "50", "--batch-size", "16", "--repeats", "3", "--threads", "1"]
+    stdout = run_script("replay_memory.py", *tiny, "--csv", str(out))
+
+    assert "| FrameStackReplayBuffer(frame_stack=3) |" in stdout and f"appended to {out}" in stdout
+    rows = {row["buffer"]: row for row in read_csv(out)}
+    per_transition = {name: float(row["bytes_per_transition"]) for name, row in rows.items()}
+    observation = 9 * 84 * 84
+    # SB3 stores obs and next_obs whole, optimize_memory_usage obs only, the frame-stack buffer about one frame
+    assert 2 * observation < per_transition["SB3 ReplayBuffer"] < 2 * observation + 100
+    assert observation < per_transition["SB3 ReplayBuffer, optimize_memory_usage"] < observation + 100
+    assert observation / 3 < per_transition["FrameStackReplayBuffer(frame_stack=3)"] < observation / 2
+    assert all(row["transitions"] == "300" and float(row["sample_ms_median"]) > 0 for row in rows.values())
+    assert {row["malloc"] for row in rows.values()} == {"tuned"}  # the CPU default, as in throughput.py

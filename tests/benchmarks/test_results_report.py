@@ -104,6 +104,7 @@ def test_speed_ratios_compare_rows_of_the_same_session_only():
     assert "| `bf16_autocast=True` | 1 | 3.00 | 1.50 | - | 126.4 |" in table  # 3.0 / 2.0, not 3.0 / 4.0
     assert "| SB3 SAC `CnnPolicy` (reference point) | 1 | 5.00 | 2.50 | 1.00 | 33.1 |" in table
     assert report.speed_line(rows).startswith("2026-01-02, Test CPU, 2 cores, cpu: the exact default 0.40x")
+    assert "(SACAE's does 3.8x its floating-point work)" in report.speed_line(rows)  # 126.4 / 33.1 GFLOP per update
 
 
 def test_comparisons_in_one_process_get_a_table_and_their_commands():
@@ -113,8 +114,10 @@ def test_comparisons_in_one_process_get_a_table_and_their_commands():
     row.update(this_ms_median="498.0", other_ms_median="549.0", change="0.1000", other="earlier code")
     versus = {**row, "other": 'SACAE {"bf16_autocast": true, "reuse_critic_features": true}', "change": "-0.2000"}
     stacked = {**versus, "frame_stack": "3", "date": "2026-01-03T10:00:00"}
+    official = {**row, "other": report.OFFICIAL_LABEL}
+    quoted = {**row, "other": "the code's update before it's split"}
 
-    page = report.performance_page([], [row, versus, stacked])
+    page = report.performance_page([], [row, versus, stacked, official, quoted])
 
     assert (
         "| 2026-01-02 | Test CPU, 2 thread(s), cpu, independent stacks in SB3's `ReplayBuffer` | `bf16_autocast=True` "
@@ -129,6 +132,9 @@ def test_comparisons_in_one_process_get_a_table_and_their_commands():
         """'{"bf16_autocast": true}' --skip-sac --baseline-code PATH --baseline-label 'earlier code' --versus-csv"""
     ) in page
     assert """--versus '{"bf16_autocast": true, "reuse_critic_features": true}'""" in page
+    # the official implementation's rows name its own option; labels are quoted for the shell
+    assert """'{"bf16_autocast": true}' --skip-sac --reference-code PATH --versus-csv""" in page
+    assert "--baseline-label 'the code'\"'\"'s update before it'\"'\"'s split' --versus-csv" in page
     assert report.performance_page([], []).count("## Comparisons") == 0
 
 
@@ -158,3 +164,23 @@ def test_committed_pages_and_readme_table_are_up_to_date_with_the_csvs():
         [sys.executable, str(ROOT / "benchmarks" / "report.py"), "--check"], capture_output=True, text=True, timeout=120
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_replay_memory_page_shows_the_newest_run_against_sb3s_buffer():
+    row = {"cpu": "Test CPU", "nproc": "2", "gpu": "", "torch": "2.0", "device": "cpu", "threads": "2", "malloc": "tuned"}
+    row.update(transitions="20000", episode_length="125", batch_size="128", repeats="300", add_us="20.0")
+    row.update(loadavg_before="0.10 0.20 0.30", loadavg_after="0.10 0.20 0.30", sample_ms_median="1.5")
+    old = {**row, "date": "2026-01-01T10:00:00", "buffer": "SB3 ReplayBuffer", "bytes_per_transition": "99999.0"}
+    sb3 = {**row, "date": "2026-01-02T10:00:00", "buffer": "SB3 ReplayBuffer", "bytes_per_transition": "127040.0"}
+    shared = {**sb3, "date": "2026-01-02T10:00:30", "buffer": "FrameStackReplayBuffer(frame_stack=3)"}
+    shared["bytes_per_transition"] = "21448.0"
+
+    page = report.replay_memory_page([old, sb3, shared])
+
+    assert "| SB3 ReplayBuffer | 127,040 | 118.3 GiB | 1.00x | 1.50 ms | 20 us |" in page
+    assert "| FrameStackReplayBuffer(frame_stack=3) | 21,448 | 20.0 GiB | 0.17x |" in page
+    assert "99,999" not in page  # an older run
+    assert "--transitions 20000 --episode-length 125 --batch-size 128 --repeats 300 --csv" in page
+    assert "2 thread(s), tuned malloc" in page and "--plain-malloc" not in page
+    assert "--threads 2 --plain-malloc --transitions" in report.replay_memory_page([{**sb3, "malloc": "plain"}])
+    assert "No replay memory measurements" in report.replay_memory_page([])
