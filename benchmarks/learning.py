@@ -127,6 +127,7 @@ def machine() -> dict[str, Any]:
         pass
     return {
         "cpu": cpu,
+        "cpu_capability": th.backends.cpu.get_cpu_capability(),  # AVX2, AVX512, ...: the model name may hide either
         "nproc": os.cpu_count(),
         "gpu": th.cuda.get_device_name() if th.cuda.is_available() else "",
         "torch": th.__version__,

@@ -244,11 +244,17 @@ def summary_table(results: list[LearningResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cpu_text(row: dict[str, Any]) -> str:
+    """The CPU's model name, with torch's CPU capability (AVX2, AVX512, ...) where it was recorded."""
+    cpu = row.get("cpu") or "unknown CPU"
+    return f"{cpu} ({row['cpu_capability']})" if row.get("cpu_capability") else cpu
+
+
 def machine_text(machine: dict[str, Any]) -> str:
     cores = f"{machine.get('nproc', '?')} cores"
     gpu = machine.get("gpu") or "no GPU"
     software = f"torch {machine.get('torch', '?')}, Python {machine.get('python', '?')}"
-    return f"{machine.get('cpu', 'unknown CPU')}, {cores}, {gpu}, {software}"
+    return f"{cpu_text(machine)}, {cores}, {gpu}, {software}"
 
 
 def provenance(result: LearningResult) -> list[str]:
@@ -377,7 +383,7 @@ def read_throughput(path: Path) -> list[dict[str, str]]:
 
 
 def machine_key(row: dict[str, str]) -> tuple[str, ...]:
-    keys = ("cpu", "nproc", "gpu", "torch", "device", "threads", "image_size", "frame_stack", "batch_size")
+    keys = ("cpu", "cpu_capability", "nproc", "gpu", "torch", "device", "threads", "image_size", "frame_stack", "batch_size")
     return tuple(row.get(k, "") for k in keys)
 
 
@@ -487,7 +493,7 @@ def performance_page(
         first = session[0]
         gpu = first.get("gpu") or "no GPU"
         lines += [
-            f"### {first['date'][:10]}, session {number}: {first['cpu']}, {first['nproc']} cores, "
+            f"### {first['date'][:10]}, session {number}: {cpu_text(first)}, {first['nproc']} cores, "
             f"{gpu}, {first['device']}",
             "",
             f"torch {first['torch']}, {first['threads']} thread(s), {first['image_size']}x{first['image_size']} images, "
@@ -557,7 +563,7 @@ def comparisons_section(rows: list[dict[str, str]]) -> list[str]:
         ],
         rows,
         lambda row: [
-            f"{row['cpu']}, {row['threads']} thread(s), {row['device']}, {buffer_text(row)}",
+            f"{cpu_text(row)}, {row['threads']} thread(s), {row['device']}, {buffer_text(row)}",
             config_label(row),
             row["other"],
             row["steps"],
@@ -589,7 +595,7 @@ def sampling_section(rows: list[dict[str, str]]) -> list[str]:
         ["machine", "stacks", "batch", "transitions", "ms/sample, host", "ms/sample, device", "change"],
         rows,
         lambda row: [
-            f"{row['cpu']}, {row.get('gpu') or 'no GPU'}, {row['device']}",
+            f"{cpu_text(row)}, {row.get('gpu') or 'no GPU'}, {row['device']}",
             f"{row['frame_stack']} x {row['channels_per_frame']}x{row['image_size']}x{row['image_size']}",
             row["batch_size"],
             f"{int(row['transitions']):,}",
@@ -620,7 +626,7 @@ def replay_memory_page(rows: list[dict[str, str]]) -> str:
     sb3 = next((float(r["bytes_per_transition"]) for r in run if r["buffer"] == "SB3 ReplayBuffer"), None)
     lines = [
         HEADER,
-        f"Measured {first['date'][:10]} on {first['cpu']}, {first['device']}, torch {first['torch']}, "
+        f"Measured {first['date'][:10]} on {cpu_text(first)}, {first['device']}, torch {first['torch']}, "
         f"{first['threads']} thread(s), {first['malloc']} malloc, load average {first.get('loadavg_before') or '?'}: "
         "each buffer filled with "
         f"{int(first['transitions']):,} transitions of 3 stacked 84x84 RGB frames (9x84x84 uint8), episodes of "
@@ -666,7 +672,7 @@ def speed_line(rows: list[dict[str, str]]) -> str:
             f"update has no decoder (SACAE's does {work:.1f}x its floating-point work)",
         )
     first = session[0]
-    return f"{first['date'][:10]}, {first['cpu']}, {first['nproc']} cores, {first['device']}: " + "; ".join(parts) + ".\n"
+    return f"{first['date'][:10]}, {cpu_text(first)}, {first['nproc']} cores, {first['device']}: " + "; ".join(parts) + ".\n"
 
 
 def replace_between(text: str, start: str, end: str, content: str) -> str:

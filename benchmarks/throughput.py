@@ -84,7 +84,7 @@ from sb3_sacae.accel.onednn import _ONEDNN_LINEAR
 PAPER_POLICY_KWARGS: dict[str, Any] = dict(features_dim=50, n_filters=32, n_conv_layers=4, net_arch=[1024, 1024])
 
 # Where and when a row was measured: the first columns of every CSV the speed scripts write
-MACHINE_FIELDS = ["date", "cpu", "nproc", "gpu", "torch", "device"]
+MACHINE_FIELDS = ["date", "cpu", "cpu_capability", "nproc", "gpu", "torch", "device"]
 
 CSV_FIELDS = [
     *MACHINE_FIELDS,
@@ -364,6 +364,8 @@ def machine_row(device: th.device) -> dict[str, Any]:
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu_model(),
+        # the widest vector instructions torch's CPU kernels use (AVX2, AVX512, ...): the same model name may hide either
+        "cpu_capability": th.backends.cpu.get_cpu_capability(),
         "nproc": os.cpu_count(),
         "gpu": gpu_name(device),
         "torch": th.__version__,

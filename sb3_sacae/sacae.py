@@ -1,5 +1,6 @@
 """SAC-AE as a Stable-Baselines3 algorithm: SB3's SAC with a pixel autoencoder, updated in the paper's order."""
 
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
@@ -19,6 +20,7 @@ from stable_baselines3.common.vec_env import VecEnv as VecEnv
 from torch.nn import functional as F
 
 from sb3_sacae import guards
+from sb3_sacae.accel.bf16 import bf16_fallback_warning, bf16_kernels_available
 from sb3_sacae.accel.sync_free import deferred_checks_apply, set_fused
 from sb3_sacae.batch import Batch, SharedForward, first_rows, repeat_rows
 from sb3_sacae.collection import CollectionMixin
@@ -119,7 +121,9 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         high-ratio training (say 4 to 16) usually pairs with ``policy_kwargs=dict(critic_layer_norm=True)``
     :param bf16_autocast: run the pixel encoder and decoder of ``train()`` in bfloat16 (autocast): conv trunks, the
         projection heads' Linears (``CnnPolicy`` only) and the decoder; latents, MLPs, losses, optimizer states and
-        target updates stay float32, and so do state encoders (see the design page)
+        target updates stay float32, and so do state encoders (see the design page). Faster only on hardware with
+        bfloat16 kernels: elsewhere (CPUs without AVX-512, GPUs before Ampere) SACAE warns that it is much slower
+        (:func:`~sb3_sacae.accel.bf16.bf16_kernels_available`)
     :param reuse_critic_features: the actor and the reconstruction loss read the encoder forward of the critic's loss,
         from before the critic's optimizer step, instead of a second forward after it: one encoder forward less per
         gradient step, not the paper's exact order (off by default; the speed page shows its runs)
@@ -235,6 +239,8 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             self.policy_kwargs = user_policy_kwargs
         self.target_entropy = target_entropy_for(requested_entropy, self.action_space, self.target_entropy)
         check_random_shift(self.random_shift, self.observation_space)
+        if self.bf16_autocast and not bf16_kernels_available(self.device):
+            warnings.warn(bf16_fallback_warning(self.device), UserWarning, stacklevel=2)
         beta1, beta2 = self.ent_coef_betas  # a JSON list after save/load
         self.ent_coef_betas = (float(beta1), float(beta2))
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:

@@ -29,6 +29,8 @@ whole update then computes what the fast one computes). What each piece buys:
 - :mod:`~sb3_sacae.accel.sync_free`: the update's finite checks kept on the device, skipping a failed optimizer step
   there, and read once per ``train()`` call instead of before every step (each host read stalls a GPU's queue).
   :func:`~sb3_sacae.accel.sync_free.deferred_checks_apply`: CUDA, with fused optimizers.
+- :func:`~sb3_sacae.accel.bf16.bf16_kernels_available`: not a kernel but a check, whether a device has the bfloat16
+  kernels that make ``bf16_autocast`` fast (SACAE warns where it has not: the fallback is many times slower).
 - :func:`tune_malloc`: an explicit, process-wide opt-in. It fixes glibc's mmap threshold and keeps freed heap for
   reuse, so the update's large temporaries are recycled instead of being mapped and page-faulted afresh on every
   gradient step. Nothing in the package calls it: building or loading a model never changes process-wide settings.

@@ -184,3 +184,13 @@ def test_replay_memory_page_shows_the_newest_run_against_sb3s_buffer():
     assert "2 thread(s), tuned malloc" in page and "--plain-malloc" not in page
     assert "--threads 2 --plain-malloc --transitions" in report.replay_memory_page([{**sb3, "malloc": "plain"}])
     assert "No replay memory measurements" in report.replay_memory_page([])
+
+
+def test_rows_name_the_cpus_capability_where_recorded():
+    # one model name may be an AVX2 or an AVX-512 machine, which differ for bfloat16: sessions and tables tell them apart
+    row = throughput_row("2026-01-02T10:00:00", 2.0, sac=5.0)
+    wide = {**row, "cpu_capability": "AVX512", "date": "2026-01-02T10:01:00"}
+
+    assert report.cpu_text(row) == "Test CPU" and report.cpu_text(wide) == "Test CPU (AVX512)"
+    assert len(report.sessions([row, wide])) == 2
+    assert report.speed_line([row, wide]).startswith("2026-01-02, Test CPU (AVX512), 2 cores, cpu:")
