@@ -36,7 +36,7 @@ from sb3_sacae.settings import (
     sac_arguments,
     target_entropy_for,
 )
-from sb3_sacae.torch_layers import frozen, shift_images
+from sb3_sacae.torch_layers import frozen, image_space_keys, shift_images
 
 SelfSACAE = TypeVar("SelfSACAE", bound="SACAE")
 
@@ -121,9 +121,9 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         high-ratio training (say 4 to 16) usually pairs with ``policy_kwargs=dict(critic_layer_norm=True)``
     :param bf16_autocast: run the pixel encoder and decoder of ``train()`` in bfloat16 (autocast): conv trunks, the
         projection heads' Linears (``CnnPolicy`` only) and the decoder; latents, MLPs, losses, optimizer states and
-        target updates stay float32, and so do state encoders (see the design page). Faster only on hardware with
-        bfloat16 kernels: elsewhere (CPUs without AVX-512, GPUs before Ampere) SACAE warns that it is much slower
-        (:func:`~sb3_sacae.accel.bf16.bf16_kernels_available`)
+        target updates stay float32, and so do state encoders (see the design page). Fast only on hardware with
+        bfloat16 kernels: where oneDNN has none for the CPU or the GPU lacks native bfloat16, ``learn()`` warns
+        (:func:`~sb3_sacae.accel.bf16.bf16_kernels_available`; the speed page)
     :param reuse_critic_features: the actor and the reconstruction loss read the encoder forward of the critic's loss,
         from before the critic's optimizer step, instead of a second forward after it: one encoder forward less per
         gradient step, not the paper's exact order (off by default; the speed page shows its runs)
@@ -239,8 +239,6 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             self.policy_kwargs = user_policy_kwargs
         self.target_entropy = target_entropy_for(requested_entropy, self.action_space, self.target_entropy)
         check_random_shift(self.random_shift, self.observation_space)
-        if self.bf16_autocast and not bf16_kernels_available(self.device):
-            warnings.warn(bf16_fallback_warning(self.device), UserWarning, stacklevel=2)
         beta1, beta2 = self.ent_coef_betas  # a JSON list after save/load
         self.ent_coef_betas = (float(beta1), float(beta2))
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
@@ -528,6 +526,10 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfSACAE:
+        # bf16_autocast runs the pixel trunk and decoder of train() only (state encoders stay float32): a model that
+        # trains images on hardware without bfloat16 kernels is told, where its training starts, how to stop it
+        if self.bf16_autocast and image_space_keys(self.observation_space) and not bf16_kernels_available(self.device):
+            warnings.warn(bf16_fallback_warning(self.device), UserWarning, stacklevel=2)
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
     def _excluded_save_params(self) -> list[str]:

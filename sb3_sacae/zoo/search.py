@@ -10,7 +10,7 @@
   trial failed for reasons that depend on the sample (out of memory, divergence), one line lists them.
 * **The evaluation env gets the config's** ``env_kwargs`` (rl_zoo3 gives them to the training env only, unless
   ``--env-kwargs`` is on the command line).
-* **Workers started together on a fresh database** (``--storage postgresql+psycopg2://...``) no longer race to
+* **Workers started together on a fresh database** (``--storage postgresql+psycopg2://...``) do not race to
   create Optuna's tables: the tables are created before the study, and a worker that loses the race retries.
 """
 

@@ -1,8 +1,9 @@
-"""Models saved by an earlier release still load and act the same.
+"""Models saved by an earlier development version still load and act the same.
 
 ``tests/data/sacae_box.zip`` and ``tests/data/sacae_discrete.zip`` are tiny models (the ``tests.conftest`` settings,
-32 steps on ``TinyPixelEnv`` and its three-action sibling) saved by the release before the core redesign; their
-deterministic actions on six fixed observations are stored beside them in ``saved_models_expected.npz``. Any change
+32 steps on ``TinyPixelEnv`` and its three-action sibling) saved by a development version that kept the
+autoencoder optimizers on the policy; their deterministic actions on six fixed observations are stored beside them
+in ``saved_models_expected.npz``. Any change
 to the saved-model format, to the names of saved modules or optimizers, or to the forward pass shows up here.
 """
 

@@ -47,6 +47,7 @@ def test_throughput_times_both_models_and_appends_a_csv_row(tmp_path):
     assert "SACAE / SAC steps per second" in stdout and "peak: float32" in stdout
     (row,) = read_csv(out)
     assert float(row["sacae_steps_per_s"]) > 0 and float(row["sac_steps_per_s"]) > 0
+    assert row["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # AVX2 and AVX-512 machines told apart
     assert float(row["ratio"]) == pytest.approx(float(row["sacae_steps_per_s"]) / float(row["sac_steps_per_s"]), rel=1e-3)
     assert float(row["sacae_gflop_per_step"]) > 0 and float(row["sac_gflop_per_step"]) > 0
     assert float(row["peak_fp32_gflops"]) > 0 and float(row["peak_bf16_gflops"]) > 0
@@ -118,6 +119,7 @@ def test_learning_writes_one_csv_per_seed_and_the_plot_summarises_them(tmp_path)
         seed_settings = json.loads((env_dir / f"settings-seed{seed}.json").read_text())
         assert seed_settings["seed"] == seed and seed_settings["threads"] == 1
         assert seed_settings["code"]["sb3_sacae"] and "command" in seed_settings and "cpu" in seed_settings["machine"]
+        assert seed_settings["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert "% of the wall time" in stdout
     settings = json.loads((env_dir / "settings.json").read_text())
     assert settings["steps"] == 20 and settings["seeds"] == [0, 1] and settings["hyperparams"]["batch_size"] == 8
@@ -322,3 +324,4 @@ def test_replay_memory_counts_each_buffers_bytes_and_appends_a_row_per_buffer(tm
     assert observation / 3 < per_transition["FrameStackReplayBuffer(frame_stack=3)"] < observation / 2
     assert all(row["transitions"] == "300" and float(row["sample_ms_median"]) > 0 for row in rows.values())
     assert {row["malloc"] for row in rows.values()} == {"tuned"}  # the CPU default, as in throughput.py
+    assert {row["cpu_capability"] for row in rows.values()} == {torch.backends.cpu.get_cpu_capability()}
