@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 
@@ -42,15 +42,33 @@ class CollectionMixin(AlgorithmPart):
     def _setup_model(self) -> None:
         self._select_replay_buffer()
         user_buffer_kwargs = self.replay_buffer_kwargs
-        self.replay_buffer_kwargs = self._checked_buffer_kwargs()
+        checked = self._checked_buffer_kwargs()
+        before = set(checked)
+        self.replay_buffer_kwargs = checked
         try:
             super()._setup_model()
         finally:
-            self.replay_buffer_kwargs = user_buffer_kwargs
+            # What SB3 adds for the buffer it chooses (NStepReplayBuffer: n_steps and gamma) is a setting of the model,
+            # saved with it; what the checks added (allow_oversize, a loaded model's frames_on_device) is not
+            added = {key: value for key, value in self.replay_buffer_kwargs.items() if key not in before}
+            self.replay_buffer_kwargs = {**user_buffer_kwargs, **added}
         self._action_repeat = self._read_action_repeat() or self._action_repeat
 
     def _select_replay_buffer(self) -> None:
-        """Frame-stacked image observations default to the buffer that stores each frame once."""
+        """
+        Frame-stacked image observations default to the buffer that stores each frame once. The n-step buffer SB3
+        chose for ``n_steps > 1``, saved with a model, is chosen again (from ``n_steps`` and ``gamma``) rather than
+        passed as a custom class: SB3 would warn that ``n_steps`` is ignored, and files that lack its arguments
+        would get the buffer's defaults.
+        """
+        kwargs = self.replay_buffer_kwargs
+        if (
+            self.replay_buffer_class is NStepReplayBuffer
+            and self.n_steps > 1
+            and kwargs.get("n_steps", self.n_steps) == self.n_steps
+            and kwargs.get("gamma", self.gamma) == self.gamma
+        ):
+            self.replay_buffer_class = None
         if self.replay_buffer_class is not None or self.optimize_memory_usage or self.n_steps > 1:
             return
         frame_stack = detect_frame_stack(self.env)
