@@ -32,6 +32,8 @@ import torch as th
 from kernels import CHANNELS, FILTERS, SIDE, median_ms
 from torch.nn import functional as F
 
+from sb3_sacae.accel.bf16 import bf16_kernels_available
+
 CL = th.channels_last
 
 
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float, float, float]]
     parser.add_argument("--batch-size", type=int, default=128, help="images per batch (default 128, the paper's)")
     parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     args = parser.parse_args(argv)
-    if args.dtype == "bfloat16" and not th.ops.mkldnn._is_mkldnn_bf16_supported():
+    if args.dtype == "bfloat16" and not bf16_kernels_available("cpu"):
         # the fused post-op below is oneDNN's own kernel, which has no bfloat16 fallback
         parser.error(
             "--dtype bfloat16 times oneDNN's bfloat16 kernels, which this CPU lacks (they need AVX512-BW/VL/DQ or "

@@ -661,11 +661,11 @@ def speed_line(rows: list[dict[str, str]]) -> str:
     for row in session:
         by_config.setdefault(config_label(row), []).append(float(row["sacae_steps_per_s"]))
     default = float(np.mean(by_config.pop(DEFAULT_LABEL)))
-    versus_sac = [float(r["ratio"]) for r in session if config_label(r) == DEFAULT_LABEL and r.get("ratio")]
+    with_sac = [r for r in session if config_label(r) == DEFAULT_LABEL and r.get("ratio")]
+    versus_sac = [float(r["ratio"]) for r in with_sac]
     parts = [f"{label} {np.mean(rates) / default:.2f}x the exact default" for label, rates in by_config.items()]
     if versus_sac:
-        sac_row = next(r for r in session if config_label(r) == DEFAULT_LABEL and r.get("ratio"))
-        work = float(sac_row["sacae_gflop_per_step"]) / float(sac_row["sac_gflop_per_step"])
+        work = float(with_sac[0]["sacae_gflop_per_step"]) / float(with_sac[0]["sac_gflop_per_step"])
         parts.insert(
             0,
             f"the exact default {np.mean(versus_sac):.2f}x the updates per second of SB3 SAC `CnnPolicy`, whose "

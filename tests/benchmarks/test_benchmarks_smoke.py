@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from sb3_sacae.accel.bf16 import bf16_kernels_available
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY_SACAE_POLICY = json.dumps(dict(features_dim=8, n_filters=8, net_arch=[16, 16]))
 
@@ -147,7 +149,7 @@ def test_kernels_compares_each_speed_lever():
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_alternatives_time_equivalent_formulations(dtype):
-    if dtype == "bfloat16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if dtype == "bfloat16" and not bf16_kernels_available("cpu"):
         pytest.skip("this CPU has no oneDNN bfloat16 kernels (test_alternatives_refuses_bfloat16_without_onednn_support)")
     out = run_script("alternatives.py", "--batch-size", "2", "--repeats", "1", "--threads", "1", "--dtype", dtype)
     rows = [line for line in out.splitlines() if " -> " in line and not line.startswith("kernel")]
@@ -157,7 +159,7 @@ def test_alternatives_time_equivalent_formulations(dtype):
     assert all(float(line.split()[-1]) <= tolerance for line in rows), out
 
 
-@pytest.mark.skipif(torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has oneDNN bfloat16 kernels")
+@pytest.mark.skipif(bf16_kernels_available("cpu"), reason="this CPU has oneDNN bfloat16 kernels")
 def test_alternatives_refuses_bfloat16_without_onednn_support():
     completed = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "alternatives.py"), "--batch-size", "2", "--repeats", "1"],
