@@ -50,6 +50,17 @@ sizes, its own replay buffer filled with the same transitions):
     python benchmarks/throughput.py --steps 40 --threads 2 --skip-sac --reference-code /tmp/pytorch_sac_ae \
         --versus-csv benchmarks/results/throughput-versus.csv
 
+``--versus-compile MODE`` then times SACAE against the same SACAE with its networks' forward passes compiled by
+``torch.compile(mode=MODE)`` (the conv trunks, the projection heads, the Q-heads, the actor's sampling and the
+decoder's reconstruction; the losses, optimizer steps and target updates stay eager), the same way. It tries the
+lever without the package offering it: ``reduce-overhead`` replays the compiled passes as CUDA graphs on a GPU,
+where one update's hundreds of small kernel launches are what a batch of 128 waits on. The compilation runs in
+extra warm-up steps, and its time is printed. On the CPU it needs ``--sacae-kwargs '{"fast_kernels": false}'``
+(torch.compile cannot trace the private oneDNN op of the fast Linear layers), so both models run plain torch layers:
+
+    python benchmarks/throughput.py --device cuda --steps 200 --warmup 20 --skip-sac --versus-compile reduce-overhead \
+        --versus-csv benchmarks/results/throughput-versus.csv
+
 ``--profile N`` then runs N more SACAE steps under ``torch.profiler`` and prints the self CPU time per step of the
 busiest ops and of op groups (convolutions, matmuls, copies, ReLU, optimizer), profiler overhead included.
 """
@@ -113,6 +124,11 @@ CSV_FIELDS = [
     "loadavg_before",
     "loadavg_after",
 ]
+
+
+# torch.compile's modes (--versus-compile) and how a comparison row names the compiled model
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILED_LABEL = "the same SACAE, its networks under torch.compile(mode={mode!r})"
 
 
 class SyntheticPixelEnv(gym.Env):
@@ -460,9 +476,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         metavar="PATH",
         help="then time SACAE against the official implementation's update (PATH: a clone of pytorch_sac_ae)",
     )
+    parser.add_argument(
+        "--versus-compile",
+        choices=COMPILE_MODES,
+        default=None,
+        metavar="MODE",
+        help="then time SACAE against the same SACAE with its networks under torch.compile(mode=MODE), alternating steps",
+    )
     parser.add_argument("--baseline-label", default=None, help="the name --baseline-code's model gets in tables and CSVs")
     parser.add_argument(
-        "--versus-csv", type=Path, default=None, help="append one row per --versus or --baseline-code comparison"
+        "--versus-csv",
+        type=Path,
+        default=None,
+        help="append one row per comparison (--versus, --versus-compile, --baseline-code or --reference-code)",
     )
     parser.add_argument(
         "--plain-malloc",
@@ -492,6 +518,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = th.device(args.device)
     if device.type == "cuda" and not th.cuda.is_available():
         parser.error("--device cuda given but torch sees no CUDA device: use --device cpu")
+    if args.versus_compile is not None and device.type == "cpu" and args.sacae_kwargs.get("fast_kernels", True):
+        # torch.compile cannot trace the private oneDNN op of the CPU's fast Linear layers
+        parser.error(
+            "--versus-compile on the CPU compiles plain torch layers only: add --sacae-kwargs '{\"fast_kernels\": false}'"
+        )
     if device.type == "cpu" and not args.plain_malloc:
         tune_malloc()  # what a CPU training script opts into; process-wide, so every model timed here shares it
     load_before = loadavg()
@@ -570,6 +601,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row["baseline"] = compare_checkout(models["SACAE"], args, device)
     if args.reference_code is not None:
         row["reference"] = compare_reference(models["SACAE"], args, device)
+    if args.versus_compile is not None:
+        row["compiled"] = compare_compiled(models["SACAE"], args, device)
     if args.profile > 0:
         profile_steps(models["SACAE"], args.profile, args.batch_size)
     return row
@@ -638,6 +671,49 @@ def compare_reference(sacae: OffPolicyAlgorithm, args: argparse.Namespace, devic
     )
     fill_buffer(official, args.transitions, args.seed, args.frame_stack)  # type: ignore[arg-type]
     return time_pair(sacae, official, "official pytorch_sac_ae", official.commit, args, device)
+
+
+def compile_networks(model: SACAE, mode: str) -> None:
+    """
+    Compile the forward passes of ``model``'s networks with ``torch.compile(mode=mode)``, in place: the conv trunks'
+    features (the shared trunk and the target's), the three projection heads, both critics' Q-heads, the actor's
+    sampling of actions and log-probabilities, and the decoder's reconstruction. Each is a method replaced on its
+    object, so the parameters and the state dict stay the modules' own. Where the mode replays CUDA graphs, each
+    gradient step first tells torch that a new step begins (the outputs of the step before are then done with).
+    """
+    policy = model.policy
+    target_trunk = policy.critic_target.features_extractor.trunk
+    methods: list[tuple[Any, str]] = [(trunk, "features") for trunk in dict.fromkeys([policy.trunk, target_trunk])]
+    encoders = [policy.actor.features_extractor, policy.critic.features_extractor, policy.critic_target.features_extractor]
+    methods += [(encoder.head, "forward") for encoder in encoders]
+    methods += [(policy.critic, "q_at_actions"), (policy.critic_target, "q_at_actions")]
+    methods.append((policy.actor, "action_log_prob_from_features"))
+    if policy.decoder is not None:
+        methods.append((policy.decoder, "reconstruct"))
+    for owner, name in methods:
+        setattr(owner, name, th.compile(getattr(owner, name), mode=mode))
+    if model.device.type == "cuda" and mode in ("reduce-overhead", "max-autotune"):
+        gradient_step = model._gradient_step
+
+        def marked_step(*args: Any, **kwargs: Any) -> None:
+            th.compiler.cudagraph_mark_step_begin()
+            gradient_step(*args, **kwargs)
+
+        model._gradient_step = marked_step  # type: ignore[method-assign]
+
+
+def compare_compiled(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device: th.device) -> dict[str, float]:
+    """Print and return the step times of ``sacae`` and of the same SACAE with its networks compiled."""
+    other = prepare(build_sacae(args, device, args.sacae_kwargs), args)
+    compile_networks(other, args.versus_compile)
+    start = time.perf_counter()
+    # Every graph the timed steps run: the critic-only step and the one with the actor (every other step), each
+    # compiled on its first call
+    other.train(gradient_steps=2 * max(other.actor_update_interval, other.target_update_interval), batch_size=args.batch_size)
+    synchronize(device)
+    label = COMPILED_LABEL.format(mode=args.versus_compile)
+    print(f"\ncompiling {label}: {time.perf_counter() - start:.1f} s")
+    return time_pair(sacae, other, label, git_commit(Path(__file__).resolve().parents[1]), args, device)
 
 
 def time_pair(

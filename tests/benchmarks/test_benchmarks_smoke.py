@@ -198,6 +198,33 @@ def test_throughput_versus_times_two_sacae_models_alternately(tmp_path):
     assert float(row["change"]) == pytest.approx(float(row["other_ms_mean"]) / float(row["this_ms_mean"]) - 1, abs=1e-3)
 
 
+@pytest.mark.slow  # compiling takes most of a minute
+def test_throughput_versus_compile_times_the_same_model_with_compiled_networks(tmp_path):
+    versus_csv = tmp_path / "versus.csv"
+    plain = ["--sacae-kwargs", json.dumps({"fast_kernels": False})]
+    args = [*plain, "--versus-compile", "default", "--versus-csv", str(versus_csv)]
+    stdout = run_script("throughput.py", *TINY_THROUGHPUT, *args)
+
+    rows, change = comparison_rows(stdout)
+    label = "the same SACAE, its networks under torch.compile(mode='default')"
+    assert rows[0][0] == 'SACAE {"fast_kernels": false} (this code)' and rows[1][0] == label
+    assert f"compiling {label}: " in stdout and change.startswith(f"step time of {label} against this code: ")
+    (row,) = read_csv(versus_csv)
+    assert row["other"] == label and json.loads(row["sacae_kwargs"]) == {"fast_kernels": False}
+
+
+def test_throughput_versus_compile_on_the_cpu_asks_for_plain_layers():
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), *TINY_THROUGHPUT, "--versus-compile", "default"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert completed.returncode == 2 and """add --sacae-kwargs '{"fast_kernels": false}'""" in completed.stderr
+
+
 def test_throughput_times_another_checkout_with_its_own_code(tmp_path):
     """--baseline-code imports a second sb3_sacae beside this one; each model runs its own package's modules."""
     other = tmp_path / "other"

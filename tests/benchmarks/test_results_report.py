@@ -116,8 +116,9 @@ def test_comparisons_in_one_process_get_a_table_and_their_commands():
     stacked = {**versus, "frame_stack": "3", "date": "2026-01-03T10:00:00"}
     official = {**row, "other": report.OFFICIAL_LABEL}
     quoted = {**row, "other": "the code's update before it's split"}
+    compiled = {**row, "other": "the same SACAE, its networks under torch.compile(mode='reduce-overhead')"}
 
-    page = report.performance_page([], [row, versus, stacked, official, quoted])
+    page = report.performance_page([], [row, versus, stacked, official, quoted, compiled])
 
     assert (
         "| 2026-01-02 | Test CPU, 2 thread(s), cpu, independent stacks in SB3's `ReplayBuffer` | `bf16_autocast=True` "
@@ -135,6 +136,8 @@ def test_comparisons_in_one_process_get_a_table_and_their_commands():
     # the official implementation's rows name its own option; labels are quoted for the shell
     assert """'{"bf16_autocast": true}' --skip-sac --reference-code PATH --versus-csv""" in page
     assert "--baseline-label 'the code'\"'\"'s update before it'\"'\"'s split' --versus-csv" in page
+    # torch.compile's rows name the mode their command compiles with
+    assert """'{"bf16_autocast": true}' --skip-sac --versus-compile reduce-overhead --versus-csv""" in page
     assert report.performance_page([], []).count("## Comparisons") == 0
 
 
