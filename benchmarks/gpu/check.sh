@@ -9,11 +9,12 @@
 #      packages the GPU image lacks and that test no device code: the RL Zoo, the rendered environments (MuJoCo,
 #      DeepMind Control, Box2D, pygame), the docs' examples and the benchmark scripts' smoke tests.
 #   4. the CUDA-graphs lever, tried from the benchmark: the exact default against the same model with its networks'
-#      forward passes under torch.compile(mode="reduce-overhead") (a row for benchmarks/results/throughput-versus.csv).
+#      forward passes under torch.compile(mode="reduce-overhead") (a row for benchmarks/results/throughput-versus.csv),
+#      and tests/benchmarks/test_compile_networks.py on CUDA (the compiled passes compute what the eager ones do).
 # Wheels in .whl/ (benchmarks/gpu/wheels.sh gathers them) are installed first. Everything lands in $OUT (default
-# gpu-check/): check.log, throughput.csv, throughput-versus.csv, sampling.csv, tests.log, tests.xml. STEPS (default 200) timed
-# steps per model, TEST_TIMEOUT (default 240) seconds for the tests,
-# COMPILE_TIMEOUT (default 150) seconds for the compiled comparison, its compilation included.
+# gpu-check/): check.log, throughput.csv, throughput-versus.csv, sampling.csv, tests.log, tests.xml,
+# compile-tests.log. STEPS (default 200) timed steps per model, TEST_TIMEOUT (default 240) seconds for the tests,
+# COMPILE_TIMEOUT (default 120) seconds each for the compiled comparison and its test, compilation included.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu-check}
@@ -52,6 +53,11 @@ SACAE_TEST_DEVICE=cuda OMP_NUM_THREADS=1 timeout "${TEST_TIMEOUT:-240}" python3 
 echo "pytest exit status $? (124: stopped by the timeout)"
 tail -n 40 "$OUT/tests.log"
 echo "== 4. torch.compile with CUDA graphs against the exact default, alternating steps"
-timeout "${COMPILE_TIMEOUT:-150}" "${time_steps[@]}" --skip-sac --versus-compile reduce-overhead \
+timeout "${COMPILE_TIMEOUT:-120}" "${time_steps[@]}" --skip-sac --versus-compile reduce-overhead \
   --versus-csv "$OUT/throughput-versus.csv"
 echo "compiled comparison exit status $? (124: stopped by the timeout)"
+# the compiled passes against the eager ones, and the update on them, with CUDA graphs on the GPU
+SACAE_TEST_DEVICE=cuda timeout "${COMPILE_TIMEOUT:-120}" python3 -m pytest -m slow -q -rfE -p no:cacheprovider \
+  tests/benchmarks/test_compile_networks.py > "$OUT/compile-tests.log" 2>&1
+echo "compiled networks' test exit status $? (124: stopped by the timeout)"
+tail -n 20 "$OUT/compile-tests.log"
