@@ -73,6 +73,15 @@ def check_memory_fits(
     warnings.warn(message, stacklevel=3)
 
 
+def vec_env_attr(env: VecEnv, name: str, indices: int | None = None) -> list[Any] | None:
+    """
+    The attribute ``name`` of the envs (through their wrappers), all of them or the one at ``indices``; None unless
+    every env has it. Asked with ``has_attr`` first: a ``SubprocVecEnv`` worker asked ``get_attr`` for an attribute
+    its env lacks dies instead of raising the ``AttributeError`` here.
+    """
+    return env.get_attr(name, indices) if env.has_attr(name) else None
+
+
 def detect_frame_stack(env: VecEnv | None) -> int | None:
     """Frames stacked per observation: VecFrameStack's n_stack, else the envs' ``frame_stack`` attribute."""
     if env is None:
@@ -80,10 +89,7 @@ def detect_frame_stack(env: VecEnv | None) -> int | None:
     vec_stack = unwrap_vec_wrapper(env, VecFrameStack)
     if vec_stack is not None:
         return int(vec_stack.stacked_obs.n_stack)
-    try:
-        stacks = set(env.get_attr("frame_stack"))
-    except AttributeError:
-        return None
+    stacks = set(vec_env_attr(env, "frame_stack") or [])
     return int(stacks.pop()) if len(stacks) == 1 else None
 
 

@@ -12,7 +12,13 @@ from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 
 from sb3_sacae import guards
-from sb3_sacae.buffers import FrameStackReplayBuffer, check_memory_fits, detect_frame_stack, sb3_bytes_per_transition
+from sb3_sacae.buffers import (
+    FrameStackReplayBuffer,
+    check_memory_fits,
+    detect_frame_stack,
+    sb3_bytes_per_transition,
+    vec_env_attr,
+)
 from sb3_sacae.network_loading import AlgorithmPart
 
 
@@ -100,13 +106,8 @@ class CollectionMixin(AlgorithmPart):
 
     def _read_action_repeat(self) -> float | None:
         """Mean action repeat of the envs (None without an action-repeat wrapper), to count environment frames."""
-        if self.env is None:
-            return None
-        try:
-            repeats = self.env.get_attr("action_repeat")
-        except AttributeError:
-            return None
-        return float(np.mean(repeats))
+        repeats = vec_env_attr(self.env, "action_repeat") if self.env is not None else None
+        return float(np.mean(repeats)) if repeats is not None else None
 
     @property
     def env_frames(self) -> int:

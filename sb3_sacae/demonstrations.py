@@ -432,13 +432,13 @@ def _read_demonstrations(path: str | os.PathLike) -> Demonstrations:
 
 def _env_info(venv: VecEnv) -> dict[str, Any]:
     """What the recorder can tell about the env: id, action repeat, frame stack and spaces."""
-    from sb3_sacae.buffers import detect_frame_stack
+    from sb3_sacae.buffers import detect_frame_stack, vec_env_attr
 
     info: dict[str, Any] = {"observation_space": repr(venv.observation_space), "action_space": repr(venv.action_space)}
     for key, attr, convert in (("env_id", "spec", lambda spec: spec.id), ("action_repeat", "action_repeat", int)):
+        values = vec_env_attr(venv, attr, indices=0)
         try:
-            value = venv.get_attr(attr, indices=0)[0]
-            info[key] = convert(value) if value is not None else None
+            info[key] = convert(values[0]) if values is not None and values[0] is not None else None
         except (AttributeError, TypeError, ValueError):
             info[key] = None
     info["frame_stack"] = detect_frame_stack(venv)

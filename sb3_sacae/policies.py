@@ -14,7 +14,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution, StateDependentNoiseDistribution
 from stable_baselines3.common.policies import BaseModel, BasePolicy, ContinuousCritic
-from stable_baselines3.common.preprocessing import is_image_space_channels_first
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import Actor
 from torch import nn
@@ -477,8 +477,9 @@ class MlpPolicy(SACAEPolicy):
 
     :param mlp_encoder_arch: hidden layers of the MLP trunk, each Linear -> ReLU (default [256, 256]; not in the
         paper); the decoder mirrors them in reverse order. ``[]`` feeds the state straight into the projection heads
-    :param kwargs: the arguments of :class:`SACAEPolicy` (``n_filters``, ``n_conv_layers``, ``normalize_images`` and
-        ``channels_last`` are unused)
+    :param kwargs: the arguments of :class:`SACAEPolicy` (``n_filters``, ``n_conv_layers`` and ``channels_last`` are
+        unused; ``normalize_images`` divides uint8 image observations, read as flat vectors, by 255, as SB3's
+        ``MlpPolicy`` does, and the decoder then reconstructs them on that scale)
     """
 
     def __init__(self, *args: Any, mlp_encoder_arch: list[int] | None = None, **kwargs: Any):
@@ -492,11 +493,17 @@ class MlpPolicy(SACAEPolicy):
                 "MultiInputPolicy for Dict observations, or flatten with gymnasium.wrappers.FlattenObservation"
             )
 
+    @property
+    def _state_scale(self) -> float:
+        """1 / 255 for uint8 images with ``normalize_images`` (SB3's ``preprocess_obs``), else 1."""
+        return 1.0 / 255.0 if self.normalize_images and is_image_space(self.observation_space) else 1.0
+
     def _make_trunk(self) -> Trunk:
-        return MlpTrunk(int(np.prod(self.observation_space.shape or ())), self.mlp_encoder_arch)
+        return MlpTrunk(int(np.prod(self.observation_space.shape or ())), self.mlp_encoder_arch, self._state_scale)
 
     def _make_decoder(self) -> Decoder:
-        return MlpDecoder(self.features_dim, int(np.prod(self.observation_space.shape or ())), self.mlp_encoder_arch)
+        n_output = int(np.prod(self.observation_space.shape or ()))
+        return MlpDecoder(self.features_dim, n_output, self.mlp_encoder_arch, self._state_scale)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "mlp_encoder_arch": self.mlp_encoder_arch}

@@ -256,6 +256,9 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             self.decoder_optimizer = self.policy.make_optimizer(
                 decoder_parameters, self.decoder_lr, weight_decay=self.decoder_weight_lambda
             )
+        if self.replay_ratio is not None:
+            # A loaded model may have another number of envs than the one that saved it
+            self.gradient_steps = gradient_steps_for(self.replay_ratio, self.train_freq, self.n_envs)
         self._q_params = [p for name, p in self.critic.named_parameters() if not name.startswith("features_extractor.")]
         self._q_target_params = [
             p for name, p in self.critic_target.named_parameters() if not name.startswith("features_extractor.")

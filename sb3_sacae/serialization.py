@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch as th
+from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from sb3_sacae.io.config import safe_load_config
 from sb3_sacae.io.errors import CorruptFileError, FileMismatchError, UnsafeFileError
@@ -185,7 +186,8 @@ class SafeSerializationMixin:
         class, spaces, number of envs, shapes and dtypes match the model (shapes and dtypes from the array headers,
         before any array is read).
 
-        :param truncate_last_traj: see SB3 (only used for pickled ``HerReplayBuffer`` files)
+        :param truncate_last_traj: for a ``HerReplayBuffer``, end the last episode where the file ends if it was
+            unfinished (as SB3 does), so that relabelling never samples future goals past it
         :param trust_remote_code: accept SB3's pickled buffer files (only for files you trust)
         """
         if not isinstance(path, io.BufferedIOBase):
@@ -200,6 +202,8 @@ class SafeSerializationMixin:
             raise ValueError("This model has no replay buffer to load into")
         read_replay_buffer_into(self.replay_buffer, path)
         self.replay_buffer.device = self.device
+        if isinstance(self.replay_buffer, HerReplayBuffer) and truncate_last_traj:
+            self.replay_buffer.truncate_last_trajectory()
 
     @classmethod
     def load_checkpoint(cls: type[SelfSafe], path: str | os.PathLike, env: Any, **kwargs: Any) -> SelfSafe:

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3 import SAC
+from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 
 from sb3_sacae.discrete import discrete_target_entropy
 from sb3_sacae.torch_layers import image_space_keys
@@ -28,21 +29,50 @@ def check_action_space(action_space: spaces.Space | None) -> None:
         )
 
 
+def _is_count(value: Any) -> bool:
+    """A whole number (``2`` or ``2.0``, as YAML and Optuna may give it), not a bool."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        return False
+    return float(value).is_integer()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
+
+
 def check_arguments(arguments: dict[str, Any]) -> None:
     """Raise a clear error for SAC-AE arguments out of range (``arguments``: the constructor's, by name)."""
     for name in ("target_update_interval", "actor_update_interval"):
-        if int(arguments[name]) < 1:
-            raise ValueError(f"{name} must be a positive number of gradient steps, got {arguments[name]}")
+        if not _is_count(arguments[name]) or arguments[name] < 1:
+            raise ValueError(f"{name} must be a positive whole number of gradient steps, got {arguments[name]!r}")
     check_action_space(getattr(arguments["env"], "action_space", None))
-    if int(arguments["decoder_update_interval"]) < 0:
+    if not _is_count(arguments["decoder_update_interval"]) or arguments["decoder_update_interval"] < 0:
         raise ValueError(
-            "decoder_update_interval must be >= 0 (0 turns the autoencoder off), got "
-            f"{arguments['decoder_update_interval']}"
+            "decoder_update_interval must be a whole number of gradient steps >= 0 (0 turns the autoencoder off), got "
+            f"{arguments['decoder_update_interval']!r}"
         )
-    if int(arguments["random_shift"]) < 0:
+    if not _is_count(arguments["random_shift"]) or arguments["random_shift"] < 0:
         raise ValueError(
-            f"random_shift is a padding in pixels, >= 0 (0 turns it off, DrQ uses 4), got {arguments['random_shift']}"
+            "random_shift is a padding in whole pixels, >= 0 (0 turns it off, DrQ uses 4), got "
+            f"{arguments['random_shift']!r}"
         )
+    if not _is_number(arguments["encoder_tau"]) or not 0 <= arguments["encoder_tau"] <= 1:
+        raise ValueError(f"encoder_tau is a Polyak coefficient in [0, 1] (paper: 0.05), got {arguments['encoder_tau']!r}")
+    for name in ("encoder_lr", "decoder_lr", "ent_coef_lr"):
+        if not _is_number(arguments[name]) or arguments[name] <= 0:
+            raise ValueError(
+                f"{name} must be a positive number (a constant learning rate; schedules are for learning_rate), got "
+                f"{arguments[name]!r}"
+            )
+    for name in ("decoder_latent_lambda", "decoder_weight_lambda"):
+        if not _is_number(arguments[name]) or arguments[name] < 0:
+            raise ValueError(f"{name} must be a number >= 0 (0 turns the penalty off), got {arguments[name]!r}")
+    betas = arguments["ent_coef_betas"]
+    if not isinstance(betas, tuple | list) or len(betas) != 2 or not all(_is_number(b) and 0 <= b < 1 for b in betas):
+        raise ValueError(f"ent_coef_betas must be Adam's two betas in [0, 1), like (0.5, 0.999), got {betas!r}")
+    for name in ("bf16_autocast", "reuse_critic_features", "fast_kernels"):
+        if not isinstance(arguments[name], bool | np.bool_):
+            raise ValueError(f"{name} must be True or False, got {arguments[name]!r}")
     for name, letter in (("critic_shifts", "M"), ("target_shifts", "K")):
         check_shift_copies(name, letter, arguments[name], int(arguments["random_shift"]))
 
@@ -105,10 +135,19 @@ def sac_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def gradient_steps_for(replay_ratio: float, train_freq: Any, n_envs: int) -> int:
-    """Gradient steps per rollout that give ``replay_ratio`` gradient steps per collected transition."""
-    if not isinstance(train_freq, int) and not (isinstance(train_freq, tuple) and train_freq[1] == "step"):
-        raise ValueError(f"replay_ratio needs train_freq counted in steps, got {train_freq}")
-    frequency = train_freq if isinstance(train_freq, int) else int(train_freq[0])
+    """
+    Gradient steps per rollout that give ``replay_ratio`` gradient steps per collected transition. ``train_freq`` as
+    the constructor takes it (``4``, ``(4, "step")``) or as SB3 keeps it once the model is built (``TrainFreq``).
+    """
+    if isinstance(train_freq, int):
+        frequency, unit = train_freq, TrainFrequencyUnit.STEP
+    else:
+        frequency, unit = int(train_freq[0]), train_freq[1]
+    if unit not in (TrainFrequencyUnit.STEP, TrainFrequencyUnit.STEP.value):
+        raise ValueError(
+            f"replay_ratio needs train_freq counted in steps, got {train_freq}: pass train_freq=(N, 'step'), or "
+            "gradient_steps instead of replay_ratio"
+        )
     steps = replay_ratio * (frequency * n_envs)
     if replay_ratio <= 0 or steps < 1 or abs(steps - round(steps)) > 1e-9:
         raise ValueError(

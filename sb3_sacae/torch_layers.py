@@ -176,16 +176,23 @@ class MlpTrunk(nn.Module):
 
     :param n_input: size of the flattened state vector
     :param net_arch: hidden layers, each Linear -> ReLU; ``[]`` passes the state through unchanged
+    :param scale: factor applied to the raw observations (1 / 255 for uint8 images read as vectors, as SB3 divides
+        them when ``normalize_images`` is on; 1 for states)
     """
 
-    def __init__(self, n_input: int, net_arch: list[int]):
+    def __init__(self, n_input: int, net_arch: list[int], scale: float = 1.0):
         super().__init__()
         self.mlp = nn.Sequential(*create_mlp(n_input, -1, list(net_arch), nn.ReLU))
         self.n_flatten = int(net_arch[-1]) if net_arch else int(n_input)
+        self.scale = float(scale)
 
     def preprocess(self, observations: th.Tensor, dtype: th.dtype = th.float32) -> th.Tensor:
-        """Raw state vectors -> flat float32 (``dtype`` is for pixels: states stay float32 under ``bf16_autocast``)."""
-        return observations.float().flatten(start_dim=1)
+        """
+        Raw state vectors -> flat float32, times :attr:`scale` (``dtype`` is for pixels: states stay float32 under
+        ``bf16_autocast``).
+        """
+        states = observations.float().flatten(start_dim=1)
+        return states * self.scale if self.scale != 1.0 else states
 
     def flat_order(self) -> None:
         """The features' order: the MLP's own, nothing to rearrange (see :meth:`ConvTrunk.flat_order`)."""
@@ -448,19 +455,22 @@ class MlpDecoder(Decoder):
     :param features_dim: size of the latent
     :param n_output: size of the reconstructed (flattened) state
     :param net_arch: hidden layers of the trunk it mirrors (used in reverse order)
+    :param scale: the trunk's :attr:`MlpTrunk.scale`: the decoder reconstructs what the trunk reads
     """
 
-    def __init__(self, features_dim: int, n_output: int, net_arch: list[int]):
+    def __init__(self, features_dim: int, n_output: int, net_arch: list[int], scale: float = 1.0):
         super().__init__()
         self.mlp = nn.Sequential(*create_mlp(features_dim, n_output, list(reversed(net_arch)), nn.ReLU))
+        self.scale = float(scale)
 
     def forward(self, latent: th.Tensor) -> th.Tensor:
         with th.autocast(device_type=latent.device.type, enabled=False):
             return self.mlp(latent.float())
 
     def loss(self, reconstruction: th.Tensor, observations: th.Tensor) -> th.Tensor:
-        """MSE against the state itself (no quantisation), in float32."""
-        return F.mse_loss(reconstruction.float(), observations.float().flatten(start_dim=1))
+        """MSE against the state itself as the trunk reads it (times :attr:`scale`; no quantisation), in float32."""
+        states = observations.float().flatten(start_dim=1)
+        return F.mse_loss(reconstruction.float(), states * self.scale if self.scale != 1.0 else states)
 
 
 class MultiDecoder(Decoder):

@@ -3,6 +3,7 @@ Replay buffers without pickle: an ``.npz`` of the buffer's arrays plus JSON meta
 buffer (class, spaces, number of envs, every array's shape and dtype from its header) before anything is read.
 """
 
+import enum
 import io
 import json
 import os
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer
+from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from sb3_sacae.io.archives import read_npz, string_array
 from sb3_sacae.io.errors import CorruptFileError, FileMismatchError, UnsafeFileError
@@ -31,7 +33,9 @@ def _qualified_name(cls: type) -> str:
 
 
 def _to_json(value: Any, where: str) -> Any:
-    """Plain scalars and containers of them; tuples are tagged so they come back as tuples."""
+    """Plain scalars and containers of them; tuples are tagged so they come back as tuples, enum members by name."""
+    if isinstance(value, enum.Enum):  # configuration only (HerReplayBuffer's goal_selection_strategy): compared by name
+        return {"__enum__": f"{type(value).__qualname__}.{value.name}"}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, np.generic):
@@ -66,6 +70,14 @@ def _buffer_state(buffer: BaseBuffer) -> tuple[dict[str, np.ndarray], dict[str, 
     name = type(buffer).__name__
     # Where the buffer keeps things in this process (device, a copy of the frames on it) is not part of its state
     placement = ("observation_space", "action_space", "device", *getattr(buffer, "placement_attributes", ()))
+    if isinstance(buffer, HerReplayBuffer):
+        if buffer.copy_info_dict:
+            raise TypeError(
+                "HerReplayBuffer(copy_info_dict=True) keeps each step's info dict, which sb3_sacae cannot save without "
+                "pickle: build the buffer with copy_info_dict=False (the default) unless compute_reward reads the infos"
+            )
+        # The env it relabels rewards with is the model's own, and without copy_info_dict its infos are empty dicts
+        placement = (*placement, "env", "infos")
     for attr, value in vars(buffer).items():
         if attr in placement:
             continue  # rebuilt by the model that loads the buffer, and checked against it
@@ -108,8 +120,8 @@ def write_replay_buffer(buffer: BaseBuffer, path: str | os.PathLike | io.Buffere
 def _buffer_mismatch(what: str, saved: Any, expected: Any, source: str) -> FileMismatchError:
     return FileMismatchError(
         f"The replay buffer in {source} does not match this model: {what} is {saved} in the file but {expected} "
-        "in the model; load it into a model built with the same environment spaces, number of envs and "
-        "replay_buffer_class / replay_buffer_kwargs"
+        "in the model; load it into a model built with the same environment spaces, number of envs, buffer_size and "
+        "replay_buffer_class / replay_buffer_kwargs (SACAE.load(path, buffer_size=...) sets a saved model's)"
     )
 
 
@@ -126,8 +138,8 @@ def read_replay_buffer_into(
     """
     Fill ``buffer`` (the model's own, already built) from a file written by :func:`write_replay_buffer`.
 
-    Refuses pickles and object arrays, and checks buffer class, spaces, number of envs and every array's shape and
-    dtype (from the ``.npy`` headers, before reading the data) before changing anything.
+    Refuses pickles and object arrays, and checks buffer class, spaces, number of envs, buffer size and every array's
+    shape and dtype (from the ``.npy`` headers, before reading the data) before changing anything.
     """
     source = str(path) if not isinstance(path, io.BufferedIOBase) else "the given file"
     raw = read_buffer_bytes(path, follow_symlinks)
@@ -152,15 +164,17 @@ def read_replay_buffer_into(
     if meta.get("format") != BUFFER_FORMAT or meta.get("version") != BUFFER_FORMAT_VERSION:
         raise CorruptFileError(f"{source} has format {meta.get('format')} v{meta.get('version')}, expected {BUFFER_FORMAT} v1")
 
+    saved_scalars = meta.get("scalars")
     checks = [
         ("the buffer class", meta.get("buffer_class"), _qualified_name(type(buffer))),
         ("the observation space", meta.get("observation_space"), _space_description(buffer.observation_space)),
         ("the action space", meta.get("action_space"), _space_description(buffer.action_space)),
         ("the number of envs", meta.get("n_envs"), buffer.n_envs),
+        ("'buffer_size'", saved_scalars.get("buffer_size") if isinstance(saved_scalars, dict) else None, buffer.buffer_size),
     ]
-    for what, saved, wanted in checks:
+    for quantity, saved, wanted in checks:
         if saved != wanted:
-            raise _buffer_mismatch(what, saved, wanted, source)
+            raise _buffer_mismatch(quantity, saved, wanted, source)
     # the arrays, each checked against the model's from its header before it is read
     entries = read_npz(raw, what, expected, member_limits={META_KEY: meta_limit}, only_expected=True, keys=set(current_arrays))
     if set(current_arrays) != set(entries):
@@ -173,8 +187,8 @@ def read_replay_buffer_into(
             getattr(buffer, attr)[sub_key] = array
         else:
             setattr(buffer, attr, array)
-    for attr, value in scalars.items():
-        setattr(buffer, attr, value)
+    for attr in _STATE_SCALARS & set(scalars):  # the rest is configuration, equal to the model's own
+        setattr(buffer, attr, scalars[attr])
 
 
 def _json_types_match(saved: Any, expected: Any) -> bool:

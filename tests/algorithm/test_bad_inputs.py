@@ -115,3 +115,33 @@ def test_policy_only_load_is_refused_unless_trusted(model, tmp_path):
     trusted = SACAEPolicy.load(tmp_path / "policy.pth", device=TEST_DEVICE, trust_remote_code=True)
     obs = model.observation_space.sample()
     np.testing.assert_array_equal(trusted.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(actor_update_interval=1.5), "actor_update_interval must be a positive whole number"),
+        (dict(target_update_interval=True), "target_update_interval must be a positive whole number"),
+        (dict(decoder_update_interval=None), "decoder_update_interval must be a whole number"),
+        (dict(random_shift=2.5), "random_shift is a padding in whole pixels"),
+        (dict(encoder_tau=2.0), r"encoder_tau is a Polyak coefficient in \[0, 1\]"),
+        (dict(encoder_tau=-1.0), r"encoder_tau is a Polyak coefficient in \[0, 1\]"),
+        (dict(decoder_lr=lambda progress: 1e-3 * progress), "decoder_lr must be a positive number"),
+        (dict(encoder_lr=0.0), "encoder_lr must be a positive number"),
+        (dict(decoder_weight_lambda=-1e-7), "decoder_weight_lambda must be a number >= 0"),
+        (dict(ent_coef_betas=(0.5,)), r"ent_coef_betas must be Adam's two betas in \[0, 1\)"),
+        (dict(ent_coef_betas=0.9), r"ent_coef_betas must be Adam's two betas"),
+        (dict(bf16_autocast="no"), "bf16_autocast must be True or False, got 'no'"),
+        (dict(fast_kernels=None), "fast_kernels must be True or False"),
+    ],
+    ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
+)
+def test_sacae_arguments_of_the_wrong_kind_or_range_are_refused_by_name(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model(**arguments)
+
+
+def test_whole_numbers_given_as_floats_are_accepted():
+    # as YAML files and Optuna may give them
+    model = tiny_model(actor_update_interval=2.0, decoder_update_interval=np.int64(1), ent_coef_betas=[0.5, 0.999])
+    assert model.actor_update_interval == 2 and model.decoder_update_interval == 1 and model.ent_coef_betas == (0.5, 0.999)

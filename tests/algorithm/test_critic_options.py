@@ -45,3 +45,21 @@ def test_replay_ratio_trains_that_many_updates():
 def test_replay_ratio_that_is_not_a_whole_number_of_steps_is_refused():
     with pytest.raises(ValueError, match="train_freq"):
         tiny_model(replay_ratio=0.5)
+
+
+def test_replay_ratio_needs_train_freq_in_steps():
+    with pytest.raises(ValueError, match=r"train_freq=\(N, 'step'\)"):
+        tiny_model(replay_ratio=1, train_freq=(1, "episode"))
+
+
+def test_replay_ratio_models_take_a_new_env():
+    model = tiny_model(replay_ratio=2, train_freq=(3, "step"))
+    model.set_env(TinyPixelEnv())  # SB3 keeps train_freq as a TrainFreq once the model is built
+    assert model.gradient_steps == 6
+
+
+def test_a_loaded_replay_ratio_model_follows_the_envs_it_is_loaded_with(tmp_path):
+    tiny_model(replay_ratio=1).save(tmp_path / "model.zip")
+    loaded = SACAE.load(tmp_path / "model.zip", env=make_vec_env(TinyPixelEnv, n_envs=2), device=TEST_DEVICE)
+    assert loaded.n_envs == 2 and loaded.gradient_steps == 2
+    assert SACAE.load(tmp_path / "model.zip", device=TEST_DEVICE).gradient_steps == 1

@@ -122,3 +122,23 @@ def test_bf16_autocast_leaves_the_state_path_in_float32():
     features = model.policy.trunk.features(prepared)
     assert prepared.dtype == features.dtype == th.float32
     th.testing.assert_close(features, model.policy.encoder(observations), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("normalize_images", [True, False])
+def test_uint8_images_read_as_vectors_are_divided_by_255_as_sb3_does(normalize_images):
+    from stable_baselines3.common.preprocessing import preprocess_obs
+
+    from tests.conftest import TinyPixelEnv
+
+    env = TinyPixelEnv(shape=(8, 8, 3), channel_last=True)
+    model = tiny_mlp_model(env, policy_kwargs={**TINY_MLP, "normalize_images": normalize_images})
+    observations = th.as_tensor(np.stack([env.reset(seed=seed)[0] for seed in range(4)]), device=model.device)
+    # what SB3's own MlpPolicy feeds its MLP
+    expected = preprocess_obs(observations, env.observation_space, normalize_images=normalize_images).flatten(1)
+    policy = model.policy
+    th.testing.assert_close(policy.trunk.preprocess(observations), expected)
+    # the decoder reconstructs what the trunk reads
+    reconstruction = policy.decoder.reconstruct(policy.critic.features_extractor(observations))
+    th.testing.assert_close(policy.decoder.loss(reconstruction, observations), F.mse_loss(reconstruction, expected))
+    model.learn(24)
+    assert model.logger.name_to_value["train/ae_loss"] < (1.0 if normalize_images else float("inf"))

@@ -1,6 +1,7 @@
 """Replay buffer files are checked against the model before anything is loaded into it."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -45,10 +46,24 @@ def test_n_envs_mismatch_is_refused(buffer_file):
     _assert_untouched(model)
 
 
-def test_buffer_size_mismatch_is_refused(buffer_file):
+def test_buffer_size_mismatch_is_refused_by_name_with_the_fix(buffer_file):
     model = tiny_model(buffer_size=100)
-    with pytest.raises(ValueError, match="observations"):
+    with pytest.raises(ValueError, match=r"'buffer_size' is 200 in the file but 100 in the model") as error:
         model.load_replay_buffer(buffer_file)
+    assert "SACAE.load(path, buffer_size=...)" in str(error.value) and "number of envs is" not in str(error.value)
+    _assert_untouched(model)
+
+
+def test_an_array_mismatch_names_the_file(tmp_path):
+    stacked = dict(replay_buffer_class=FrameStackReplayBuffer, replay_buffer_kwargs=dict(frame_stack=1))
+    saved = tiny_model(**stacked)
+    saved.learn(20)
+    saved.save_replay_buffer(tmp_path / "buffer")
+    # the same class, spaces, envs and size, another frame margin: only the frames' array differs
+    model = tiny_model(replay_buffer_class=FrameStackReplayBuffer, replay_buffer_kwargs=dict(frame_stack=1, frame_margin=0.5))
+    with pytest.raises(ValueError, match=re.escape(f"the replay buffer {tmp_path / 'buffer.npz'}")) as error:
+        model.load_replay_buffer(tmp_path / "buffer.npz")
+    assert "number of envs" not in str(error.value)
     _assert_untouched(model)
 
 
