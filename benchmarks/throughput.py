@@ -53,10 +53,10 @@ sizes, its own replay buffer filled with the same transitions):
 ``--versus-compile MODE`` then times SACAE against the same SACAE with its networks' forward passes compiled by
 ``torch.compile(mode=MODE)`` (the conv trunks, the projection heads, the Q-heads, the actor's sampling and the
 decoder's reconstruction; the losses, optimizer steps and target updates stay eager), the same way. It tries the
-lever without the package offering it: ``reduce-overhead`` replays the compiled passes as CUDA graphs on a GPU,
-where one update's hundreds of small kernel launches are what a batch of 128 waits on. The compilation runs in
-extra warm-up steps, and its time is printed. On the CPU it needs ``--sacae-kwargs '{"fast_kernels": false}'``
-(torch.compile cannot trace the private oneDNN op of the fast Linear layers), so both models run plain torch layers:
+lever without the package offering it: ``reduce-overhead`` also replays the compiled passes as CUDA graphs on a
+GPU, which saves the launch of each kernel. The compilation runs in extra warm-up steps, and its time is printed.
+On the CPU it needs the oneDNN Linear layers off, ``--policy-kwargs '{"onednn_linear": false}'`` (Inductor cannot
+lower their private oneDNN op; the rest of the fast path compiles), so both models run ``nn.Linear``:
 
     python benchmarks/throughput.py --device cuda --steps 200 --warmup 20 --skip-sac --versus-compile reduce-overhead \
         --versus-csv benchmarks/results/throughput-versus.csv
@@ -71,6 +71,7 @@ import argparse
 import csv
 import datetime
 import json
+import math
 import os
 import platform
 import time
@@ -90,7 +91,7 @@ from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from sb3_sacae import SACAE
 from sb3_sacae.accel import tune_malloc
-from sb3_sacae.accel.onednn import _ONEDNN_LINEAR
+from sb3_sacae.accel.onednn import _ONEDNN_LINEAR, onednn_linear_applies
 
 PAPER_POLICY_KWARGS: dict[str, Any] = dict(features_dim=50, n_filters=32, n_conv_layers=4, net_arch=[1024, 1024])
 
@@ -518,10 +519,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = th.device(args.device)
     if device.type == "cuda" and not th.cuda.is_available():
         parser.error("--device cuda given but torch sees no CUDA device: use --device cpu")
-    if args.versus_compile is not None and device.type == "cpu" and args.sacae_kwargs.get("fast_kernels", True):
-        # torch.compile cannot trace the private oneDNN op of the CPU's fast Linear layers
+    onednn_linears = args.sacae_kwargs.get("fast_kernels", True) and args.policy_kwargs.get("onednn_linear", True)
+    if args.versus_compile is not None and onednn_linears and onednn_linear_applies(device):
+        # Inductor cannot lower the private oneDNN op of the CPU's fast Linear layers
         parser.error(
-            "--versus-compile on the CPU compiles plain torch layers only: add --sacae-kwargs '{\"fast_kernels\": false}'"
+            "--versus-compile on the CPU needs the oneDNN Linear layers off: add --policy-kwargs "
+            "'{\"onednn_linear\": false}' (or --sacae-kwargs '{\"fast_kernels\": false}' for plain layers throughout)"
         )
     if device.type == "cpu" and not args.plain_malloc:
         tune_malloc()  # what a CPU training script opts into; process-wide, so every model timed here shares it
@@ -679,7 +682,8 @@ def compile_networks(model: SACAE, mode: str) -> None:
     features (the shared trunk and the target's), the three projection heads, both critics' Q-heads, the actor's
     sampling of actions and log-probabilities, and the decoder's reconstruction. Each is a method replaced on its
     object, so the parameters and the state dict stay the modules' own. Where the mode replays CUDA graphs, each
-    gradient step first tells torch that a new step begins (the outputs of the step before are then done with).
+    gradient step first tells torch that a new step begins (the outputs of the step before are then done with),
+    through a function set on the model: for timing, since a model changed this way cannot be pickled or saved.
     """
     policy = model.policy
     target_trunk = policy.critic_target.features_extractor.trunk
@@ -707,9 +711,10 @@ def compare_compiled(sacae: OffPolicyAlgorithm, args: argparse.Namespace, device
     other = prepare(build_sacae(args, device, args.sacae_kwargs), args)
     compile_networks(other, args.versus_compile)
     start = time.perf_counter()
-    # Every graph the timed steps run: the critic-only step and the one with the actor (every other step), each
-    # compiled on its first call
-    other.train(gradient_steps=2 * max(other.actor_update_interval, other.target_update_interval), batch_size=args.batch_size)
+    # Every kind of step the timed ones run (which networks step depends on the update intervals), twice: compiled
+    # on its first call, and recorded as CUDA graphs on a later one
+    intervals = [other.actor_update_interval, other.target_update_interval, max(other.decoder_update_interval, 1)]
+    other.train(gradient_steps=2 * math.lcm(*intervals), batch_size=args.batch_size)
     synchronize(device)
     label = COMPILED_LABEL.format(mode=args.versus_compile)
     print(f"\ncompiling {label}: {time.perf_counter() - start:.1f} s")

@@ -125,12 +125,23 @@ class SafeSerializationMixin:
             raise
         except ValueError as error:  # SB3's checks of the file against env=, policy_kwargs= and the parameters
             raise FileMismatchError(f"Cannot load {source}: {error}") from error
+        except RuntimeError as error:
+            overrides = sorted({*user_objects, *kwargs})
+            if overrides and "state_dict" in str(error):
+                # The networks built with the caller's arguments are not the file's: a mismatch, not a corrupt file
+                raise FileMismatchError(
+                    f"Cannot load {source}: its weights do not fit the networks built with the arguments given to "
+                    f"load() ({', '.join(overrides)}); load it without the ones that change the networks, or with "
+                    f"the values it was saved with ({error})"
+                ) from error
+            raise CorruptFileError(
+                f"Refusing to load {source}: the model cannot be built from it ({type(error).__name__}: {error})"
+            ) from error
         except (
             KeyError,
             TypeError,
             AttributeError,
             IndexError,
-            RuntimeError,
             AssertionError,
             EOFError,
             OSError,

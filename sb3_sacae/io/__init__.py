@@ -6,7 +6,7 @@ Every refusal is an :class:`UnsafeFileError` (a ``ValueError``); see the securit
 """
 
 from sb3_sacae.io.config import safe_load_config, safe_load_config_text
-from sb3_sacae.io.errors import CorruptFileError, FileLimitError, UnsafeFileError
+from sb3_sacae.io.errors import CorruptFileError, FileLimitError, FileMismatchError, UnsafeFileError
 from sb3_sacae.io.files import atomic_write, open_regular_file, read_regular_file
 from sb3_sacae.io.unpickle import ALLOWED_GLOBALS, TRUST_HINT, is_allowed_global, restricted_loads
 
@@ -15,6 +15,7 @@ __all__ = [
     "TRUST_HINT",
     "CorruptFileError",
     "FileLimitError",
+    "FileMismatchError",
     "UnsafeFileError",
     "atomic_write",
     "is_allowed_global",

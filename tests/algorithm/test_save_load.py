@@ -111,3 +111,12 @@ def test_action_repeat_is_kept_without_env_and_refreshed_by_set_env(tmp_path):
     assert loaded._action_repeat == 4
     loaded.set_env(ActionRepeat(TinyPixelEnv(), 2))
     assert loaded._action_repeat == 2
+
+
+def test_load_arguments_that_change_the_networks_are_a_mismatch_named_with_the_fix(model, tmp_path):
+    from sb3_sacae.io import CorruptFileError, FileMismatchError
+
+    model.save(tmp_path / "model.zip")
+    with pytest.raises(FileMismatchError, match=r"arguments given to load\(\) \(decoder_update_interval\)") as error:
+        SACAE.load(tmp_path / "model.zip", device=TEST_DEVICE, decoder_update_interval=0)  # no decoder for its weights
+    assert not isinstance(error.value, CorruptFileError) and "decoder.linear.weight" in str(error.value)

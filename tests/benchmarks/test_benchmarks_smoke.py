@@ -213,7 +213,7 @@ def test_throughput_versus_compile_times_the_same_model_with_compiled_networks(t
     assert row["other"] == label and json.loads(row["sacae_kwargs"]) == {"fast_kernels": False}
 
 
-def test_throughput_versus_compile_on_the_cpu_asks_for_plain_layers():
+def test_throughput_versus_compile_on_the_cpu_asks_for_the_onednn_linears_off():
     completed = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), *TINY_THROUGHPUT, "--versus-compile", "default"],
         cwd=ROOT,
@@ -222,7 +222,7 @@ def test_throughput_versus_compile_on_the_cpu_asks_for_plain_layers():
         timeout=180,
     )
 
-    assert completed.returncode == 2 and """add --sacae-kwargs '{"fast_kernels": false}'""" in completed.stderr
+    assert completed.returncode == 2 and """add --policy-kwargs '{"onednn_linear": false}'""" in completed.stderr
 
 
 def test_throughput_times_another_checkout_with_its_own_code(tmp_path):
