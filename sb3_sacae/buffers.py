@@ -17,6 +17,7 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize, unwrap_vec_wrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from sb3_sacae.accel.device_frames import DeviceFrames, check_device_fits, device_frames_apply, to_device
 from sb3_sacae.io.limits import available_memory
@@ -73,7 +74,7 @@ def check_memory_fits(
     warnings.warn(message, stacklevel=3)
 
 
-def vec_env_attr(env: VecEnv, name: str, indices: int | None = None) -> list[Any] | None:
+def vec_env_attr(env: VecEnv, name: str, indices: VecEnvIndices = None) -> list[Any] | None:
     """
     The attribute ``name`` of the envs (through their wrappers), all of them or the one at ``indices``; None unless
     every env has it. Asked with ``has_attr`` first: a ``SubprocVecEnv`` worker asked ``get_attr`` for an attribute

@@ -38,6 +38,7 @@ import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from sb3_sacae.io.errors import CorruptFileError, FileMismatchError, UnsafeFileError
 from sb3_sacae.io.files import atomic_write, fsync_dir, pid_alive, read_regular_file
@@ -450,6 +451,10 @@ def _resume(
         raise TypeError(f"{expected} is not an off-policy algorithm with a replay buffer")
     read_replay_buffer_into(model.replay_buffer, bundle / BUFFER_FILE, follow_symlinks=False)
     model.replay_buffer.device = model.device
+    if isinstance(model.replay_buffer, HerReplayBuffer):
+        # The env starts new episodes: an episode the bundle cut ends where it ends (as SB3's load_replay_buffer
+        # does), so that relabelling never takes a goal from the next one; nothing changes at an episode boundary
+        model.replay_buffer.truncate_last_trajectory()
     try:
         counters = (state["num_timesteps"], state["n_updates"], state["episode_num"])
         apply_global = _parse_global_rng_states(state["rng"])

@@ -74,6 +74,7 @@ class SafeSerializationMixin:
     """
 
     replay_buffer: Any
+    env: Any
     device: th.device
 
     @classmethod
@@ -213,8 +214,11 @@ class SafeSerializationMixin:
             raise ValueError("This model has no replay buffer to load into")
         read_replay_buffer_into(self.replay_buffer, path)
         self.replay_buffer.device = self.device
-        if isinstance(self.replay_buffer, HerReplayBuffer) and truncate_last_traj:
-            self.replay_buffer.truncate_last_trajectory()
+        if isinstance(self.replay_buffer, HerReplayBuffer):
+            if self.env is not None:
+                self.replay_buffer.env = self.env  # relabels with the model's env of now (set_env may have changed it)
+            if truncate_last_traj:
+                self.replay_buffer.truncate_last_trajectory()
 
     @classmethod
     def load_checkpoint(cls: type[SelfSafe], path: str | os.PathLike, env: Any, **kwargs: Any) -> SelfSafe:

@@ -68,11 +68,13 @@ def check_arguments(arguments: dict[str, Any]) -> None:
         if not _is_number(arguments[name]) or arguments[name] < 0:
             raise ValueError(f"{name} must be a number >= 0 (0 turns the penalty off), got {arguments[name]!r}")
     betas = arguments["ent_coef_betas"]
-    if not isinstance(betas, tuple | list) or len(betas) != 2 or not all(_is_number(b) and 0 <= b < 1 for b in betas):
+    pair = isinstance(betas, tuple | list | np.ndarray) and len(betas) == 2
+    if not pair or not all(_is_number(b) and 0 <= b < 1 for b in betas):
         raise ValueError(f"ent_coef_betas must be Adam's two betas in [0, 1), like (0.5, 0.999), got {betas!r}")
     for name in ("bf16_autocast", "reuse_critic_features", "fast_kernels"):
-        if not isinstance(arguments[name], bool | np.bool_):
-            raise ValueError(f"{name} must be True or False, got {arguments[name]!r}")
+        value = arguments[name]
+        if not isinstance(value, bool | np.bool_) and not (_is_count(value) and value in (0, 1)):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
     for name, letter in (("critic_shifts", "M"), ("target_shifts", "K")):
         check_shift_copies(name, letter, arguments[name], int(arguments["random_shift"]))
 
@@ -152,6 +154,7 @@ def gradient_steps_for(replay_ratio: float, train_freq: Any, n_envs: int) -> int
     if replay_ratio <= 0 or steps < 1 or abs(steps - round(steps)) > 1e-9:
         raise ValueError(
             f"replay_ratio={replay_ratio} with train_freq={frequency} and {n_envs} env(s) gives {steps} gradient "
-            "steps per rollout: choose train_freq so that replay_ratio * train_freq * n_envs is a positive integer"
+            "steps per rollout: choose train_freq so that replay_ratio * train_freq * n_envs is a positive integer "
+            "(for a saved model: SACAE.load(path, env, train_freq=...)), or pass replay_ratio=None and gradient_steps"
         )
     return round(steps)

@@ -60,6 +60,8 @@ def _from_json(value: Any) -> Any:
         return tuple(_from_json(v) for v in value["__tuple__"])
     if isinstance(value, dict) and "__dict__" in value:
         return {k: _from_json(v) for k, v in value["__dict__"].items()}
+    if isinstance(value, dict) and "__enum__" in value:
+        return value["__enum__"]  # configuration, compared and named only
     return value
 
 
@@ -117,11 +119,14 @@ def write_replay_buffer(buffer: BaseBuffer, path: str | os.PathLike | io.Buffere
         np.savez(file, allow_pickle=False, **entries)
 
 
-def _buffer_mismatch(what: str, saved: Any, expected: Any, source: str) -> FileMismatchError:
+def _buffer_mismatch(what: str, saved: Any, expected: Any, source: str, fix: str | None = None) -> FileMismatchError:
+    fix = fix or (
+        "load it into a model built with the same environment spaces, number of envs, buffer_size and "
+        "replay_buffer_class / replay_buffer_kwargs"
+    )
     return FileMismatchError(
         f"The replay buffer in {source} does not match this model: {what} is {saved} in the file but {expected} "
-        "in the model; load it into a model built with the same environment spaces, number of envs, buffer_size and "
-        "replay_buffer_class / replay_buffer_kwargs (SACAE.load(path, buffer_size=...) sets a saved model's)"
+        f"in the model; {fix}"
     )
 
 
@@ -164,17 +169,28 @@ def read_replay_buffer_into(
     if meta.get("format") != BUFFER_FORMAT or meta.get("version") != BUFFER_FORMAT_VERSION:
         raise CorruptFileError(f"{source} has format {meta.get('format')} v{meta.get('version')}, expected {BUFFER_FORMAT} v1")
 
-    saved_scalars = meta.get("scalars")
     checks = [
         ("the buffer class", meta.get("buffer_class"), _qualified_name(type(buffer))),
         ("the observation space", meta.get("observation_space"), _space_description(buffer.observation_space)),
         ("the action space", meta.get("action_space"), _space_description(buffer.action_space)),
         ("the number of envs", meta.get("n_envs"), buffer.n_envs),
-        ("'buffer_size'", saved_scalars.get("buffer_size") if isinstance(saved_scalars, dict) else None, buffer.buffer_size),
     ]
     for quantity, saved, wanted in checks:
         if saved != wanted:
             raise _buffer_mismatch(quantity, saved, wanted, source)
+    saved_scalars = meta.get("scalars")
+    saved_size = saved_scalars.get("buffer_size") if isinstance(saved_scalars, dict) else None
+    if isinstance(saved_size, int) and saved_size != buffer.buffer_size:
+        # SB3 keeps buffer_size per env; the model's argument is the total over its envs
+        saved_total, total = saved_size * buffer.n_envs, buffer.buffer_size * buffer.n_envs
+        raise _buffer_mismatch(
+            "'buffer_size'",
+            saved_total,
+            total,
+            source,
+            f"load it into a model built with buffer_size={saved_total} "
+            f"(for a saved model: SACAE.load(path, buffer_size={saved_total}))",
+        )
     # the arrays, each checked against the model's from its header before it is read
     entries = read_npz(raw, what, expected, member_limits={META_KEY: meta_limit}, only_expected=True, keys=set(current_arrays))
     if set(current_arrays) != set(entries):

@@ -141,7 +141,17 @@ def test_sacae_arguments_of_the_wrong_kind_or_range_are_refused_by_name(argument
         tiny_model(**arguments)
 
 
-def test_whole_numbers_given_as_floats_are_accepted():
-    # as YAML files and Optuna may give them
-    model = tiny_model(actor_update_interval=2.0, decoder_update_interval=np.int64(1), ent_coef_betas=[0.5, 0.999])
+def test_numbers_of_other_python_and_numpy_types_are_accepted(tmp_path):
+    # as YAML files, Optuna and numpy code may give them
+    model = tiny_model(
+        actor_update_interval=2.0,
+        decoder_update_interval=np.int64(1),
+        ent_coef_betas=np.array([0.5, 0.999]),
+        encoder_lr=np.float32(1e-3),
+        fast_kernels=1,
+    )
     assert model.actor_update_interval == 2 and model.decoder_update_interval == 1 and model.ent_coef_betas == (0.5, 0.999)
+    assert type(model.encoder_lr) is float and model.fast_kernels is True
+    model.learn(20)
+    model.save(tmp_path / "model.zip")  # numpy scalars would reach the optimizers' state, which safe loading refuses
+    SACAE.load(tmp_path / "model.zip", device=TEST_DEVICE)

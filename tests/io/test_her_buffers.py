@@ -66,13 +66,31 @@ def test_her_buffers_round_trip_and_training_goes_on(tmp_path):
         np.testing.assert_array_equal(loaded.observations[key], saved.observations[key])
     for name in ("actions", "rewards", "dones", "ep_start", "ep_length", "_current_ep_start"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(saved, name))
-    fresh.learn(20, reset_num_timesteps=False)
 
-    # as SB3 does by default: the unfinished episode ends where the file ends
+    # as SB3 does by default: the unfinished episode ends where the file ends, and training goes on from there
     truncated = her_model()
     with pytest.warns(UserWarning, match="last trajectory"):
         truncated.load_replay_buffer(tmp_path / "buffer.npz")
     assert truncated.replay_buffer.ep_length[40, 0] == 5
+    truncated.learn(20, reset_num_timesteps=False)
+    assert truncated.replay_buffer.ep_start[45, 0] == 45  # the env's next episode starts afresh
+
+
+def test_a_resumed_checkpoint_bundle_ends_the_episode_it_cut(tmp_path):
+    from sb3_sacae.callbacks import CheckpointBundleCallback
+    from sb3_sacae.checkpoints import resume_from_bundle
+
+    model = her_model()
+    model.learn(45, callback=CheckpointBundleCallback(45, tmp_path))  # in the middle of the fifth episode
+    (bundle,) = tmp_path.glob("*_45_steps")
+    with pytest.warns(UserWarning):  # the resume says it cannot be exact, and SB3 that it truncates the episode
+        resumed = resume_from_bundle(bundle, ReachGoal(), SACAE, device=TEST_DEVICE)
+    resumed.learn(10, reset_num_timesteps=False)
+    buffer = resumed.replay_buffer
+    # the cut episode is rows 40-44 (a bundle is written before its step's transition is stored: 40-43), the env's
+    # new one starts after it; relabelling never mixes them
+    cut = buffer.ep_start[40, 0], buffer.ep_length[40, 0]
+    assert cut[0] == 40 and cut[1] < 10 and buffer.ep_start[cut[0] + cut[1], 0] == cut[0] + cut[1]
 
 
 def test_checkpoints_that_save_the_buffer_work_with_her(tmp_path):

@@ -50,8 +50,19 @@ def test_buffer_size_mismatch_is_refused_by_name_with_the_fix(buffer_file):
     model = tiny_model(buffer_size=100)
     with pytest.raises(ValueError, match=r"'buffer_size' is 200 in the file but 100 in the model") as error:
         model.load_replay_buffer(buffer_file)
-    assert "SACAE.load(path, buffer_size=...)" in str(error.value) and "number of envs is" not in str(error.value)
+    assert "SACAE.load(path, buffer_size=200)" in str(error.value) and "number of envs is" not in str(error.value)
     _assert_untouched(model)
+
+
+def test_buffer_size_mismatch_is_told_over_all_envs(tmp_path):
+    two_envs = DummyVecEnv([TinyPixelEnv, TinyPixelEnv])
+    saved = tiny_model(two_envs, buffer_size=400)
+    saved.learn(20)
+    saved.save_replay_buffer(tmp_path / "buffer")
+    model = tiny_model(two_envs, buffer_size=200)
+    with pytest.raises(ValueError, match=r"'buffer_size' is 400 in the file but 200 in the model.*buffer_size=400"):
+        model.load_replay_buffer(tmp_path / "buffer.npz")
+    tiny_model(two_envs, buffer_size=400).load_replay_buffer(tmp_path / "buffer.npz")  # what the message says works
 
 
 def test_an_array_mismatch_names_the_file(tmp_path):
