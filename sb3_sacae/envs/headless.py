@@ -91,11 +91,15 @@ def check_mujoco_gl(backend: str) -> None:
 
 
 def configure_pygame_headless() -> None:
-    """Without a display, point SDL (pygame) at its dummy video driver unless ``SDL_VIDEODRIVER`` is set.
+    """Without a display, point SDL (pygame) at its dummy video driver unless ``SDL_VIDEODRIVER`` is set; with or
+    without one, keep SDL from installing its signal handlers unless ``SDL_NO_SIGNAL_HANDLERS`` is set.
 
     Pendulum and CarRacing draw with pygame, which initialises a video driver even for ``rgb_array``
-    frames; with no display SDL then prints "XDG_RUNTIME_DIR is invalid" for nothing.
+    frames; with no display SDL then prints "XDG_RUNTIME_DIR is invalid" for nothing. ``pygame.init()`` also makes
+    SDL catch SIGTERM and SIGINT for an event queue nobody reads, so a training process ignored ``kill`` and a
+    ``SubprocVecEnv`` worker survived ``terminate()`` (a run whose eval env was never closed hung at exit).
     """
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 

@@ -188,8 +188,8 @@ def read_replay_buffer_into(
             saved_total,
             total,
             source,
-            f"load it into a model built with buffer_size={saved_total} "
-            f"(for a saved model: SACAE.load(path, buffer_size={saved_total}))",
+            f"load it into a model built with buffer_size={saved_total} (a saved model: SACAE.load(path, "
+            f"buffer_size={saved_total}); rl_zoo3.train -i: --hyperparams buffer_size:{saved_total})",
         )
     # the arrays, each checked against the model's from its header before it is read
     entries = read_npz(raw, what, expected, member_limits={META_KEY: meta_limit}, only_expected=True, keys=set(current_arrays))

@@ -240,8 +240,14 @@ def _load_trial(
 ) -> Any:
     params = original(self, storage, study_name, trial_id, convert)
     if self.algo == ALGO_NAME and convert and "policy_kwargs" in params:
-        # the trial's policy_kwargs were merged into the config's ones: do the same when replaying it
-        params["policy_kwargs"] = {**_config_policy_kwargs(self), **params["policy_kwargs"]}
+        # The search merged the trial's policy_kwargs into the command line's (--hyperparams policy_kwargs:...), else
+        # into the config's: do the same when replaying it. rl_zoo3 applies --hyperparams after the trial's values,
+        # replacing policy_kwargs whole, so the command line's entry gets the merged dict too.
+        custom = self.custom_hyperparams if isinstance(self.custom_hyperparams, dict) else {}
+        base = custom["policy_kwargs"] if isinstance(custom.get("policy_kwargs"), dict) else _config_policy_kwargs(self)
+        params["policy_kwargs"] = {**base, **params["policy_kwargs"]}
+        if "policy_kwargs" in custom:
+            self.custom_hyperparams = {**custom, "policy_kwargs": params["policy_kwargs"]}
     return params
 
 

@@ -1,6 +1,7 @@
 """Headless rendering: MUJOCO_GL defaults to egl without overriding the user, and failures name the fix."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -134,3 +135,16 @@ def test_dm_control_imported_too_early_is_explained():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode != 0
     assert "set MUJOCO_GL in the environment before Python starts" in result.stderr
+
+
+def test_pygame_envs_leave_sigterm_to_python():
+    """pygame.init() must not install SDL's SIGTERM handler: a training process (or a SubprocVecEnv worker drawing
+    Pendulum) has to die on kill / terminate()."""
+    env = {key: value for key, value in os.environ.items() if key != "SDL_NO_SIGNAL_HANDLERS"}
+    code = (
+        "import os, signal, time, gymnasium as gym, sb3_sacae.envs; "
+        "e = gym.make('PendulumPixels-v1', image_size=32); e.reset(seed=0); "
+        "os.kill(os.getpid(), signal.SIGTERM); time.sleep(5); print('survived SIGTERM')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == -signal.SIGTERM and "survived" not in result.stdout, result.stderr

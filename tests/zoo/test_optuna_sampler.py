@@ -142,3 +142,38 @@ def test_crashed_trial_fails_with_its_reason_its_envs_closed_and_the_study_goes_
     assert all(trial.value is None or math.isnan(trial.value) for trial in study.trials)
     trial_envs = opened[1:]  # the first one is rl_zoo3's env for reading the spaces, closed before the search
     assert trial_envs and all(env in closed for env in trial_envs)
+
+
+def test_trial_id_replays_the_trials_networks_over_the_command_lines_policy_kwargs(tmp_path):
+    """``--hyperparams policy_kwargs:...`` with ``--trial-id``: the trial's sampled network sizes are kept."""
+    import argparse
+
+    import optuna
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    from sb3_sacae.zoo import register
+    from sb3_sacae.zoo.sampler import sample_sacae_params
+
+    register()
+    command_line = {"policy_kwargs": {"n_filters": 8, "n_conv_layers": 2}}
+    storage = str(tmp_path / "study.log")
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    study = optuna.create_study(storage=journal, study_name="search", sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    # as the search draws it: the trial's network sizes over the policy_kwargs it was given
+    searched = sample_sacae_params(trial, 1, 1, {"policy_kwargs": command_line["policy_kwargs"]})["policy_kwargs"]
+    study.tell(trial, 1.0)
+    assert searched["n_filters"] == 8 and "features_dim" in searched and "net_arch" in searched
+
+    manager = ExperimentManager(
+        argparse.Namespace(),
+        "sacae",
+        "PendulumPixels-v1",
+        str(tmp_path / "logs"),
+        hyperparams={key: dict(value) for key, value in command_line.items()},
+        storage=storage,
+        study_name="search",
+        trial_id=0,
+    )
+    hyperparams, _ = manager.read_hyperparameters()
+    assert hyperparams["policy_kwargs"] == searched  # what the trial trained, not the command line's alone
