@@ -88,17 +88,20 @@ def test_headless_pygame_uses_the_dummy_video_driver(monkeypatch):
     assert os.environ["SDL_VIDEODRIVER"] == "dummy"
 
 
+def run_python(code: str, unset: tuple[str, ...], **variables: str) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` in a fresh process, without the environment variables ``unset`` and with ``variables``."""
+    env = {key: value for key, value in os.environ.items() if key not in unset} | variables
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
 def _make_dmc_in_subprocess(mujoco_gl: str | None) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key != "MUJOCO_GL"}
-    if mujoco_gl is not None:
-        env["MUJOCO_GL"] = mujoco_gl
     code = (
         "import os, gymnasium as gym, sb3_sacae.envs; "
         "e = gym.make('DMC-cartpole-swingup-v0', image_size=64, fast_render=True); "
         "o, _ = e.reset(seed=0); e.step(e.action_space.sample()); e.close(); "
         "print(os.environ['MUJOCO_GL'], o.shape, o.max() > 0)"
     )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    return run_python(code, ("MUJOCO_GL",), **({"MUJOCO_GL": mujoco_gl} if mujoco_gl is not None else {}))
 
 
 @pytest.mark.parametrize("mujoco_gl", [None, "egl", "osmesa"])
@@ -118,21 +121,19 @@ def test_unusable_backend_fails_with_the_fix_in_a_fresh_process():
 
 
 def test_pixel_observations_sets_the_backend_for_your_own_mujoco_env():
-    env = {key: value for key, value in os.environ.items() if key != "MUJOCO_GL"}
     code = (
         "import os, gymnasium as gym; from sb3_sacae.envs import pixel_observations; "
         "e = pixel_observations(gym.make('InvertedPendulum-v5', render_mode='rgb_array', width=64, height=64), 64, 2, 1); "
         "print(os.environ['MUJOCO_GL'], e.reset(seed=0)[0].shape); e.close()"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    result = run_python(code, ("MUJOCO_GL",))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split("\n")[-2] == "egl (6, 64, 64)"
 
 
 def test_dm_control_imported_too_early_is_explained():
-    env = {key: value for key, value in os.environ.items() if key not in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY")}
     code = "import shimmy, gymnasium as gym, sb3_sacae.envs; gym.make('DMC-cheetah-run-v0')"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    result = run_python(code, ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY"))
     assert result.returncode != 0
     assert "set MUJOCO_GL in the environment before Python starts" in result.stderr
 
@@ -140,11 +141,10 @@ def test_dm_control_imported_too_early_is_explained():
 def test_pygame_envs_leave_sigterm_to_python():
     """pygame.init() must not install SDL's SIGTERM handler: a training process (or a SubprocVecEnv worker drawing
     Pendulum) has to die on kill / terminate()."""
-    env = {key: value for key, value in os.environ.items() if key != "SDL_NO_SIGNAL_HANDLERS"}
     code = (
         "import os, signal, time, gymnasium as gym, sb3_sacae.envs; "
         "e = gym.make('PendulumPixels-v1', image_size=32); e.reset(seed=0); "
         "os.kill(os.getpid(), signal.SIGTERM); time.sleep(5); print('survived SIGTERM')"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    result = run_python(code, ("SDL_NO_SIGNAL_HANDLERS",))
     assert result.returncode == -signal.SIGTERM and "survived" not in result.stdout, result.stderr
