@@ -453,8 +453,11 @@ def _resume(
     model.replay_buffer.device = model.device
     if isinstance(model.replay_buffer, HerReplayBuffer):
         # The env starts new episodes: an episode the bundle cut ends where it ends (as SB3's load_replay_buffer
-        # does), so that relabelling never takes a goal from the next one; nothing changes at an episode boundary
-        model.replay_buffer.truncate_last_trajectory()
+        # does), so that relabelling never takes a goal from the next one; nothing changes at an episode boundary.
+        # SB3's warning names an option of its load_replay_buffer, not of this function: the resume warns itself
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The last trajectory in the replay buffer will be truncated")
+            model.replay_buffer.truncate_last_trajectory()
     try:
         counters = (state["num_timesteps"], state["n_updates"], state["episode_num"])
         apply_global = _parse_global_rng_states(state["rng"])

@@ -202,15 +202,14 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
 
     def _set_sacae_settings(self, arguments: dict[str, Any]) -> None:
         """The SAC-AE arguments as attributes (checked by :func:`~sb3_sacae.settings.check_arguments`)."""
-        self.encoder_tau = float(arguments["encoder_tau"])
+        self.encoder_tau = arguments["encoder_tau"]
         self.actor_update_interval = int(arguments["actor_update_interval"])
         self.decoder_update_interval = int(arguments["decoder_update_interval"])
-        # Python floats: numpy scalars would reach the optimizers' saved state, which torch's safe loading refuses
-        self.encoder_lr = float(arguments["encoder_lr"])
-        self.decoder_lr = float(arguments["decoder_lr"])
-        self.decoder_latent_lambda = float(arguments["decoder_latent_lambda"])
-        self.decoder_weight_lambda = float(arguments["decoder_weight_lambda"])
-        self.ent_coef_lr = float(arguments["ent_coef_lr"])
+        self.encoder_lr = arguments["encoder_lr"]
+        self.decoder_lr = arguments["decoder_lr"]
+        self.decoder_latent_lambda = arguments["decoder_latent_lambda"]
+        self.decoder_weight_lambda = arguments["decoder_weight_lambda"]
+        self.ent_coef_lr = arguments["ent_coef_lr"]
         beta1, beta2 = arguments["ent_coef_betas"]
         self.ent_coef_betas = (float(beta1), float(beta2))
         self.random_shift = int(arguments["random_shift"])
@@ -219,12 +218,24 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         self.replay_ratio = arguments["replay_ratio"]
         if self.replay_ratio is not None:
             self.gradient_steps = gradient_steps_for(self.replay_ratio, self.train_freq, self.n_envs)
-        self.bf16_autocast = bool(arguments["bf16_autocast"])
+        self.bf16_autocast = arguments["bf16_autocast"]
         self.reuse_critic_features = bool(arguments["reuse_critic_features"])
         self.fast_kernels = bool(arguments["fast_kernels"])
 
     def _setup_model(self) -> None:
         check_action_space(self.action_space)
+        # Python numbers, from the constructor or from load()'s keywords alike: numpy scalars would reach the
+        # optimizers' saved state, which torch's safe loading refuses
+        for name in (
+            "encoder_tau",
+            "encoder_lr",
+            "decoder_lr",
+            "decoder_latent_lambda",
+            "decoder_weight_lambda",
+            "ent_coef_lr",
+        ):
+            setattr(self, name, float(getattr(self, name)))
+        self.bf16_autocast = bool(self.bf16_autocast)
         check_policy_kwargs(self.policy_kwargs)
         user_policy_kwargs = self.policy_kwargs
         # Algorithm arguments that shape the policy, passed to it for construction only (not saved as policy_kwargs):

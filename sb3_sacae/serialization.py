@@ -215,8 +215,8 @@ class SafeSerializationMixin:
         read_replay_buffer_into(self.replay_buffer, path)
         self.replay_buffer.device = self.device
         if isinstance(self.replay_buffer, HerReplayBuffer):
-            if self.env is not None:
-                self.replay_buffer.env = self.env  # relabels with the model's env of now (set_env may have changed it)
+            # relabels with the model's env of now (set_env may have changed it; SB3 builds no HER model without one)
+            self.replay_buffer.env = self.env
             if truncate_last_traj:
                 self.replay_buffer.truncate_last_trajectory()
 

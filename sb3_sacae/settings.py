@@ -73,7 +73,7 @@ def check_arguments(arguments: dict[str, Any]) -> None:
         raise ValueError(f"ent_coef_betas must be Adam's two betas in [0, 1), like (0.5, 0.999), got {betas!r}")
     for name in ("bf16_autocast", "reuse_critic_features", "fast_kernels"):
         value = arguments[name]
-        if not isinstance(value, bool | np.bool_) and not (_is_count(value) and value in (0, 1)):
+        if not isinstance(value, bool | np.bool_ | int | np.integer) or value not in (0, 1):
             raise ValueError(f"{name} must be True or False, got {value!r}")
     for name, letter in (("critic_shifts", "M"), ("target_shifts", "K")):
         check_shift_copies(name, letter, arguments[name], int(arguments["random_shift"]))

@@ -96,7 +96,7 @@ def configure_pygame_headless() -> None:
 
     Pendulum and CarRacing draw with pygame, which initialises a video driver even for ``rgb_array``
     frames; with no display SDL then prints "XDG_RUNTIME_DIR is invalid" for nothing. ``pygame.init()`` also makes
-    SDL catch SIGTERM and SIGINT for an event queue nobody reads, so a training process ignored ``kill`` and a
+    SDL catch SIGTERM for an event queue nobody reads, so a training process ignored ``kill`` and a
     ``SubprocVecEnv`` worker survived ``terminate()`` (a run whose eval env was never closed hung at exit).
     """
     os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")

@@ -133,6 +133,7 @@ def test_policy_only_load_is_refused_unless_trusted(model, tmp_path):
         (dict(ent_coef_betas=0.9), r"ent_coef_betas must be Adam's two betas"),
         (dict(bf16_autocast="no"), "bf16_autocast must be True or False, got 'no'"),
         (dict(fast_kernels=None), "fast_kernels must be True or False"),
+        (dict(reuse_critic_features=1.0), "reuse_critic_features must be True or False"),
     ],
     ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
 )
@@ -154,4 +155,8 @@ def test_numbers_of_other_python_and_numpy_types_are_accepted(tmp_path):
     assert type(model.encoder_lr) is float and model.fast_kernels is True
     model.learn(20)
     model.save(tmp_path / "model.zip")  # numpy scalars would reach the optimizers' state, which safe loading refuses
-    SACAE.load(tmp_path / "model.zip", device=TEST_DEVICE)
+    # load()'s keywords reach the model without the constructor: the same Python numbers
+    loaded = SACAE.load(tmp_path / "model.zip", device=TEST_DEVICE, ent_coef_lr=np.float64(1e-4), encoder_tau=np.float32(0.1))
+    assert type(loaded.ent_coef_lr) is float and type(loaded.encoder_tau) is float
+    loaded.save(tmp_path / "again.zip")
+    SACAE.load(tmp_path / "again.zip", device=TEST_DEVICE)
