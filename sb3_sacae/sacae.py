@@ -210,22 +210,19 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         self.decoder_latent_lambda = arguments["decoder_latent_lambda"]
         self.decoder_weight_lambda = arguments["decoder_weight_lambda"]
         self.ent_coef_lr = arguments["ent_coef_lr"]
-        beta1, beta2 = arguments["ent_coef_betas"]
-        self.ent_coef_betas = (float(beta1), float(beta2))
+        self.ent_coef_betas = arguments["ent_coef_betas"]
         self.random_shift = int(arguments["random_shift"])
         self.critic_shifts = int(arguments["critic_shifts"])
         self.target_shifts = int(arguments["target_shifts"])
         self.replay_ratio = arguments["replay_ratio"]
-        if self.replay_ratio is not None:
-            self.gradient_steps = gradient_steps_for(self.replay_ratio, self.train_freq, self.n_envs)
         self.bf16_autocast = arguments["bf16_autocast"]
         self.reuse_critic_features = bool(arguments["reuse_critic_features"])
         self.fast_kernels = bool(arguments["fast_kernels"])
 
     def _setup_model(self) -> None:
         check_action_space(self.action_space)
-        # Python numbers, from the constructor or from load()'s keywords alike: numpy scalars would reach the
-        # optimizers' saved state, which torch's safe loading refuses
+        # Python numbers, from the constructor or from load()'s keywords and file alike (betas are a JSON list after
+        # save/load): numpy scalars would reach the optimizers' saved state, which torch's safe loading refuses
         for name in (
             "encoder_tau",
             "encoder_lr",
@@ -235,7 +232,12 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             "ent_coef_lr",
         ):
             setattr(self, name, float(getattr(self, name)))
+        beta1, beta2 = self.ent_coef_betas
+        self.ent_coef_betas = (float(beta1), float(beta2))
         self.bf16_autocast = bool(self.bf16_autocast)
+        if self.replay_ratio is not None:
+            # From the envs of now: a loaded model may have another number of envs than the one that saved it
+            self.gradient_steps = gradient_steps_for(self.replay_ratio, self.train_freq, self.n_envs)
         check_policy_kwargs(self.policy_kwargs)
         user_policy_kwargs = self.policy_kwargs
         # Algorithm arguments that shape the policy, passed to it for construction only (not saved as policy_kwargs):
@@ -251,8 +253,6 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             self.policy_kwargs = user_policy_kwargs
         self.target_entropy = target_entropy_for(requested_entropy, self.action_space, self.target_entropy)
         check_random_shift(self.random_shift, self.observation_space)
-        beta1, beta2 = self.ent_coef_betas  # a JSON list after save/load
-        self.ent_coef_betas = (float(beta1), float(beta2))
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
             # SAC-AE's temperature has its own learning rate and Adam betas
             self.ent_coef_optimizer = th.optim.Adam(
@@ -268,9 +268,6 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
             self.decoder_optimizer = self.policy.make_optimizer(
                 decoder_parameters, self.decoder_lr, weight_decay=self.decoder_weight_lambda
             )
-        if self.replay_ratio is not None:
-            # A loaded model may have another number of envs than the one that saved it
-            self.gradient_steps = gradient_steps_for(self.replay_ratio, self.train_freq, self.n_envs)
         self._q_params = [p for name, p in self.critic.named_parameters() if not name.startswith("features_extractor.")]
         self._q_target_params = [
             p for name, p in self.critic_target.named_parameters() if not name.startswith("features_extractor.")
@@ -303,11 +300,6 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         fused steps) and the networks' optimizers are fused. Elsewhere torch's default, as in the reference code.
         """
         return deferred_checks_apply(self.device, [self.critic.optimizer]) or None
-
-    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
-        super().set_env(env, force_reset=force_reset)
-        if self.replay_ratio is not None:
-            self.gradient_steps = gradient_steps_for(self.replay_ratio, self.train_freq, self.n_envs)
 
     # --- The update, in the order of the paper's algorithm ------------------------------------------------------
 

@@ -29,15 +29,14 @@ def check_action_space(action_space: spaces.Space | None) -> None:
         )
 
 
+def _is_number(value: Any) -> bool:
+    """A Python or numpy number, not a bool."""
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
+
+
 def _is_count(value: Any) -> bool:
     """A whole number (``2`` or ``2.0``, as YAML and Optuna may give it), not a bool."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
-        return False
-    return float(value).is_integer()
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
+    return _is_number(value) and float(value).is_integer()
 
 
 def check_arguments(arguments: dict[str, Any]) -> None:

@@ -168,6 +168,12 @@ class ProjectionHead(FlatOrdered):
         return th.tanh(self.layer_norm(projected.float()))
 
 
+def scaled_states(observations: th.Tensor, scale: float) -> th.Tensor:
+    """Observations as an MLP trunk reads them (and its decoder reconstructs them): flat float32, times ``scale``."""
+    states = observations.float().flatten(start_dim=1)
+    return states * scale if scale != 1.0 else states
+
+
 class MlpTrunk(nn.Module):
     """
     The MLP layers of a state encoder (``MlpPolicy``, and the vector keys of ``MultiInputPolicy``): the state
@@ -191,8 +197,7 @@ class MlpTrunk(nn.Module):
         Raw state vectors -> flat float32, times :attr:`scale` (``dtype`` is for pixels: states stay float32 under
         ``bf16_autocast``).
         """
-        states = observations.float().flatten(start_dim=1)
-        return states * self.scale if self.scale != 1.0 else states
+        return scaled_states(observations, self.scale)
 
     def flat_order(self) -> None:
         """The features' order: the MLP's own, nothing to rearrange (see :meth:`ConvTrunk.flat_order`)."""
@@ -469,8 +474,7 @@ class MlpDecoder(Decoder):
 
     def loss(self, reconstruction: th.Tensor, observations: th.Tensor) -> th.Tensor:
         """MSE against the state itself as the trunk reads it (times :attr:`scale`; no quantisation), in float32."""
-        states = observations.float().flatten(start_dim=1)
-        return F.mse_loss(reconstruction.float(), states * self.scale if self.scale != 1.0 else states)
+        return F.mse_loss(reconstruction.float(), scaled_states(observations, self.scale))
 
 
 class MultiDecoder(Decoder):
