@@ -326,9 +326,8 @@ class FrameStackReplayBuffer(ReplayBuffer):
         done: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        dtype = self.frames.dtype
-        obs_frames = self._split_frames(np.asarray(obs).reshape(self.n_envs, *self.obs_shape).astype(dtype, copy=False))
-        next_frames = self._split_frames(np.asarray(next_obs).reshape(self.n_envs, *self.obs_shape).astype(dtype, copy=False))
+        obs_frames = self._split_frames(self._as_stacks(obs, "obs"))
+        next_frames = self._split_frames(self._as_stacks(next_obs, "next_obs"))
         k = self.frame_stack
         oldest = np.iinfo(np.int64).max
         for env_idx in range(self.n_envs):
@@ -371,6 +370,25 @@ class FrameStackReplayBuffer(ReplayBuffer):
         if self.pos == self.buffer_size:
             self.full = True
             self.pos = 0
+
+    def _as_stacks(self, stacks: np.ndarray, name: str) -> np.ndarray:
+        """
+        ``stacks`` as ``(n_envs, *obs_shape)`` in the frames' dtype. Refused in any other shape, as SB3's
+        ``ReplayBuffer`` refuses it: a reshape would store scrambled frames.
+        """
+        array = np.asarray(stacks)
+        expected = (self.n_envs, *self.obs_shape)
+        if array.shape == expected or (self.n_envs == 1 and array.shape == self.obs_shape):
+            return array.reshape(expected).astype(self.frames.dtype, copy=False)
+        hint = ""
+        if sorted(array.shape[1:]) == sorted(self.obs_shape) and array.shape[1:] != self.obs_shape:
+            # Typically VecNormalize inside the VecTransposeImage SB3 adds: SB3 stores VecNormalize's original
+            # observations, which are not transposed
+            hint = (
+                ": the observations are not in the layout of the observation space; with VecNormalize around "
+                "channel-last images, transpose them first: VecNormalize(VecTransposeImage(env))"
+            )
+        raise ValueError(f"FrameStackReplayBuffer.add(): {name} has shape {array.shape}, the buffer stores {expected}{hint}")
 
     def _row_is_valid(self, rows: np.ndarray | int) -> np.ndarray | bool:
         return self.row_oldest_frame[rows] >= self.frame_count - self.n_frames
