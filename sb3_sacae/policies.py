@@ -207,6 +207,11 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         plain torch layers only (``SACAE`` sets it from its ``fast_kernels`` argument)
     :param use_sde: Whether to use State Dependent Exploration or not (Box actions only)
     :param log_std_init: Initial value for the log standard deviation (gSDE only)
+    :param use_expln: Use ``expln()`` instead of ``exp()`` for gSDE's standard deviation, so that it stays positive
+        and grows slowly above zero (gSDE only)
+    :param clip_mean: Clip the mean action into ``[-clip_mean, clip_mean]`` to avoid numerical instability
+        (gSDE only; 0 turns the clipping off)
+    :param full_std: One gSDE standard deviation per (feature, action) pair rather than per feature (gSDE only)
     :param optimizer_class: optimizer of actor, critic, encoder and decoder (paper: Adam)
     :param optimizer_kwargs: extra keyword arguments of the optimizers, excluding the learning rate;
         by default ``fused=True`` for Adam (one kernel per step, same update rule)
@@ -238,6 +243,9 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         fast_kernels: bool = True,
         use_sde: bool = False,
         log_std_init: float = -3,
+        use_expln: bool = False,
+        clip_mean: float = 2.0,
+        full_std: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
@@ -274,6 +282,9 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
         self.fast_kernels = fast_kernels
         self.use_sde = use_sde
         self.log_std_init = log_std_init
+        self.use_expln = use_expln
+        self.clip_mean = clip_mean
+        self.full_std = full_std
         self.n_critics = n_critics
         self.critic_layer_norm = critic_layer_norm
         self.use_decoder = use_decoder
@@ -374,6 +385,9 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
             activation_fn=self.activation_fn,
             use_sde=self.use_sde,
             log_std_init=self.log_std_init,
+            use_expln=self.use_expln,
+            clip_mean=self.clip_mean,
+            full_std=self.full_std,
         )
 
     def _build_discrete_networks(self, net_kwargs: dict[str, Any]) -> None:
@@ -411,6 +425,9 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
                 fast_kernels=self.fast_kernels,
                 use_sde=self.use_sde,
                 log_std_init=self.log_std_init,
+                use_expln=self.use_expln,
+                clip_mean=self.clip_mean,
+                full_std=self.full_std,
                 n_critics=self.n_critics,
                 critic_layer_norm=self.critic_layer_norm,
                 lr_schedule=self._dummy_schedule,  # not needed to load the policy alone
