@@ -51,7 +51,14 @@ def escape_bars(app, what, name, obj, options, lines):
 
     The package's docstrings define no substitutions, so every ``|word|`` is shown literally.
     """
-    lines[:] = [re.sub(r"(?<![\\`])\|([^|\s`][^|`]*?)\|", r"\\|\1\\|", line) for line in lines]
+    lines[:] = [
+        "".join(escape_outside_literals(part, i) for i, part in enumerate(re.split(r"(``.*?``)", line))) for line in lines
+    ]
+
+
+def escape_outside_literals(part, index):
+    """Odd parts of the split are inline literals, shown as written; bars elsewhere are escaped."""
+    return part if index % 2 else re.sub(r"(?<![\\`])\|([^|\s`][^|`]*?)\|", r"\\|\1\\|", part)
 
 
 def setup(app):

@@ -104,9 +104,10 @@ class SafeSerializationMixin:
         ``weights_only=True``. The same bytes that were checked are loaded. Every refusal, and any failure to build
         the model from the file, is an :class:`~sb3_sacae.io.UnsafeFileError`.
 
+        The other parameters are those of ``stable_baselines3.common.base_class.BaseAlgorithm.load``.
+
         :param trust_remote_code: decode the file with cloudpickle as SB3 does, without the checks (only for files
             you trust)
-        Other parameters: see ``stable_baselines3.common.base_class.BaseAlgorithm.load``.
         """
         load_kwargs = dict(env=env, device=device, print_system_info=print_system_info, force_reset=force_reset, **kwargs)
         if trust_remote_code:

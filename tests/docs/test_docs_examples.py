@@ -56,7 +56,7 @@ def test_algorithm_page_drq_example_runs_on_deepmind_control(tiny_examples):
     namespace = run(code)
 
     model = namespace["model"]
-    assert model.random_shift == 4 and model.bf16_autocast
+    assert model.random_shift == 4 and model.policy.critic_layer_norm
     assert model.env_frames == 8 * MAX_STEPS  # cartpole_swingup repeats each action 8 times
 
 
