@@ -147,6 +147,11 @@ class FrameStackReplayBuffer(ReplayBuffer):
         (default 0.01; 1/L for episodes of L steps keeps every transition SB3 would keep)
     :param allow_oversize: Allocate even when the buffer cannot fit in the available memory
         (warns instead of raising ``MemoryError``)
+    :param n_steps: Transitions summed into each sampled one (n-step returns, as SB3's ``NStepReplayBuffer``
+        computes them at sampling: discounted rewards up to the first episode end, ``next_observations`` and
+        ``dones`` of the last transition summed, and ``discounts`` gamma to the power of the transitions summed);
+        1 (default): one-step transitions, without ``discounts``
+    :param gamma: Discount factor of the n-step returns (only with ``n_steps > 1``)
     :param frames_on_device: Keep a copy of the frames in ``device``'s memory and gather sampled stacks there, and
         send the rest of each batch from pinned host memory without waiting for the device
         (:mod:`sb3_sacae.accel.device_frames`; the same samples). ``None`` (default): on a CUDA device, while the
@@ -157,6 +162,9 @@ class FrameStackReplayBuffer(ReplayBuffer):
 
     # Where this process keeps the frames: not part of the buffer's state, nor of its files
     placement_attributes = ("frames_on_device", "_device_frames")
+    # One-step transitions; an n-step buffer sets both on itself, and they are saved with its state
+    n_steps: int = 1
+    gamma: float = 0.99
 
     frames: np.ndarray
     obs_frame_idx: np.ndarray
@@ -179,14 +187,19 @@ class FrameStackReplayBuffer(ReplayBuffer):
         frame_margin: float = 0.01,
         allow_oversize: bool = False,
         frames_on_device: bool | None = None,
+        n_steps: int = 1,
+        gamma: float = 0.99,
     ):
         box, k = _check_arguments(observation_space, optimize_memory_usage, frame_stack, frame_margin)
+        _check_n_step_arguments(n_steps, gamma)
         # Not ReplayBuffer.__init__: it would allocate obs and next_obs arrays of the full size
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
         self.buffer_size = max(buffer_size // n_envs, 1)
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination
         self.frame_stack = k
+        if n_steps > 1:
+            self.n_steps, self.gamma = int(n_steps), float(gamma)
         self.stack_axis = _stack_axis(box, self.obs_shape, k)
         frame_shape = list(self.obs_shape)
         frame_shape[self.stack_axis] = self.obs_shape[self.stack_axis] // k
@@ -437,9 +450,14 @@ class FrameStackReplayBuffer(ReplayBuffer):
                 "FrameStackReplayBuffer: these rows reference frames that were overwritten; "
                 "draw indices with sample(), which only returns stored transitions"
             )
+        if self.n_steps > 1:
+            rewards, discounts, last_rows = self._n_step_returns(batch_inds, env_indices, env)
+        else:
+            rewards = self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)
+            discounts, last_rows = None, batch_inds
         # obs and next_obs stacks in one gather and one conversion to torch
         frame_idx = np.concatenate(
-            (self.obs_frame_idx[batch_inds, env_indices], self.next_obs_frame_idx[batch_inds, env_indices])
+            (self.obs_frame_idx[batch_inds, env_indices], self.next_obs_frame_idx[last_rows, env_indices])
         )
         batch_size = len(batch_inds)
         if env is None:
@@ -456,10 +474,33 @@ class FrameStackReplayBuffer(ReplayBuffer):
             next_observations=next_observations,
             # Only use dones that are not due to timeouts
             dones=self.to_torch(
-                (self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])).reshape(-1, 1)
+                (self.dones[last_rows, env_indices] * (1 - self.timeouts[last_rows, env_indices])).reshape(-1, 1)
             ),
-            rewards=self.to_torch(self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
+            rewards=self.to_torch(rewards),
+            discounts=None if discounts is None else self.to_torch(discounts),
         )
+
+    def _n_step_returns(
+        self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """
+        For each sampled row: its return over up to ``n_steps`` rows of its env, ending at the first row that ends an
+        episode (terminated or truncated) or at the newest row (the next row is older, or not written yet); the
+        discount of the bootstrap after it, gamma to the power of the rows summed; and the row it ends at, whose
+        ``next_obs`` and ``done`` the transition takes. The same values as SB3's ``NStepReplayBuffer``.
+        """
+        rows = (batch_inds[:, None] + np.arange(self.n_steps)) % self.buffer_size  # (batch, n)
+        envs = env_indices[:, None]
+        ends = np.logical_or(self.dones[rows, envs], self.timeouts[rows, envs])
+        ends |= rows == (self.pos - 1) % self.buffer_size
+        last = np.where(ends.any(axis=1), ends.argmax(axis=1), self.n_steps - 1)
+        summed = np.arange(self.n_steps).reshape(1, -1) <= last[:, None]
+        discounts = self.gamma ** summed.sum(axis=1, keepdims=True).astype(np.float32)
+        rewards = self._normalize_reward(self.rewards[rows, envs], env)
+        returns = (rewards * self.gamma ** np.arange(self.n_steps, dtype=np.float32).reshape(1, -1) * summed).sum(
+            axis=1, keepdims=True
+        )
+        return returns, discounts, (batch_inds + last) % self.buffer_size
 
 
 def _check_arguments(
@@ -482,6 +523,14 @@ def _check_arguments(
     if frame_margin < 0:
         raise ValueError(f"frame_margin must be >= 0, got {frame_margin}")
     return observation_space, k
+
+
+def _check_n_step_arguments(n_steps: int, gamma: float) -> None:
+    """Refuse n-step settings that have no meaning, naming the valid range."""
+    if isinstance(n_steps, bool) or not float(n_steps).is_integer() or n_steps < 1:
+        raise ValueError(f"n_steps must be a whole number of transitions >= 1, got {n_steps!r}")
+    if not 0.0 <= float(gamma) <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
 
 
 def _stack_axis(observation_space: spaces.Box, obs_shape: tuple[int, ...], k: int) -> int:

@@ -3,6 +3,7 @@ What SACAE adds to SB3's collection of experience: the replay buffer's choice an
 frames counted beside agent steps, and non-finite transitions refused before they reach the buffer.
 """
 
+import warnings
 from typing import Any, cast
 
 import numpy as np
@@ -52,7 +53,11 @@ class CollectionMixin(AlgorithmPart):
         before = set(checked)
         self.replay_buffer_kwargs = checked
         try:
-            super()._setup_model()
+            with warnings.catch_warnings():
+                if self.replay_buffer_class is FrameStackReplayBuffer:
+                    # It takes n_steps itself (_select_replay_buffer passes them): SB3 warns for any buffer class
+                    warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
+                super()._setup_model()
         finally:
             # What SB3 adds for the buffer it chooses (NStepReplayBuffer: n_steps and gamma) is a setting of the model,
             # saved with it; what the checks added (allow_oversize, a loaded model's frames_on_device) is not
@@ -62,10 +67,10 @@ class CollectionMixin(AlgorithmPart):
 
     def _select_replay_buffer(self) -> None:
         """
-        Frame-stacked image observations default to the buffer that stores each frame once. The n-step buffer SB3
-        chose for ``n_steps > 1``, saved with a model, is chosen again (from ``n_steps`` and ``gamma``) rather than
-        passed as a custom class: SB3 would warn that ``n_steps`` is ignored, and files that lack its arguments
-        would get the buffer's defaults.
+        Frame-stacked image observations default to the buffer that stores each frame once, with the model's
+        ``n_steps`` and ``gamma`` for n-step returns. The n-step buffer SB3 chose for ``n_steps > 1``, saved with a
+        model, is chosen again (from ``n_steps`` and ``gamma``) rather than passed as a custom class: SB3 would warn
+        that ``n_steps`` is ignored, and files that lack its arguments would get the buffer's defaults.
         """
         kwargs = self.replay_buffer_kwargs
         if (
@@ -75,12 +80,15 @@ class CollectionMixin(AlgorithmPart):
             and kwargs.get("gamma", self.gamma) == self.gamma
         ):
             self.replay_buffer_class = None
-        if self.replay_buffer_class is not None or self.optimize_memory_usage or self.n_steps > 1:
+        n_step = {"n_steps": self.n_steps, "gamma": self.gamma} if self.n_steps > 1 else {}
+        if self.replay_buffer_class is FrameStackReplayBuffer and "n_steps" not in kwargs:
+            self.replay_buffer_kwargs = {**n_step, **kwargs}
+        if self.replay_buffer_class is not None or self.optimize_memory_usage:
             return
         frame_stack = detect_frame_stack(self.env)
         if frame_stack is not None and frame_stack > 1 and isinstance(self.observation_space, spaces.Box):
             self.replay_buffer_class = FrameStackReplayBuffer
-            self.replay_buffer_kwargs = {"frame_stack": frame_stack, **self.replay_buffer_kwargs}
+            self.replay_buffer_kwargs = {"frame_stack": frame_stack, **n_step, **self.replay_buffer_kwargs}
 
     def _checked_buffer_kwargs(self) -> dict[str, Any]:
         """The replay buffer's kwargs, after refusing a buffer that cannot fit in memory (unless allowed)."""
