@@ -22,7 +22,9 @@ from sb3_sacae.envs import PIXEL_ENVS
 
 # ids whose factory takes ``fast_render`` (MuJoCo and DeepMind Control)
 FAST_RENDER_IDS = {
-    env_id for env_id, (entry_point, _) in PIXEL_ENVS.items() if entry_point.endswith(("make_dmc", "make_mujoco_pixels"))
+    env_id
+    for env_id, (entry_point, _) in PIXEL_ENVS.items()
+    if entry_point.endswith(("make_dmc", "make_half_cheetah_pixels", "make_reacher_pixels"))
 }
 
 

@@ -34,15 +34,13 @@ PIXEL_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "PendulumPixels-v1": ("sb3_sacae.envs.gym_pixels:make_pendulum_pixels", {}),
     "CarRacingPixels-v3": ("sb3_sacae.envs.gym_pixels:make_car_racing_pixels", {}),
     # action repeat 4 for HalfCheetah and 2 for Reacher: the defaults the zoo's sacae.yml relies on
-    "HalfCheetahPixels-v5": (
-        "sb3_sacae.envs.gym_pixels:make_mujoco_pixels",
-        {"env_id": "HalfCheetah-v5", "action_repeat": 4},
-    ),
+    # one factory per MuJoCo id, which fixes the task: a caller's kwargs (a zoo log folder's env_kwargs) cannot
+    # replace it with another id (gymnasium imports the module of an id "module:Name-v0")
+    "HalfCheetahPixels-v5": ("sb3_sacae.envs.gym_pixels:make_half_cheetah_pixels", {"action_repeat": 4}),
     "ReacherPixels-v5": (
-        "sb3_sacae.envs.gym_pixels:make_mujoco_pixels",
+        "sb3_sacae.envs.gym_pixels:make_reacher_pixels",
         # top-down view of the whole arena: the default camera leaves the arm a few pixels wide at 84 px
         {
-            "env_id": "Reacher-v5",
             "action_repeat": 2,
             "default_camera_config": {"trackbodyid": 0, "distance": 0.8, "elevation": -90.0},
         },
@@ -52,6 +50,10 @@ PIXEL_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
         for domain, task in DMC_TASKS
     },
 }
+
+
+#: Keyword arguments of the factories that name the task: fixed by each registered id, never taken from a caller
+TASK_KWARGS = ("env_id", "domain", "task")
 
 
 def register_envs() -> None:
@@ -65,6 +67,7 @@ register_envs()
 
 __all__ = [
     "PIXEL_ENVS",
+    "TASK_KWARGS",
     "ActionRepeat",
     "ChannelFrameStack",
     "Float32Action",

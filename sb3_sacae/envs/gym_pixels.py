@@ -112,6 +112,12 @@ def make_mujoco_pixels(
         (those frames also shown in a window)
     :param kwargs: Passed to ``gymnasium.make(env_id, ...)`` (e.g. ``camera_name``, ``max_episode_steps``)
     """
+    if not isinstance(env_id, str) or ":" in env_id:
+        raise ValueError(
+            f"make_mujoco_pixels takes a plain Gymnasium id such as 'HalfCheetah-v5', not {env_id!r}: an id "
+            "'module:Name-v0' makes gymnasium import that module. Import the module that registers the task yourself, "
+            "then pass its id without the 'module:' prefix"
+        )
     check_render_mode(render_mode)
     configure_mujoco_gl()
     height, width = image_hw(image_size)
@@ -122,3 +128,24 @@ def make_mujoco_pixels(
             model.vis.quality.offsamples = 0  # no multisample anti-aliasing
             model.light_castshadow[:] = 0
         return show_frames(pixel_observations(env, (height, width), frame_stack, action_repeat, channels_first), render_mode)
+
+
+def _mujoco_task(registered_id: str, task_id: str, kwargs: dict[str, Any]) -> gym.Env:
+    """``make_mujoco_pixels(task_id, **kwargs)`` for the registered id ``registered_id``, which fixes the task."""
+    if "env_id" in kwargs:
+        raise ValueError(
+            f"{registered_id} always renders {task_id}; it takes no env_id keyword (got {kwargs['env_id']!r}). Remove "
+            "env_id from the env kwargs (a zoo log folder's env_kwargs too), or call "
+            "sb3_sacae.envs.gym_pixels.make_mujoco_pixels(env_id, ...) from your own code to render another task"
+        )
+    return make_mujoco_pixels(task_id, **kwargs)
+
+
+def make_half_cheetah_pixels(**kwargs: Any) -> gym.Env:
+    """``HalfCheetahPixels-v5``: HalfCheetah-v5 from pixels; ``kwargs`` as :func:`make_mujoco_pixels` but ``env_id``."""
+    return _mujoco_task("HalfCheetahPixels-v5", "HalfCheetah-v5", kwargs)
+
+
+def make_reacher_pixels(**kwargs: Any) -> gym.Env:
+    """``ReacherPixels-v5``: Reacher-v5 from pixels; ``kwargs`` as :func:`make_mujoco_pixels` but ``env_id``."""
+    return _mujoco_task("ReacherPixels-v5", "Reacher-v5", kwargs)

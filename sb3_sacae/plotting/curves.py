@@ -51,13 +51,23 @@ def load_evaluations(path: str | Path) -> Curve:
 
     :param path: ``evaluations.npz`` or the folder holding it
     """
+    from sb3_sacae.io import read_regular_file
+    from sb3_sacae.io.archives import read_npz
+    from sb3_sacae.io.limits import MAX_METADATA_BYTES
+
     path = Path(path)
     if path.is_dir():
         path = path / EVALUATIONS_FILE
-    with np.load(path, allow_pickle=False) as data:
-        if "timesteps" not in data or "results" not in data:
-            raise ValueError(f"{path} is not an EvalCallback file: it needs the arrays 'timesteps' and 'results'")
+    # a downloaded run (a Hub train_eval_metrics.zip) is a file like any other: a regular file, read within the limit,
+    # and only the two arrays read, each size checked from its .npy header before it is allocated
+    raw = read_regular_file(path, "evaluations file", MAX_METADATA_BYTES)
+    data = read_npz(raw, f"evaluations file {path}", limit=MAX_METADATA_BYTES, keys={"timesteps", "results"})
+    if "timesteps" not in data or "results" not in data:
+        raise ValueError(f"{path} is not an EvalCallback file: it needs the arrays 'timesteps' and 'results'")
+    try:
         timesteps, results = data["timesteps"].astype(np.float64), data["results"].astype(np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} is not an EvalCallback file: 'timesteps' and 'results' must be numbers ({error})") from error
     if len(timesteps) == 0:
         raise ValueError(f"{path} holds no evaluation")
     return Curve(x=timesteps, y=results.reshape(len(timesteps), -1).mean(axis=1))

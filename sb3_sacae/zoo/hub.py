@@ -39,7 +39,7 @@ import yaml
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, snapshot_download
 
 from sb3_sacae.zoo.hub_check import check_download, check_push, one_line_errors
-from sb3_sacae.zoo.safety import plain_yaml
+from sb3_sacae.zoo.safety import TRUST_CONFIG_ENV_VAR, _trusted, check_env_kwargs, plain_yaml
 from sb3_sacae.zoo.sampler import load_yaml
 
 ALGO = "sacae"
@@ -145,8 +145,50 @@ def download_to_zoo_folder(
 
     source = download(repo_id, **download_kwargs)
     with tempfile.TemporaryDirectory(prefix="sacae-zoo-") as checked:  # check everything before writing anything
-        sanitize_zoo_files(source, checked, trust_remote_code=trust_remote_code)
+        sanitize_zoo_files(source, checked, trust_remote_code=trust_remote_code, env_id=env_id)
+        metrics = Path(checked, "train_eval_metrics")
+        metrics.mkdir()
+        if (source / "train_eval_metrics.zip").exists():
+            extract_metrics(source / "train_eval_metrics.zip", metrics)
         return _lay_out(source, Path(checked), env_id, folder, exp_id, force)
+
+
+def _metrics_member_allowed(name: str) -> bool:
+    """What rl_zoo3's ``push_to_hub`` (and :func:`stage`) put into ``train_eval_metrics.zip``: ``evaluations.npz``
+    and the run's ``*.csv`` monitor files, flat."""
+    if name == "evaluations.npz":
+        return True
+    return name.endswith(".csv") and Path(name).name == name and not name.startswith(".") and "\\" not in name
+
+
+def extract_metrics(path: Path, target: Path) -> list[str]:
+    """Extract a Hub ``train_eval_metrics.zip`` into ``target``: only :func:`_metrics_member_allowed` names, each
+    member and all of them together at most ``SB3_SACAE_MAX_METADATA_BYTES`` once inflated (checked from the zip
+    headers before anything is inflated or written).
+
+    :raises ~sb3_sacae.io.UnsafeFileError: another member name (:class:`~sb3_sacae.io.FileLimitError`: too large,
+        :class:`~sb3_sacae.io.CorruptFileError`: not a zip)
+    """
+    from sb3_sacae.io import UnsafeFileError, read_regular_file
+    from sb3_sacae.io.archives import open_zip, read_member
+    from sb3_sacae.io.limits import MAX_METADATA_BYTES
+
+    what = f"Hub metrics archive {path.name}"
+    raw = read_regular_file(path, "Hub metrics archive", MAX_METADATA_BYTES)
+    with open_zip(raw, what) as archive:
+        infos = archive.infolist()
+        for info in infos:
+            if not _metrics_member_allowed(info.filename):
+                raise UnsafeFileError(
+                    f"Refusing {what}: it holds {info.filename!r}, but the archive only carries evaluations.npz and "
+                    "*.csv monitor files. Remove that member from the repository's train_eval_metrics.zip (or delete "
+                    "the archive: the model does not need it)"
+                )
+            MAX_METADATA_BYTES.check(info.file_size, f"member {info.filename!r} of {what}")
+        MAX_METADATA_BYTES.check(sum(info.file_size for info in infos), f"the members of {what}")
+        for info in infos:
+            (target / info.filename).write_bytes(read_member(archive, info.filename, what, MAX_METADATA_BYTES))
+    return [info.filename for info in infos]
 
 
 def _lay_out(source: Path, checked: Path, env_id: str, folder: str | os.PathLike, exp_id: int, force: bool) -> Path:
@@ -165,11 +207,8 @@ def _lay_out(source: Path, checked: Path, env_id: str, folder: str | os.PathLike
     for name in ("config.yml", "args.yml", "env_kwargs.yml"):
         if (checked / name).is_file():
             shutil.copy(checked / name, config_folder / name)
-    if (source / "train_eval_metrics.zip").is_file():
-        with zipfile.ZipFile(source / "train_eval_metrics.zip") as archive:
-            for member in archive.namelist():  # flat archive written by push: refuse paths that leave log_path
-                if Path(member).name == member:
-                    archive.extract(member, log_path)
+    for metrics_file in sorted((checked / "train_eval_metrics").glob("*")):  # extracted and checked before
+        shutil.copy(metrics_file, log_path / metrics_file.name)
     print(f"Saved to {log_path}")
     return log_path
 
@@ -293,6 +332,11 @@ def _read_run(
             saved_args = dict(load_yaml(stats_path / "args.yml") or {})
         except Exception:  # args holding python objects: keep what the card needs
             saved_args = {}
+    # the env is made from them: the checks of enjoy (no "module:Name" id, no task keyword of sb3-sacae's ids)
+    for name, data in (("config.yml", hyperparams), ("args.yml", saved_args)):
+        if data.get("env_kwargs") is not None:
+            trusted = _trusted(TRUST_CONFIG_ENV_VAR)
+            data["env_kwargs"] = check_env_kwargs(data["env_kwargs"], f"{stats_path / name}: env_kwargs", env_id, trusted)
     return Path(model_path), Path(log_path), stats_path, hyperparams, saved_args
 
 

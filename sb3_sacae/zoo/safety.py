@@ -177,6 +177,63 @@ def check_config(
     return checked
 
 
+# A string "<text>:<more>": gymnasium.make imports the module <text> for an id "module:Name-v0" (importlib accepts
+# names that are no identifiers, such as "logs.sacae.Env-v5_1.evil"), and an env factory may pass a keyword on to it
+_MODULE_PREFIX = re.compile(r"^[^:]+:")
+_ENV_KWARGS_HINT = (
+    f"If you trust this log folder, set {TRUST_CONFIG_ENV_VAR}=1 (a Hub download: trust_remote_code=True, CLI "
+    "--trust-remote-code); otherwise remove the entry"
+)
+
+
+def _strings(value: Any) -> Any:
+    """Every string in ``value``: itself, the keys and items of mappings, the items of lists and tuples."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def check_env_kwargs(
+    value: Any, where: str, env_id: str | None = None, trust_remote_code: bool = False, hint: str = _ENV_KWARGS_HINT
+) -> dict[str, Any] | None:
+    """Checked copy of an ``env_kwargs`` mapping read from a file, which rl_zoo3 passes to the env's factory.
+
+    Refused: a key that is not a keyword name (or is a ``__dunder__``), any string of the form ``module:Name``
+    anywhere in it (``gymnasium.make`` imports ``module`` for such an id), and, for the ids sb3-sacae registers, the
+    keywords that name the task (:data:`sb3_sacae.envs.TASK_KWARGS`, fixed by each id). ``trust_remote_code`` keeps
+    the ``module:Name`` strings.
+    """
+    checked = check_mapping(value, where)
+    if checked is None:
+        return None
+    for key in checked:
+        if not key.isidentifier() or (key.startswith("__") and key.endswith("__")):
+            raise UntrustedZooFileError(f"Refusing `{key!r}` in {where}: env kwargs are keyword names. {hint}")
+    if not trust_remote_code:
+        for text in _strings(checked):
+            if _MODULE_PREFIX.match(text):
+                raise UntrustedZooFileError(
+                    f"Refusing {text!r} in {where}: a 'module:Name' id makes gymnasium import that module (code from "
+                    f"wherever the module is found, the log folder included). {hint}"
+                )
+    if env_id is not None:
+        from sb3_sacae.envs import PIXEL_ENVS, TASK_KWARGS
+
+        fixed = sorted(set(checked) & set(TASK_KWARGS)) if env_id in PIXEL_ENVS else []
+        if fixed:
+            raise UntrustedZooFileError(
+                f"Refusing `{fixed[0]}` in {where}: {env_id} fixes its task, so no env_kwargs entry may name another "
+                "one. Remove the entry (to run another task, use that task's own id)"
+            )
+    return checked
+
+
 def check_mapping(value: Any, where: str) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -185,15 +242,19 @@ def check_mapping(value: Any, where: str) -> dict[str, Any] | None:
     return {str(key): item for key, item in value.items()}
 
 
-def sanitize_zoo_files(source: str | os.PathLike, target: str | os.PathLike, trust_remote_code: bool = False) -> list[str]:
+def sanitize_zoo_files(
+    source: str | os.PathLike, target: str | os.PathLike, trust_remote_code: bool = False, env_id: str | None = None
+) -> list[str]:
     """Read ``config.yml`` / ``args.yml`` / ``env_kwargs.yml`` of ``source`` safely, check, write plain YAML to ``target``.
 
-    Everything is checked before anything is written. Returns the names written.
+    Everything is checked before anything is written (``env_kwargs`` with :func:`check_env_kwargs` for ``env_id``,
+    else the ``env`` that ``args.yml`` names). Returns the names written.
     """
     import yaml
 
     contents: dict[str, Any] = {}
-    for name in ("config.yml", "args.yml", "env_kwargs.yml"):
+    env = env_id
+    for name in ("args.yml", "config.yml", "env_kwargs.yml"):  # args.yml first: it names the env
         path = os.path.join(source, name)
         if not os.path.isfile(path):
             continue
@@ -201,14 +262,19 @@ def sanitize_zoo_files(source: str | os.PathLike, target: str | os.PathLike, tru
         if name == "config.yml":
             data = check_config(data, name, trust_remote_code)
             if "env_kwargs" in data:
-                data["env_kwargs"] = check_mapping(data["env_kwargs"], f"{name}: env_kwargs") or {}
+                data["env_kwargs"] = check_env_kwargs(data["env_kwargs"], f"{name}: env_kwargs", env, trust_remote_code) or {}
         elif name == "args.yml":
             data = check_mapping(data, name) or {}
-            data["env_kwargs"] = check_mapping(data.get("env_kwargs"), f"{name}: env_kwargs")
+            env = env_id or (data.get("env") if isinstance(data.get("env"), str) else None)
+            data["env_kwargs"] = check_env_kwargs(data.get("env_kwargs"), f"{name}: env_kwargs", env, trust_remote_code)
             if isinstance(data.get("hyperparams"), dict):
                 data["hyperparams"] = check_config(data["hyperparams"], f"{name}: hyperparams", trust_remote_code)
+                if "env_kwargs" in data["hyperparams"]:
+                    data["hyperparams"]["env_kwargs"] = check_env_kwargs(
+                        data["hyperparams"]["env_kwargs"], f"{name}: hyperparams: env_kwargs", env, trust_remote_code
+                    )
         else:
-            data = check_mapping(data, name) or {}
+            data = check_env_kwargs(data, name, env, trust_remote_code) or {}
         contents[name] = data
     for name, data in contents.items():
         with open(os.path.join(target, name), "w", encoding="utf-8") as file:
@@ -268,8 +334,13 @@ def load_args(file: IO[str]) -> Any:
         return yaml.load(file, Loader=yaml.UnsafeLoader)
     _hook.check_patched(algo_of(path))
     args = _safe_load(path)
-    if isinstance(args, dict) and isinstance(args.get("hyperparams"), dict):
-        check_class_paths(args["hyperparams"], f"{path}: hyperparams", hint=_LOG_FOLDER_HINT)
+    if isinstance(args, dict):
+        env_id = args.get("env") if isinstance(args.get("env"), str) else None
+        args["env_kwargs"] = check_env_kwargs(args.get("env_kwargs"), f"{path}: env_kwargs", env_id)
+        if isinstance(args.get("hyperparams"), dict):
+            check_class_paths(args["hyperparams"], f"{path}: hyperparams", hint=_LOG_FOLDER_HINT)
+            if "env_kwargs" in args["hyperparams"]:
+                check_env_kwargs(args["hyperparams"]["env_kwargs"], f"{path}: hyperparams: env_kwargs", env_id)
     return args
 
 
@@ -302,6 +373,9 @@ def make_safe_get_saved_hyperparams(original: Callable[..., Any]) -> Callable[..
             raw = hyperparams.get("normalize", False)
             hyperparams["normalize"] = parse_normalize(raw, config_file)
             check_class_paths(hyperparams, config_file, hint=_LOG_FOLDER_HINT)
+            if "env_kwargs" in hyperparams:  # enjoy passes them to the env
+                env_id = os.path.basename(os.path.normpath(stats_path))  # the zoo layout <log>/<algo>/<env>_<id>/<env>
+                hyperparams["env_kwargs"] = check_env_kwargs(hyperparams["env_kwargs"], f"{config_file}: env_kwargs", env_id)
         else:
             raw = hyperparams["normalize"] = os.path.isfile(os.path.join(stats_path, "obs_rms.pkl"))
         normalize = hyperparams["normalize"]

@@ -218,9 +218,74 @@ def _parse_net_arch(text: str) -> list[int] | None:
     return [int(part) for part in parts] if all(part.isdigit() and int(part) > 0 for part in parts) else None
 
 
+#: Largest ``batch_size_pow`` a stored trial may hold (a batch of 2**30 samples; 2**n is computed from the file)
+MAX_BATCH_SIZE_POW = 30
+
+
+def check_trial_params(params: Any, where: str = "the Optuna trial") -> dict[str, Any]:
+    """The parameters of a stored trial (``--trial-id``, or the study's best trial), checked before they are used.
+
+    An Optuna storage is a file like any other: rl_zoo3 hands every parameter of the trial to the model, and
+    ``eval()``-uates string ``policy_kwargs``, ``replay_buffer_kwargs`` and the like. Only the names of
+    :data:`SEARCH_SPACE` pass, each with a value its distribution can give: a finite number (positive on a log
+    scale) for floats, an integer for ints (``batch_size_pow`` at most :data:`MAX_BATCH_SIZE_POW`), a positive number
+    for ``features_dim``, a name of :data:`NET_ARCHS` or layer sizes joined by ``-`` for ``net_arch``.
+
+    :raises ~sb3_sacae.zoo.safety.UntrustedZooFileError: (an :class:`~sb3_sacae.io.UnsafeFileError`) naming the
+        parameter
+    """
+    from sb3_sacae.zoo.safety import UntrustedZooFileError
+
+    if not isinstance(params, dict):
+        raise UntrustedZooFileError(f"The parameters of {where} must be a mapping, not {type(params).__name__}")
+    for name, value in params.items():
+        spec = SEARCH_SPACE.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise UntrustedZooFileError(
+                f"Refusing parameter {name!r} of {where}: SACAE's sampler draws only {', '.join(SEARCH_SPACE)}, and "
+                "rl_zoo3 would hand any other parameter to the model (string policy_kwargs, replay_buffer_kwargs and "
+                "similar are eval()-uated). Replay a trial of a study searched with --algo sacae, or give the "
+                "hyperparameters with --hyperparams instead of --trial-id"
+            )
+        if not _valid_trial_value(name, spec, value):
+            raise UntrustedZooFileError(
+                f"Refusing parameter {name}={value!r} of {where}: not a value SACAE's sampler draws for it "
+                f"({_expected_trial_value(name, spec)}). Replay another trial, or give the hyperparameters with "
+                "--hyperparams instead of --trial-id"
+            )
+    return dict(params)
+
+
+def _valid_trial_value(name: str, spec: tuple[Any, ...], value: Any) -> bool:
+    if name == "net_arch":
+        return isinstance(value, str) and (value in NET_ARCHS or _parse_net_arch(value) is not None)
+    if spec[0] == "categorical":
+        return _is_number(value) and math.isfinite(value) and value > 0
+    if spec[0] == "int":
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _int_bound(name)
+    return _is_number(value) and math.isfinite(value) and (value > 0 or not spec[3])
+
+
+def _int_bound(name: str) -> int:
+    return MAX_BATCH_SIZE_POW if name == "batch_size_pow" else 2**31 - 1
+
+
+def _expected_trial_value(name: str, spec: tuple[Any, ...]) -> str:
+    if name == "net_arch":
+        return f"one of {list(NET_ARCHS)} or layer sizes such as '64-64'"
+    if spec[0] == "categorical":
+        return "a positive number"
+    if spec[0] == "int":
+        return f"an integer from 0 to {_int_bound(name)}"
+    return "a finite positive number" if spec[3] else "a finite number"
+
+
 def convert_sacae_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
-    """Turn sampled (or stored ``trial.params``) values into SACAE constructor arguments."""
-    hyperparams = dict(sampled_params)
+    """Turn sampled (or stored ``trial.params``) values into SACAE constructor arguments.
+
+    The values are checked first (:func:`check_trial_params`): a stored trial is read from a file.
+    """
+    hyperparams = check_trial_params(sampled_params)
     if "one_minus_gamma" in hyperparams:
         hyperparams["gamma"] = 1 - hyperparams.pop("one_minus_gamma")
     if "batch_size_pow" in hyperparams:
@@ -230,7 +295,7 @@ def convert_sacae_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         hyperparams["gradient_steps"] = hyperparams["train_freq"]
     if "init_temperature" in hyperparams:
         hyperparams["ent_coef"] = f"auto_{hyperparams.pop('init_temperature')}"
-    policy_kwargs = dict(hyperparams.get("policy_kwargs") or {})
+    policy_kwargs: dict[str, Any] = {}
     if "features_dim" in hyperparams:
         policy_kwargs["features_dim"] = hyperparams.pop("features_dim")
     if "net_arch" in hyperparams:

@@ -175,3 +175,19 @@ def test_mujoco_default_action_repeat_lives_in_the_registration(env_id, action_r
     assert gym.spec(env_id).kwargs["action_repeat"] == action_repeat
     entry = yaml.safe_load(ZOO_YAML.read_text())[env_id]
     assert "action_repeat" not in entry["env_kwargs"]
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetahPixels-v5", "ReacherPixels-v5"])
+def test_mujoco_ids_fix_their_task_and_import_nothing_a_caller_names(env_id, tmp_path, monkeypatch):
+    """``env_id="module:Name-v0"`` in a caller's kwargs (a zoo log folder's env_kwargs) would import ``module``."""
+    marker = tmp_path / "pwned"
+    (tmp_path / "sacae_evil_env.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="takes no env_id keyword"):
+        gym.make(env_id, env_id="sacae_evil_env:Evil-v0")
+    assert "env_id" not in gym.spec(env_id).kwargs
+    from sb3_sacae.envs.gym_pixels import make_mujoco_pixels
+
+    with pytest.raises(ValueError, match="plain Gymnasium id"):
+        make_mujoco_pixels("sacae_evil_env:Evil-v0")
+    assert not marker.exists()

@@ -90,3 +90,42 @@ def test_empty_or_foreign_logs_are_refused(tmp_path):
     np.savez(tmp_path / "evaluations.npz", something=np.zeros(3))
     with pytest.raises(ValueError, match="timesteps"):
         load_evaluations(tmp_path)
+
+
+def _deflated_evaluations(path: Path, n_results: int) -> Path:
+    """A small deflated ``evaluations.npz`` whose ``results`` array (zeros) is ``8 * n_results`` bytes once read."""
+    import io
+    import zipfile
+
+    def npy(array: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        return buffer.getvalue()
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("timesteps.npy", npy(np.arange(1, dtype=np.int64)))
+        archive.writestr("results.npy", npy(np.zeros((1, n_results))))
+    return path
+
+
+def test_evaluations_over_the_limit_are_refused_before_they_are_allocated(tmp_path, monkeypatch):
+    """A small deflated file stating a large array (a downloaded run's evaluations.npz) is refused from its header."""
+    from sb3_sacae.io import FileLimitError
+
+    path = _deflated_evaluations(tmp_path / "evaluations.npz", 100_000)  # 800 kB of arrays in a ~1 kB file
+    assert path.stat().st_size < 5_000
+    monkeypatch.setenv("SB3_SACAE_MAX_METADATA_BYTES", "100000")
+    with pytest.raises(FileLimitError, match=r"array 'results'.*800,000 bytes.*SB3_SACAE_MAX_METADATA_BYTES"):
+        load_evaluations(tmp_path)
+    monkeypatch.delenv("SB3_SACAE_MAX_METADATA_BYTES")
+    assert load_evaluations(tmp_path).y.tolist() == [0.0]
+
+
+def test_evaluations_that_are_not_a_regular_file_are_refused(tmp_path):
+    import os
+
+    from sb3_sacae.io import UnsafeFileError
+
+    os.mkfifo(tmp_path / "evaluations.npz")  # reading a FIFO would block
+    with pytest.raises(UnsafeFileError, match="not a regular file"):
+        load_evaluations(tmp_path / "evaluations.npz")

@@ -219,3 +219,56 @@ def test_enjoy_refuses_a_log_folder_that_would_run_code(pushed, tmp_path, payloa
     assert result.returncode != 0 and "UntrustedZooFileError" in result.stderr, result.stderr[-3000:]
     assert expected in result.stderr
     assert not marker.exists()
+
+
+def _hub_folder(tmp_path: Path, metrics: dict[str, bytes], args: str = "env_kwargs: null\n") -> Path:
+    """A repository as a local folder (which download() takes as is): model bytes, args.yml, train_eval_metrics.zip."""
+    import zipfile
+
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / f"sacae-{ENV_ID}.zip").write_bytes(b"copied, never loaded here")
+    (folder / "config.yml").write_text("normalize: false\n")
+    (folder / "args.yml").write_text(args)
+    with zipfile.ZipFile(folder / "train_eval_metrics.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in metrics.items():
+            archive.writestr(name, data)
+    return folder
+
+
+def test_download_extracts_only_the_metrics_rl_zoo3_writes(tmp_path):
+    genuine = {"evaluations.npz": b"npz bytes", "0.monitor.csv": b"#{}\nr,l,t\n"}
+    log_path = hub.download_to_zoo_folder(str(_hub_folder(tmp_path, genuine)), ENV_ID, tmp_path / "logs")
+    assert {path.name for path in log_path.iterdir()} == {ENV_ID, f"{ENV_ID}.zip", *genuine}
+    assert (log_path / "0.monitor.csv").read_bytes() == genuine["0.monitor.csv"]
+
+
+@pytest.mark.parametrize("member", ["evil.py", "evaluations.npz.py", ".hidden.csv", "sitecustomize.pth"])
+def test_download_refuses_other_members_of_the_metrics_archive(tmp_path, member):
+    """A flat ``evil.py`` in the log folder is importable as ``logs.sacae.<env>_1.evil`` (cwd is on sys.path)."""
+    from sb3_sacae.io import UnsafeFileError
+
+    folder = _hub_folder(tmp_path, {"evaluations.npz": b"", member: b"print('ran')\n"})
+    with pytest.raises(UnsafeFileError, match=f"holds {member!r}.*only carries evaluations.npz and \\*.csv"):
+        hub.download_to_zoo_folder(str(folder), ENV_ID, tmp_path / "logs")
+    assert not (tmp_path / "logs").exists()
+
+
+def test_download_refuses_a_metrics_member_over_the_limit_before_inflating_it(tmp_path, monkeypatch):
+    from sb3_sacae.io import FileLimitError
+
+    folder = _hub_folder(tmp_path, {"evaluations.npz": bytes(50_000)})
+    assert (folder / "train_eval_metrics.zip").stat().st_size < 1_000
+    monkeypatch.setenv("SB3_SACAE_MAX_METADATA_BYTES", "10000")
+    with pytest.raises(FileLimitError, match=r"evaluations.npz.*50,000.*SB3_SACAE_MAX_METADATA_BYTES"):
+        hub.download_to_zoo_folder(str(folder), ENV_ID, tmp_path / "logs")
+    assert not (tmp_path / "logs").exists()
+
+
+def test_download_refuses_env_kwargs_naming_a_module(tmp_path):
+    from sb3_sacae.zoo.safety import UntrustedZooFileError
+
+    args = "env_kwargs:\n  env_id: logs.sacae.evil:Evil-v0\n"
+    with pytest.raises(UntrustedZooFileError, match=r"'logs.sacae.evil:Evil-v0' in args.yml.*trust_remote_code=True"):
+        hub.download_to_zoo_folder(str(_hub_folder(tmp_path, {}, args)), "HalfCheetahPixels-v5", tmp_path / "logs")
+    assert not (tmp_path / "logs").exists()

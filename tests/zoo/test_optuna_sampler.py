@@ -177,3 +177,62 @@ def test_trial_id_replays_the_trials_networks_over_the_command_lines_policy_kwar
     )
     hyperparams, _ = manager.read_hyperparameters()
     assert hyperparams["policy_kwargs"] == searched  # what the trial trained, not the command line's alone
+
+
+def _shared_study(tmp_path, params: dict) -> str:
+    """A journal storage someone shares ("replay the best trial with --trial-id 0") holding one trial of ``params``."""
+    from optuna.distributions import CategoricalDistribution
+
+    storage = str(tmp_path / "study.log")
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    study = optuna.create_study(storage=journal, study_name="shared", direction="maximize")
+    distributions = {name: CategoricalDistribution([value]) for name, value in params.items()}
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=1.0))
+    return storage
+
+
+@pytest.mark.parametrize("name", ["replay_buffer_kwargs", "policy_kwargs", "policy", "env_wrapper"])
+def test_trial_id_refuses_a_stored_parameter_the_sampler_does_not_draw(tmp_path, name):
+    """rl_zoo3 eval()s string policy_kwargs / replay_buffer_kwargs and imports class paths a trial hands it."""
+    import argparse
+
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    from sb3_sacae.io import UnsafeFileError
+    from sb3_sacae.zoo import register
+
+    register()
+    marker = tmp_path / "pwned"
+    payload = f"__import__('pathlib').Path({str(marker)!r}).touch() or {{}}"
+    storage = _shared_study(tmp_path, {"learning_rate": 1e-3, name: payload})
+    manager = ExperimentManager(argparse.Namespace(), "sacae", "PendulumPixels-v1", str(tmp_path / "logs"),
+                                storage=storage, study_name="shared", trial_id=0)  # fmt: skip
+    with pytest.raises(UnsafeFileError, match=f"Refusing parameter '{name}' of the Optuna trial.*--hyperparams"):
+        manager.read_hyperparameters()
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"net_arch": "__import__('os')"},
+        {"features_dim": "50"},
+        {"batch_size_pow": 10**9},
+        {"learning_rate": float("nan")},
+        {"tau": -0.1},
+        {"train_freq": True},
+    ],
+    ids=["net_arch_code", "string_number", "huge_power", "nan", "negative_log", "bool"],
+)
+def test_stored_values_must_be_what_the_distribution_gives(params):
+    from sb3_sacae.io import UnsafeFileError
+
+    with pytest.raises(UnsafeFileError, match=f"Refusing parameter {next(iter(params))}=.*not a value"):
+        convert_sacae_params(params)
+
+
+def test_a_genuine_study_still_replays_with_layer_sizes_and_fixed_values():
+    params = {"net_arch": "64-64", "features_dim": 50, "batch_size_pow": 7, "train_freq": 2, "one_minus_gamma": 0.01}
+    converted = convert_sacae_params(params)
+    assert converted["policy_kwargs"] == {"net_arch": [64, 64], "features_dim": 50}
+    assert converted["batch_size"] == 128 and converted["gradient_steps"] == 2 and converted["gamma"] == 0.99

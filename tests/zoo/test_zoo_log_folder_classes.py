@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from sb3_sacae.zoo.safety import UntrustedZooFileError, check_class_paths, check_config
+from sb3_sacae.zoo.safety import UntrustedZooFileError, check_class_paths, check_config, check_env_kwargs
 from tests.zoo.hostile_zoo import ENV_ID, log_folder, plugin_dir, python_tag, refusal, run_code, run_module
 
 ENTRIES = {
@@ -137,3 +137,44 @@ def test_the_rl_zoo3_console_script_refuses_too(tmp_path):
     result = run_code(code, tmp_path, pythonpath=[plugin_dir(tmp_path)], SB3_SACAE_TEST_MARKER=str(marker))
     assert "evilmod.Wrapper" in refusal(result)
     assert not marker.exists()
+
+
+MUJOCO_ID = "HalfCheetahPixels-v5"
+
+
+@pytest.mark.parametrize(
+    "file, text",
+    [
+        ("args.yml", "env: HalfCheetahPixels-v5\nenv_kwargs:\n  env_id: evilmod:Evil-v0\n"),
+        ("config.yml", "env_kwargs:\n  xml_file: evilmod:Evil-v0\n"),
+    ],
+    ids=["args_env_id", "config_module_id"],
+)
+def test_enjoy_refuses_env_kwargs_naming_a_module(tmp_path, file, text):
+    """gymnasium.make imports ``module`` for an id ``"module:Name-v0"``: sb3-sacae's MuJoCo ids passed an
+    ``env_id`` keyword on to it, so a log folder's env_kwargs chose the module imported."""
+    marker = tmp_path / "pwned"
+    files = {"config": "n_timesteps: 10\n", "args": "env_kwargs: null\n", file.split(".")[0]: text}
+    log_folder(tmp_path, env_id=MUJOCO_ID, **files)
+    result = run_module("sb3_sacae.zoo", "enjoy", "--algo", "sacae", "--env", MUJOCO_ID, "-f", "logs", "-n", "5",
+                        "--no-render", cwd=tmp_path, pythonpath=[plugin_dir(tmp_path)],
+                        SB3_SACAE_TEST_MARKER=str(marker))  # fmt: skip
+    line = refusal(result)
+    assert "evilmod:Evil-v0" in line and file in line and "SB3_SACAE_TRUST_ZOO_CONFIG=1" in line
+    assert not marker.exists()
+
+
+def test_check_env_kwargs_refuses_module_ids_task_keywords_and_odd_keys():
+    genuine = {"image_size": 64, "default_camera_config": {"distance": 0.8}, "render_mode": "rgb_array"}
+    assert check_env_kwargs(genuine, "args.yml", "ReacherPixels-v5") == genuine
+    assert check_env_kwargs(None, "args.yml") is None
+    with pytest.raises(UntrustedZooFileError, match=r"'pkg.mod:Env-v0' in args.yml.*SB3_SACAE_TRUST_ZOO_CONFIG=1"):
+        check_env_kwargs({"options": [{"inner": "pkg.mod:Env-v0"}]}, "args.yml")
+    assert check_env_kwargs({"id": "pkg:Env-v0"}, "args.yml", trust_remote_code=True) == {"id": "pkg:Env-v0"}
+    for env_id, key in [("HalfCheetahPixels-v5", "env_id"), ("DMC-cheetah-run-v0", "domain")]:
+        with pytest.raises(UntrustedZooFileError, match=f"Refusing `{key}`.*{env_id} fixes its task.*Remove the entry"):
+            check_env_kwargs({key: "Walker2d-v5"}, "args.yml", env_id)
+    with pytest.raises(UntrustedZooFileError, match="keyword names"):
+        check_env_kwargs({"__class__": 1}, "args.yml")
+    with pytest.raises(UntrustedZooFileError, match="must hold a mapping"):
+        check_env_kwargs("pkg:Env-v0", "args.yml")
