@@ -302,3 +302,77 @@ def test_a_shared_numpy_dtype_is_not_handed_to_the_file():
         restricted_loads(payload, "the test pickle")
     genuine = pickle.dumps(np.dtype("f4"), protocol=4)  # numpy asks for a copy: dtype("f4", False, True)
     assert restricted_loads(genuine, "dtype") == np.dtype("f4")
+
+
+# --- 7. numpy dtypes stay plain -----------------------------------------------------------------------------------
+
+
+class _Reduced:
+    """Pickles as the given reduce tuple (numpy's own callables: the pickle does not name this class)."""
+
+    def __init__(self, reduced: tuple):
+        self.reduced = reduced
+
+    def __reduce__(self) -> tuple:
+        return self.reduced
+
+
+def _dtype_with_state(dtype: np.dtype, **changes: object) -> _Reduced:
+    """A dtype pickled as numpy does (a copy, then BUILD), with fields of its state replaced."""
+    constructor, arguments, state = dtype.__reduce__()
+    names = ("version", "byteorder", "subarray", "names", "fields", "elsize", "alignment", "flags")
+    head = tuple(changes.get(name, value) for name, value in zip(names, state[: len(names)], strict=True))
+    state = head + tuple(state[len(names) :])
+    return _Reduced((constructor, arguments, state))
+
+
+def _array_of(dtype: object, shape: tuple[int, ...], source: np.ndarray) -> bytes:
+    """An array pickled as numpy does, with its dtype replaced by ``dtype``."""
+    constructor, arguments, state = source.__reduce__()
+    state = list(state)
+    state[1], state[2] = shape, dtype
+    return pickle.dumps(_Reduced((constructor, arguments, tuple(state))), protocol=4)
+
+
+def test_dtype_state_with_a_field_outside_the_item_is_refused():
+    # numpy's dtype.__setstate__ accepts the offset: reading the field would read 2**40 bytes past the array
+    structured = np.dtype([("a", "<f8"), ("b", "<f8")])
+    fields = {"a": (np.dtype("<f8"), 0), "b": (np.dtype("<f8"), 1 << 40)}
+    payload = _array_of(_dtype_with_state(structured, fields=fields), (4,), np.zeros(4, dtype=structured))
+    with pytest.raises(UnsafeFileError, match="changes a numpy dtype: its state gives it fields"):
+        restricted_loads(payload, "the test pickle")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "changes", "message"),
+    [
+        (np.dtype("V1"), {"elsize": 1 << 30}, "item size"),  # a larger item over the same buffer
+        (np.dtype("V8"), {"flags": np.dtype("O").flags}, "flags"),  # raw bytes treated as object pointers
+        (np.dtype("f4"), {"byteorder": "!"}, "byte order"),
+    ],
+    ids=["itemsize", "object-flags", "byteorder"],
+)
+def test_dtype_state_changing_the_layout_is_refused(dtype, changes, message):
+    payload = pickle.dumps(_dtype_with_state(dtype, **changes), protocol=4)
+    with pytest.raises(UnsafeFileError, match=message):
+        restricted_loads(payload, "the test pickle")
+
+
+@pytest.mark.parametrize("spec", ["f8,f8", "(2,)f4"], ids=["structured", "subarray"])
+def test_structured_and_subarray_dtypes_are_refused(spec):
+    payload = _call("numpy", "dtype", pickle_text(spec) + pickle.NEWFALSE + pickle.NEWTRUE)
+    with pytest.raises(UnsafeFileError, match=r"structured|subarray"):
+        restricted_loads(payload, "the test pickle")
+    structured = np.zeros(2, dtype=[("a", "<f4")])
+    with pytest.raises(UnsafeFileError, match="structured"):
+        restricted_loads(pickle.dumps(structured, protocol=4), "the test pickle")
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f8", "|u1", "?", "<U5", "|S3", "|V8", "<M8[ns]", "<c16", "<i8"])
+def test_arrays_of_plain_dtypes_still_load(dtype):
+    array = np.arange(3).astype(dtype)
+    payload = pickle.dumps(array, protocol=4)
+    loaded, expected = restricted_loads(payload, "array"), pickle.loads(payload)  # the test's own pickle
+    assert loaded.dtype.str == expected.dtype.str
+    np.testing.assert_array_equal(loaded, array)
+    assert restricted_loads(pickle.dumps(np.dtype(dtype), protocol=4), "dtype").str == np.dtype(dtype).str
