@@ -27,13 +27,20 @@ from sb3_sacae.io.config import safe_load_config
 from sb3_sacae.io.errors import CorruptFileError, FileMismatchError, UnsafeFileError
 from sb3_sacae.io.files import atomic_write, read_bounded, read_regular_file
 from sb3_sacae.io.limits import MAX_MODEL_BYTES
-from sb3_sacae.io.model_files import check_model_archive, check_network_size, decode_model_data
+from sb3_sacae.io.model_files import (
+    check_model_archive,
+    check_network_size,
+    check_torch_variables,
+    decode_model_data,
+    read_torch_variables,
+)
 from sb3_sacae.io.replay_buffers import looks_like_npz, read_replay_buffer_into, write_replay_buffer
 from sb3_sacae.io.unpickle import ALLOWED_GLOBALS, TRUST_HINT, is_allowed_global, restricted_loads
 
 SelfSafe = TypeVar("SelfSafe", bound="SafeSerializationMixin")
 
-# The file being loaded by this thread (for the network-size check in _setup_model), None outside a safe load
+# The file being loaded by this thread (for the network-size check in _setup_model) and its torch variables (checked
+# in set_parameters, before SB3's load() sets them); source None outside a safe load
 _LOADING = threading.local()
 
 
@@ -53,14 +60,25 @@ def _read_model_bytes(path: str | os.PathLike | io.BufferedIOBase) -> bytes:
     return read_regular_file(path, "the model file", MAX_MODEL_BYTES)
 
 
+class _RefusedInsideLoad(Exception):
+    """
+    A refusal raised inside SB3's ``load()``, carried out of it: its ``except ValueError`` around ``set_parameters``
+    (a fallback for old DQN files) would turn an :class:`UnsafeFileError` into an unrelated ``KeyError``.
+    """
+
+    def __init__(self, error: UnsafeFileError):
+        super().__init__(str(error))
+        self.error = error
+
+
 @contextlib.contextmanager
-def _loading(source: str) -> Iterator[None]:
-    previous = getattr(_LOADING, "source", None)
-    _LOADING.source = source
+def _loading(source: str, variables: dict[str, th.Tensor | None]) -> Iterator[None]:
+    previous = getattr(_LOADING, "source", None), getattr(_LOADING, "variables", None)
+    _LOADING.source, _LOADING.variables = source, variables
     try:
         yield
     finally:
-        _LOADING.source = previous
+        _LOADING.source, _LOADING.variables = previous
 
 
 class SafeSerializationMixin:
@@ -101,8 +119,10 @@ class SafeSerializationMixin:
         (or have more than ``SB3_SACAE_MAX_PICKLE_ELEMENTS`` elements) and keys that would replace a method are
         refused; the networks that ``policy_kwargs`` and the spaces describe are counted on torch's ``meta`` device
         (no memory) and refused above ``SB3_SACAE_MAX_PARAMETERS`` parameters. Weights are read by torch with
-        ``weights_only=True``. The same bytes that were checked are loaded. Every refusal, and any failure to build
-        the model from the file, is an :class:`~sb3_sacae.io.UnsafeFileError`.
+        ``weights_only=True``; the keys of ``pytorch_variables.pth`` (SB3 sets ``model.<key>.data`` from each) must
+        be the model's torch variables, of its shapes, and the state-dict members plain attribute paths. The same
+        bytes that were checked are loaded. Every refusal, and any failure to build the model from the file, is an
+        :class:`~sb3_sacae.io.UnsafeFileError`.
 
         :param trust_remote_code: decode the file with cloudpickle as SB3 does, without the checks (only for files
             you trust)
@@ -117,11 +137,14 @@ class SafeSerializationMixin:
             raise CorruptFileError(f"Refusing to load {source}: it is not a zip file (a model file is one)")
         user_objects = dict(custom_objects or {})
         decoded = decode_model_data(check_model_archive(raw, source), cls, source, skip=set(user_objects))
+        variables = read_torch_variables(raw, source)
         try:
-            with _loading(source):
+            with _loading(source, variables):
                 return super().load(  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
                     io.BytesIO(raw), custom_objects={**decoded, **user_objects}, **load_kwargs
                 )
+        except _RefusedInsideLoad as carried:
+            raise carried.error from None
         except UnsafeFileError:
             raise
         except ValueError as error:  # SB3's checks of the file against env=, policy_kwargs= and the parameters
@@ -165,6 +188,19 @@ class SafeSerializationMixin:
             if isinstance(policy_class, type):
                 check_network_size(lambda: policy_class(*spaces, lambda _: 0.0, **kwargs), source)
         super()._setup_model()  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
+
+    def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: th.device | str = "auto") -> None:
+        source = getattr(_LOADING, "source", None)
+        if source is not None and isinstance(load_path_or_dict, dict):
+            # SB3's load() is about to set model.<name>.data for each torch variable of the file: the model is built,
+            # so its variables are known; nothing from the file has been set on it yet
+            _, names = self._get_torch_save_params()  # type: ignore[attr-defined]  # a mixin: the SB3 algorithm class it precedes defines it
+            expected = {name: getattr(self, name, None) for name in names}
+            try:
+                check_torch_variables(getattr(_LOADING, "variables", None) or {}, expected, source)
+            except UnsafeFileError as error:
+                raise _RefusedInsideLoad(error) from None
+        super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
 
     def save(
         self,
