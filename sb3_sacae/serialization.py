@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch as th
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from sb3_sacae.io.config import safe_load_config
@@ -69,6 +70,27 @@ class _RefusedInsideLoad(Exception):
     def __init__(self, error: UnsafeFileError):
         super().__init__(str(error))
         self.error = error
+
+
+def _read_parameters_file(path: str | os.PathLike | io.BufferedIOBase, device: th.device | str) -> tuple[str, dict]:
+    """
+    The state dicts of a model file for ``set_parameters``, read as ``load()`` reads the file: a regular file (or
+    stream) of bounded size, member sizes checked from the zip headers, state-dict members named by plain attribute
+    paths, tensors read by torch with ``weights_only=True``. Returns the file's name for messages and the state dicts.
+    """
+    source = str(path) if not isinstance(path, io.BufferedIOBase) else "the given file"
+    raw = _read_model_bytes(path)
+    if not raw.startswith(b"PK"):
+        raise CorruptFileError(f"Refusing to load {source}: it is not a zip file (a model file is one)")
+    check_model_archive(raw, source)
+    read_torch_variables(raw, source)  # set_parameters sets no variable, but the member names are checked here
+    try:
+        _, params, _ = load_from_zip_file(io.BytesIO(raw), device=device, load_data=False)
+    except Exception as error:  # torch's safe unpickler and SB3's zip reader raise many types on damaged bytes
+        raise CorruptFileError(
+            f"Refusing to load {source}: its parameters cannot be read ({type(error).__name__}: {error})"
+        ) from error
+    return source, params
 
 
 @contextlib.contextmanager
@@ -190,6 +212,28 @@ class SafeSerializationMixin:
         super()._setup_model()  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
 
     def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: th.device | str = "auto") -> None:
+        """
+        Load parameters like SB3's ``set_parameters``. A path or file is read with the checks of :meth:`load` (a
+        regular file of at most ``SB3_SACAE_MAX_MODEL_BYTES``, member sizes from the zip headers, tensors with
+        ``weights_only=True``), and its state dicts are then set as a dict would be; a refusal, or state dicts that
+        do not fit this model, end in :class:`~sb3_sacae.io.UnsafeFileError`. A dict is used as given.
+        """
+        if not isinstance(load_path_or_dict, dict):
+            source, params = _read_parameters_file(load_path_or_dict, device)
+            try:
+                self.set_parameters(params, exact_match=exact_match, device=device)
+            except UnsafeFileError:
+                raise
+            except (ValueError, RuntimeError) as error:  # SB3's name check, torch's load_state_dict
+                raise FileMismatchError(
+                    f"Cannot load the parameters of {source} into this model: {error}; a file saved by a model with "
+                    "the same spaces and networks fits (or pass exact_match=False for a part of them)"
+                ) from error
+            except (KeyError, TypeError, AttributeError, IndexError) as error:
+                raise CorruptFileError(
+                    f"Refusing to load the parameters of {source}: {type(error).__name__}: {error}"
+                ) from error
+            return
         source = getattr(_LOADING, "source", None)
         if source is not None and isinstance(load_path_or_dict, dict):
             # SB3's load() is about to set model.<name>.data for each torch variable of the file: the model is built,

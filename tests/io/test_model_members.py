@@ -5,6 +5,9 @@ checked against the model before SB3 sets anything, on every path that loads a m
 """
 
 import io
+import os
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import torch as th
 
 from sb3_sacae import SACAE
 from sb3_sacae.checkpoints import resume_from_bundle, save_bundle
-from sb3_sacae.io import FileMismatchError, UnsafeFileError
+from sb3_sacae.io import CorruptFileError, FileLimitError, FileMismatchError, UnsafeFileError
 from sb3_sacae.policies import SACAEPolicy
 from tests.conftest import TinyPixelEnv, tiny_model
 
@@ -103,3 +106,52 @@ def test_genuine_variables_load(saved_model):
     with zipfile.ZipFile(saved_model) as archive:
         saved = th.load(io.BytesIO(archive.read("pytorch_variables.pth")), weights_only=True)
     assert th.equal(model.log_ent_coef.detach(), saved["log_ent_coef"])
+
+
+# --- set_parameters(path) reads the file as load() does -------------------------------------------------------------
+
+
+def test_set_parameters_from_a_path_is_bounded_like_load(saved_model, monkeypatch):
+    model = tiny_model()
+    monkeypatch.setenv("SB3_SACAE_MAX_MODEL_BYTES", "1000")
+    with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_MODEL_BYTES"):
+        model.set_parameters(saved_model)
+
+
+def test_set_parameters_refuses_a_fifo_without_blocking(tmp_path):
+    fifo = tmp_path / "model.zip"
+    os.mkfifo(fifo)
+
+    def unblock() -> None:
+        # Should the reader block on the FIFO, open and close its write end: the test then fails instead of hanging
+        for _ in range(100):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    threading.Thread(target=unblock, daemon=True).start()
+    with pytest.raises(UnsafeFileError, match="not a regular file"):
+        tiny_model().set_parameters(fifo)
+
+
+def test_set_parameters_names_a_damaged_file_or_one_of_another_model(saved_model, tmp_path):
+    model = tiny_model()
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(b"not a zip")
+    with pytest.raises(CorruptFileError, match="not a zip file"):
+        model.set_parameters(damaged)
+    other = tiny_model(policy_kwargs={"net_arch": [7]})
+    with pytest.raises(FileMismatchError, match="Cannot load the parameters of"):
+        other.set_parameters(saved_model)
+
+
+def test_set_parameters_from_a_path_a_stream_and_a_dict(saved_model):
+    saved = SACAE.load(saved_model)
+    expected = saved.policy.state_dict()
+    for source in (saved_model, io.BytesIO(saved_model.read_bytes()), saved.get_parameters()):
+        model = tiny_model(seed=1)
+        model.set_parameters(source)
+        for name, tensor in model.policy.state_dict().items():
+            assert th.equal(tensor, expected[name]), name
