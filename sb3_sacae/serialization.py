@@ -234,14 +234,14 @@ class SafeSerializationMixin:
                     f"Refusing to load the parameters of {source}: {type(error).__name__}: {error}"
                 ) from error
             return
-        source = getattr(_LOADING, "source", None)
-        if source is not None and isinstance(load_path_or_dict, dict):
+        loading = getattr(_LOADING, "source", None)
+        if loading is not None:
             # SB3's load() is about to set model.<name>.data for each torch variable of the file: the model is built,
             # so its variables are known; nothing from the file has been set on it yet
             _, names = self._get_torch_save_params()  # type: ignore[attr-defined]  # a mixin: the SB3 algorithm class it precedes defines it
             expected = {name: getattr(self, name, None) for name in names}
             try:
-                check_torch_variables(getattr(_LOADING, "variables", None) or {}, expected, source)
+                check_torch_variables(getattr(_LOADING, "variables", None) or {}, expected, loading)
             except UnsafeFileError as error:
                 raise _RefusedInsideLoad(error) from None
         super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
