@@ -206,6 +206,10 @@ class SafeSerializationMixin:
         if source is not None:
             # Before SB3 allocates the networks a file's spaces and policy_kwargs describe: count them without memory
             policy_class, kwargs = getattr(self, "policy_class", None), dict(getattr(self, "policy_kwargs", None) or {})
+            if kwargs.get("use_sde"):
+                # gSDE's set-up calls Tensor.item(), which the meta device cannot: count the actor with the Linear
+                # log_std layer gSDE replaces, which holds at least as many parameters (latent x actions, plus a bias)
+                kwargs["use_sde"] = False
             spaces = getattr(self, "observation_space", None), getattr(self, "action_space", None)
             if isinstance(policy_class, type):
                 check_network_size(lambda: policy_class(*spaces, lambda _: 0.0, **kwargs), source)

@@ -225,26 +225,40 @@ def _space_elements(space: spaces.Space) -> int:
         raise CorruptFileError(f"Refusing a space with the shape {shape!r}") from error
 
 
+def _count_on_meta(build: Any) -> int:
+    with th.device("meta"):
+        modules = build()
+    if isinstance(modules, th.nn.Module):
+        modules = [modules]
+    return sum(p.numel() for module in modules for p in module.parameters())
+
+
 def count_parameters_without_allocating(build: Any) -> int | None:
     """
     Call ``build()`` (which constructs torch modules) on torch's ``meta`` device, where tensors have shapes but no
     storage, and count the parameters of the modules it returns; None when the construction does not work there.
     """
     try:
-        with th.device("meta"):
-            modules = build()
-    except Exception:  # an operation without a meta implementation: the caller proceeds without the estimate
+        return _count_on_meta(build)
+    except Exception:  # an operation without a meta implementation
         return None
-    if isinstance(modules, th.nn.Module):
-        modules = [modules]
-    return sum(p.numel() for module in modules for p in module.parameters())
 
 
 def check_network_size(build: Any, source: str) -> None:
-    """Refuse a model whose networks would hold more than ``SB3_SACAE_MAX_PARAMETERS`` parameters, before allocating."""
-    count = count_parameters_without_allocating(build)
-    if count is not None:
-        MAX_PARAMETERS.check(count, f"the networks of {source}")
+    """
+    Refuse a model whose networks would hold more than ``SB3_SACAE_MAX_PARAMETERS`` parameters, before allocating.
+    Networks that cannot be built on torch's ``meta`` device cannot be counted: refused too (fail closed), since
+    building them for real is the allocation the check exists to prevent.
+    """
+    try:
+        count = _count_on_meta(build)
+    except Exception as error:  # an operation without a meta implementation, or arguments the networks refuse
+        raise UnsafeFileError(
+            f"Refusing to load {source}: the networks it describes cannot be counted on torch's meta device before "
+            f"they are built ({type(error).__name__}: {error}), so their size cannot be checked against "
+            f"SB3_SACAE_MAX_PARAMETERS. {TRUST_HINT}."
+        ) from error
+    MAX_PARAMETERS.check(count, f"the networks of {source}")
 
 
 __all__ = [

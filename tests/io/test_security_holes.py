@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.utils import FloatSchedule
 
@@ -229,6 +230,28 @@ def test_enormous_layers_in_policy_kwargs_are_refused_before_allocating(saved_mo
     hostile = rewrite_model_zip(saved_model, tmp_path / "hostile.zip", huge)
     with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_PARAMETERS"):
         SACAE.load(hostile)
+
+
+def test_large_layers_of_a_gsde_model_are_refused_before_allocating(saved_model, tmp_path, monkeypatch):
+    # gSDE's set-up calls Tensor.item(), which torch's meta device cannot: the count must not be skipped for it
+    def sde(data: dict) -> None:
+        data["policy_kwargs"] = {**data["policy_kwargs"], "net_arch": [2000, 2000], "use_sde": True}
+        data["use_sde"] = True
+
+    hostile = rewrite_model_zip(saved_model, tmp_path / "hostile.zip", sde)
+    monkeypatch.setenv("SB3_SACAE_MAX_PARAMETERS", "1000000")  # the file's networks hold about 20 million
+    with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_PARAMETERS"):
+        SACAE.load(hostile)
+
+
+def test_networks_that_cannot_be_counted_are_refused():
+    from sb3_sacae.io.model_files import check_network_size
+
+    def build():
+        return th.nn.Linear(3, 3).weight.item()  # no meta implementation
+
+    with pytest.raises(UnsafeFileError, match="cannot be counted"):
+        check_network_size(build, "the test model")
 
 
 def _npy_header(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
