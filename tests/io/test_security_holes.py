@@ -244,6 +244,13 @@ def test_large_layers_of_a_gsde_model_are_refused_before_allocating(saved_model,
         SACAE.load(hostile)
 
 
+@pytest.mark.parametrize("buffer_size", [10**12, 10**18])
+def test_a_huge_buffer_size_in_a_model_file_is_refused_naming_the_fix(saved_model, tmp_path, buffer_size):
+    hostile = rewrite_model_zip(saved_model, tmp_path / "hostile.zip", lambda data: data.update(buffer_size=buffer_size))
+    with pytest.raises(FileLimitError, match=r"SACAE\.load\(path, buffer_size=N\)"):
+        SACAE.load(hostile)
+
+
 def test_networks_that_cannot_be_counted_are_refused():
     from sb3_sacae.io.model_files import check_network_size
 
