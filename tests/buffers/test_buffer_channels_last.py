@@ -9,9 +9,9 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize, VecTransposeImage
 
 from sb3_sacae.buffers import FrameStackReplayBuffer
-from tests.conftest import TinyPixelEnv, tiny_model
 from tests.buffers.test_buffer_matches_sb3 import assert_same_samples
 from tests.buffers.test_buffer_streams import FRAME_STACK, stream_spaces, transitions
+from tests.conftest import TinyPixelEnv, tiny_model
 
 
 def test_channel_last_samples_equal_sb3_replay_buffer():
