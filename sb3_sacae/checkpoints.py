@@ -83,6 +83,19 @@ def env_rng_states(env: VecEnv) -> list[dict[str, Any] | None] | None:
     return [_generator_state(g) if isinstance(g, np.random.Generator) else None for g in generators]
 
 
+def _check_env_rng_states(key: str, states: Any, env: VecEnv | None) -> None:
+    """Check (without applying them) saved env RNG states: one per env of ``env``, each None or a generator state."""
+    if states is None:
+        return
+    if not isinstance(states, list):
+        raise TypeError(f"its env RNG states '{key}' are a {type(states).__name__}, not a list")
+    if env is not None and len(states) != env.num_envs:
+        raise ValueError(f"it holds {len(states)} env RNG states ('{key}') for an env of {env.num_envs} envs")
+    for item in states:
+        if item is not None:
+            _generator_from_state(item)
+
+
 def _set_env_rng_states(env: VecEnv, states: list[dict[str, Any] | None]) -> None:
     for index, state in enumerate(states):
         if state is not None:
@@ -115,6 +128,13 @@ def _parse_global_rng_states(states: dict[str, Any]) -> Callable[[], None]:
     torch_state = th.tensor(states["torch"], dtype=th.uint8)
     th.Generator().set_state(torch_state)  # validates the size without touching the global generator
     cuda_states = [th.tensor(state, dtype=th.uint8) for state in states.get("torch_cuda", [])]
+    if any(state.dim() != 1 for state in cuda_states):
+        raise ValueError("its CUDA RNG states are not byte vectors")
+    if th.cuda.is_available():
+        # One per device of the machine that wrote it: those of devices this machine lacks are not restored
+        cuda_states = cuda_states[: th.cuda.device_count()]
+        for index, state in enumerate(cuda_states):
+            th.Generator(device=f"cuda:{index}").set_state(state)  # validates without touching the device's generator
 
     def apply() -> None:
         random.setstate(python_state)
@@ -465,10 +485,8 @@ def _resume(
         sequence = int(state.get("sequence", 0))
         boundary = bool(state["at_episode_boundary"])
         env_states = [state["rng"].get("envs_before_last_step"), state["rng"].get("envs")]
-        for states in env_states:
-            for item in states or []:
-                if item is not None:
-                    _generator_from_state(item)
+        for key, states in zip(("envs_before_last_step", "envs"), env_states, strict=True):
+            _check_env_rng_states(key, states, model.env)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RuntimeError) as error:
         raise CorruptFileError(f"{bundle}: {STATE_FILE} is malformed ({type(error).__name__}: {error})") from error
     if (model.num_timesteps, model._n_updates, model._episode_num) != counters:

@@ -3,6 +3,7 @@ What SACAE adds to SB3's collection of experience: the replay buffer's choice an
 frames counted beside agent steps, and non-finite transitions refused before they reach the buffer.
 """
 
+import re
 import warnings
 from typing import Any, cast
 
@@ -20,6 +21,8 @@ from sb3_sacae.buffers import (
     sb3_bytes_per_transition,
     vec_env_attr,
 )
+from sb3_sacae.io.errors import FileLimitError
+from sb3_sacae.io.limits import MAX_ARRAY_BYTES
 from sb3_sacae.network_loading import AlgorithmPart
 
 
@@ -36,20 +39,28 @@ class CollectionMixin(AlgorithmPart):
     """
     Data collection for SACAE, placed before SB3's SAC in the method resolution order: frame-stacked image
     observations default to :class:`~sb3_sacae.buffers.FrameStackReplayBuffer`; a replay buffer that cannot fit in
-    memory is refused when a user builds a model (never when one is loaded); :attr:`env_frames` counts environment
-    frames; non-finite rewards and observations stop training with an error naming the agent step.
+    memory is refused (when a user builds a model, ``MemoryError`` unless ``allow_oversize``; when one is loaded,
+    whose file sets ``buffer_size``, :class:`~sb3_sacae.io.FileLimitError` naming ``load(path, buffer_size=N)``);
+    :attr:`env_frames` counts environment frames; non-finite rewards and observations stop training with an error
+    naming the agent step.
     """
 
     _env_frames: int = 0
     fast_kernels: bool = True
     _action_repeat: float | None = None
-    # Refuse replay buffers that cannot fit in memory when the user builds a model, not when one is loaded
+    # True when the user builds the model (MemoryError, allow_oversize honoured); False when it is loaded: the file's
+    # buffer_size (and replay_buffer_kwargs) decide the buffer, so one that cannot fit is a FileLimitError
     _check_buffer_memory: bool = False
 
     def _setup_model(self) -> None:
         self._select_replay_buffer()
         user_buffer_kwargs = self.replay_buffer_kwargs
-        checked = self._checked_buffer_kwargs()
+        try:
+            checked = self._checked_buffer_kwargs()
+        except MemoryError as error:
+            if self._check_buffer_memory:
+                raise
+            raise FileLimitError(self._loaded_buffer_refusal(str(error))) from error
         before = set(checked)
         self.replay_buffer_kwargs = checked
         try:
@@ -58,6 +69,11 @@ class CollectionMixin(AlgorithmPart):
                     # It takes n_steps itself (_select_replay_buffer passes them): SB3 warns for any buffer class
                     warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
                 super()._setup_model()
+        except MemoryError as error:
+            # SB3 builds the buffer first: with none yet, the check or numpy refused the buffer the file asks for
+            if self._check_buffer_memory or getattr(self, "replay_buffer", None) is not None:
+                raise
+            raise FileLimitError(self._loaded_buffer_refusal(str(error))) from error
         finally:
             # What SB3 adds for the buffer it chooses (NStepReplayBuffer: n_steps and gamma) is a setting of the model,
             # saved with it; what the checks added (allow_oversize, a loaded model's frames_on_device) is not
@@ -90,10 +106,26 @@ class CollectionMixin(AlgorithmPart):
             self.replay_buffer_class = FrameStackReplayBuffer
             self.replay_buffer_kwargs = {"frame_stack": frame_stack, **n_step, **self.replay_buffer_kwargs}
 
+    def _loaded_buffer_refusal(self, reason: str) -> str:
+        """The refusal of a loaded model's replay buffer, naming the load() argument that makes one fit."""
+        fits = re.search(r"about ([\d,]+) transitions fit now", reason)
+        reason = reason.split(" Options:")[0].rstrip(".")  # the constructor's options: allow_oversize is not one here
+        size = f"buffer_size={fits.group(1).replace(',', '_')} fits now, " if fits else ""
+        return (
+            f"Refusing the replay buffer of the loaded model (buffer_size={self.buffer_size:_}): "
+            f"{reason}. Load it with a buffer that fits: SACAE.load(path, buffer_size=N) ({size}buffer_size=1 to "
+            "predict only)"
+        )
+
     def _checked_buffer_kwargs(self) -> dict[str, Any]:
-        """The replay buffer's kwargs, after refusing a buffer that cannot fit in memory (unless allowed)."""
+        """
+        The replay buffer's kwargs, after refusing a buffer that cannot fit in memory: unless ``allow_oversize`` when
+        the user builds the model; always when it is loaded (the file decides ``buffer_size``, and could set
+        ``allow_oversize``), the refusal then turned into a ``FileLimitError`` by ``_setup_model``.
+        """
         user_buffer_kwargs = self.replay_buffer_kwargs
-        allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or not self._check_buffer_memory
+        loaded = not self._check_buffer_memory
+        allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) and not loaded
         if self.replay_buffer_class is FrameStackReplayBuffer:
             kwargs = {**user_buffer_kwargs, "allow_oversize": allow_oversize}
             if not self.fast_kernels:
@@ -105,7 +137,15 @@ class CollectionMixin(AlgorithmPart):
         # SB3's buffers take no such argument: check their size here, before numpy allocates them
         per_transition = sb3_bytes_per_transition(self.observation_space, self.action_space, self.optimize_memory_usage)
         what = f"SB3's replay buffer (buffer_size={self.buffer_size:_})"
-        check_memory_fits(per_transition * self.buffer_size, per_transition, what, allow_oversize=allow_oversize)
+        nbytes = per_transition * self.buffer_size
+        if loaded and nbytes > MAX_ARRAY_BYTES.value():
+            raise FileLimitError(
+                self._loaded_buffer_refusal(
+                    f"{what} needs {nbytes:,} bytes, more than the limit of {MAX_ARRAY_BYTES.value():,} "
+                    f"({MAX_ARRAY_BYTES.variable})"
+                )
+            )
+        check_memory_fits(nbytes, per_transition, what, allow_oversize=allow_oversize)
         return {k: v for k, v in user_buffer_kwargs.items() if k != "allow_oversize"}
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:

@@ -13,7 +13,6 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback as BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecEnv as VecEnv
@@ -274,8 +273,13 @@ class SACAE(SafeSerializationMixin, CollectionMixin, SAC, AllowDiscreteActions):
         ]
 
     def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: th.device | str = "auto") -> None:
+        """
+        Load parameters like SB3's ``set_parameters``: a path or file is read and checked as :meth:`load` reads it
+        (:meth:`sb3_sacae.serialization.SafeSerializationMixin.set_parameters`), then set as a dict.
+        """
         if not isinstance(load_path_or_dict, dict):
-            _, load_path_or_dict, _ = load_from_zip_file(load_path_or_dict, device=device, load_data=False)
+            super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)  # reads, then calls this
+            return
         # Files of earlier versions keep the autoencoder optimizers on the policy
         renamed = {f"policy.{name}": name for name in ("encoder_optimizer", "decoder_optimizer")}
         params = {renamed.get(name, name): value for name, value in load_path_or_dict.items()}

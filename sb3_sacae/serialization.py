@@ -21,19 +21,27 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch as th
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from sb3_sacae.io.config import safe_load_config
 from sb3_sacae.io.errors import CorruptFileError, FileMismatchError, UnsafeFileError
 from sb3_sacae.io.files import atomic_write, read_bounded, read_regular_file
 from sb3_sacae.io.limits import MAX_MODEL_BYTES
-from sb3_sacae.io.model_files import check_model_archive, check_network_size, decode_model_data
+from sb3_sacae.io.model_files import (
+    check_model_archive,
+    check_network_size,
+    check_torch_variables,
+    decode_model_data,
+    read_torch_variables,
+)
 from sb3_sacae.io.replay_buffers import looks_like_npz, read_replay_buffer_into, write_replay_buffer
 from sb3_sacae.io.unpickle import ALLOWED_GLOBALS, TRUST_HINT, is_allowed_global, restricted_loads
 
 SelfSafe = TypeVar("SelfSafe", bound="SafeSerializationMixin")
 
-# The file being loaded by this thread (for the network-size check in _setup_model), None outside a safe load
+# The file being loaded by this thread (for the network-size check in _setup_model) and its torch variables (checked
+# in set_parameters, before SB3's load() sets them); source None outside a safe load
 _LOADING = threading.local()
 
 
@@ -53,14 +61,46 @@ def _read_model_bytes(path: str | os.PathLike | io.BufferedIOBase) -> bytes:
     return read_regular_file(path, "the model file", MAX_MODEL_BYTES)
 
 
+class _RefusedInsideLoad(Exception):
+    """
+    A refusal raised inside SB3's ``load()``, carried out of it: its ``except ValueError`` around ``set_parameters``
+    (a fallback for old DQN files) would turn an :class:`UnsafeFileError` into an unrelated ``KeyError``.
+    """
+
+    def __init__(self, error: UnsafeFileError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _read_parameters_file(path: str | os.PathLike | io.BufferedIOBase, device: th.device | str) -> tuple[str, dict]:
+    """
+    The state dicts of a model file for ``set_parameters``, read as ``load()`` reads the file: a regular file (or
+    stream) of bounded size, member sizes checked from the zip headers, state-dict members named by plain attribute
+    paths, tensors read by torch with ``weights_only=True``. Returns the file's name for messages and the state dicts.
+    """
+    source = str(path) if not isinstance(path, io.BufferedIOBase) else "the given file"
+    raw = _read_model_bytes(path)
+    if not raw.startswith(b"PK"):
+        raise CorruptFileError(f"Refusing to load {source}: it is not a zip file (a model file is one)")
+    check_model_archive(raw, source)
+    read_torch_variables(raw, source)  # set_parameters sets no variable, but the member names are checked here
+    try:
+        _, params, _ = load_from_zip_file(io.BytesIO(raw), device=device, load_data=False)
+    except Exception as error:  # torch's safe unpickler and SB3's zip reader raise many types on damaged bytes
+        raise CorruptFileError(
+            f"Refusing to load {source}: its parameters cannot be read ({type(error).__name__}: {error})"
+        ) from error
+    return source, params
+
+
 @contextlib.contextmanager
-def _loading(source: str) -> Iterator[None]:
-    previous = getattr(_LOADING, "source", None)
-    _LOADING.source = source
+def _loading(source: str, variables: dict[str, th.Tensor | None]) -> Iterator[None]:
+    previous = getattr(_LOADING, "source", None), getattr(_LOADING, "variables", None)
+    _LOADING.source, _LOADING.variables = source, variables
     try:
         yield
     finally:
-        _LOADING.source = previous
+        _LOADING.source, _LOADING.variables = previous
 
 
 class SafeSerializationMixin:
@@ -101,8 +141,10 @@ class SafeSerializationMixin:
         (or have more than ``SB3_SACAE_MAX_PICKLE_ELEMENTS`` elements) and keys that would replace a method are
         refused; the networks that ``policy_kwargs`` and the spaces describe are counted on torch's ``meta`` device
         (no memory) and refused above ``SB3_SACAE_MAX_PARAMETERS`` parameters. Weights are read by torch with
-        ``weights_only=True``. The same bytes that were checked are loaded. Every refusal, and any failure to build
-        the model from the file, is an :class:`~sb3_sacae.io.UnsafeFileError`.
+        ``weights_only=True``; the keys of ``pytorch_variables.pth`` (SB3 sets ``model.<key>.data`` from each) must
+        be the model's torch variables, of its shapes, and the state-dict members plain attribute paths. The same
+        bytes that were checked are loaded. Every refusal, and any failure to build the model from the file, is an
+        :class:`~sb3_sacae.io.UnsafeFileError`.
 
         The other parameters are those of ``stable_baselines3.common.base_class.BaseAlgorithm.load``.
 
@@ -118,11 +160,14 @@ class SafeSerializationMixin:
             raise CorruptFileError(f"Refusing to load {source}: it is not a zip file (a model file is one)")
         user_objects = dict(custom_objects or {})
         decoded = decode_model_data(check_model_archive(raw, source), cls, source, skip=set(user_objects))
+        variables = read_torch_variables(raw, source)
         try:
-            with _loading(source):
+            with _loading(source, variables):
                 return super().load(  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
                     io.BytesIO(raw), custom_objects={**decoded, **user_objects}, **load_kwargs
                 )
+        except _RefusedInsideLoad as carried:
+            raise carried.error from None
         except UnsafeFileError:
             raise
         except ValueError as error:  # SB3's checks of the file against env=, policy_kwargs= and the parameters
@@ -162,10 +207,49 @@ class SafeSerializationMixin:
         if source is not None:
             # Before SB3 allocates the networks a file's spaces and policy_kwargs describe: count them without memory
             policy_class, kwargs = getattr(self, "policy_class", None), dict(getattr(self, "policy_kwargs", None) or {})
+            if kwargs.get("use_sde"):
+                # gSDE's set-up calls Tensor.item(), which the meta device cannot: count the actor with the Linear
+                # log_std layer gSDE replaces, which holds at least as many parameters (latent x actions, plus a bias)
+                kwargs["use_sde"] = False
             spaces = getattr(self, "observation_space", None), getattr(self, "action_space", None)
             if isinstance(policy_class, type):
                 check_network_size(lambda: policy_class(*spaces, lambda _: 0.0, **kwargs), source)
         super()._setup_model()  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
+
+    def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: th.device | str = "auto") -> None:
+        """
+        Load parameters like SB3's ``set_parameters``. A path or file is read with the checks of :meth:`load` (a
+        regular file of at most ``SB3_SACAE_MAX_MODEL_BYTES``, member sizes from the zip headers, tensors with
+        ``weights_only=True``), and its state dicts are then set as a dict would be; a refusal, or state dicts that
+        do not fit this model, end in :class:`~sb3_sacae.io.UnsafeFileError`. A dict is used as given.
+        """
+        if not isinstance(load_path_or_dict, dict):
+            source, params = _read_parameters_file(load_path_or_dict, device)
+            try:
+                self.set_parameters(params, exact_match=exact_match, device=device)
+            except UnsafeFileError:
+                raise
+            except (ValueError, RuntimeError) as error:  # SB3's name check, torch's load_state_dict
+                raise FileMismatchError(
+                    f"Cannot load the parameters of {source} into this model: {error}; a file saved by a model with "
+                    "the same spaces and networks fits (or pass exact_match=False for a part of them)"
+                ) from error
+            except (KeyError, TypeError, AttributeError, IndexError) as error:
+                raise CorruptFileError(
+                    f"Refusing to load the parameters of {source}: {type(error).__name__}: {error}"
+                ) from error
+            return
+        loading = getattr(_LOADING, "source", None)
+        if loading is not None:
+            # SB3's load() is about to set model.<name>.data for each torch variable of the file: the model is built,
+            # so its variables are known; nothing from the file has been set on it yet
+            _, names = self._get_torch_save_params()  # type: ignore[attr-defined]  # a mixin: the SB3 algorithm class it precedes defines it
+            expected = {name: getattr(self, name, None) for name in names}
+            try:
+                check_torch_variables(getattr(_LOADING, "variables", None) or {}, expected, loading)
+            except UnsafeFileError as error:
+                raise _RefusedInsideLoad(error) from None
+        super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
 
     def save(
         self,

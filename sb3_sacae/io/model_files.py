@@ -13,10 +13,18 @@ SB3's ``BaseAlgorithm.load`` acts on these entries of ``data`` beyond copying th
   ``_setup_model`` allocates anything;
 - every key is copied into the model's ``__dict__``: a key that would shadow a method, property or dunder of the
   class is refused.
+
+Its ``.pth`` members are acted on too: each state dict's member name is an attribute path that ``set_parameters``
+looks up (only plain dotted names are accepted), and each key of ``pytorch_variables.pth`` becomes
+``recursive_setattr(model, key + ".data", value)`` in ``load()``: a key such as ``log_ent_coef.__class__`` would set
+``torch.Tensor.data`` for the whole process. :func:`read_torch_variables` reads those keys and values (torch,
+``weights_only=True``) and :func:`check_torch_variables` holds them against the model's ``_get_torch_save_params()``
+before SB3 sets any of them.
 """
 
 import base64
 import inspect
+import io
 import json
 from typing import Any
 
@@ -25,7 +33,7 @@ import torch as th
 from gymnasium import spaces
 
 from sb3_sacae.io.archives import open_zip, read_member
-from sb3_sacae.io.errors import CorruptFileError, UnsafeFileError
+from sb3_sacae.io.errors import CorruptFileError, FileMismatchError, UnsafeFileError
 from sb3_sacae.io.limits import MAX_METADATA_BYTES, MAX_MODEL_BYTES, MAX_PARAMETERS, MAX_PICKLE_ELEMENTS
 from sb3_sacae.io.unpickle import TRUST_HINT, restricted_loads
 
@@ -51,6 +59,81 @@ def check_model_archive(raw: bytes, source: str) -> str:
         return text.decode()
     except UnicodeDecodeError as error:
         raise CorruptFileError(f"Refusing to load {source}: its data entry is not UTF-8 text") from error
+
+
+# SB3's names for the member of torch variables (not state dicts); "tensors.pth" before SB3 0.9
+_VARIABLE_MEMBERS = ("pytorch_variables.pth", "tensors.pth")
+
+
+def _plain_attribute_path(name: Any) -> bool:
+    """A dotted path of plain attribute names: no empty, non-identifier or dunder part (``__class__``, ...)."""
+    return isinstance(name, str) and all(part.isidentifier() and not part.startswith("__") for part in name.split("."))
+
+
+def read_torch_variables(raw: bytes, source: str) -> dict[str, th.Tensor | None]:
+    """
+    The torch variables of a model zip (``pytorch_variables.pth``: e.g. ``log_ent_coef``), read with
+    ``weights_only=True``, after checking that every state-dict member is named by a plain attribute path. Their
+    names are checked against the model by :func:`check_torch_variables`; here only their form: plain names (no dots,
+    no dunders) holding tensors (or None, which SB3 skips).
+    """
+    variables: dict[str, th.Tensor | None] = {}
+    with open_zip(raw, source) as archive:
+        for name in archive.namelist():
+            if not name.endswith(".pth"):
+                continue
+            if name not in _VARIABLE_MEMBERS:
+                if not _plain_attribute_path(name[: -len(".pth")]):
+                    raise UnsafeFileError(
+                        f"Refusing to load {source}: its member '{name}' does not name a plain attribute path of the "
+                        f"model (SB3 loads a state dict into the attribute it names). {TRUST_HINT}."
+                    )
+                continue
+            payload = read_member(archive, name, source, MAX_MODEL_BYTES)
+            try:
+                loaded = th.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+            except Exception as error:  # torch's safe unpickler and its zip reader raise many types on damaged bytes
+                raise CorruptFileError(
+                    f"Refusing to load member '{name}' of {source}: torch cannot read it ({type(error).__name__}: {error})"
+                ) from error
+            if loaded is None:
+                continue
+            if not isinstance(loaded, dict):
+                raise CorruptFileError(f"Refusing to load member '{name}' of {source}: it is not a dict of tensors")
+            for key, value in loaded.items():
+                if not isinstance(key, str) or not key.isidentifier() or key.startswith("__"):
+                    raise UnsafeFileError(
+                        f"Refusing to load member '{name}' of {source}: its key {key!r} is not a plain variable name "
+                        f"(SB3 sets model.<key>.data from it, so a dotted or special name would set attributes of "
+                        f"other objects). {TRUST_HINT}."
+                    )
+                if value is not None and not isinstance(value, th.Tensor):
+                    raise CorruptFileError(
+                        f"Refusing to load member '{name}' of {source}: its variable '{key}' is a "
+                        f"{type(value).__name__}, not a tensor"
+                    )
+                variables[key] = value
+    return variables
+
+
+def check_torch_variables(variables: dict[str, th.Tensor | None], expected: dict[str, Any], source: str) -> None:
+    """
+    Refuse torch variables that ``load()`` would set but the model does not have: ``expected`` maps the variable
+    names of the model's ``_get_torch_save_params()`` to its current values (a variable must be one of them, and a
+    tensor of the same shape as the model's).
+    """
+    for name, value in variables.items():
+        if name not in expected:
+            raise FileMismatchError(
+                f"Cannot load {source}: it sets the torch variable '{name}', which this model does not have (its "
+                f"variables are {sorted(expected)}); load it with the arguments it was saved with"
+            )
+        current = expected[name]
+        if value is not None and isinstance(current, th.Tensor) and value.shape != current.shape:
+            raise FileMismatchError(
+                f"Cannot load {source}: its torch variable '{name}' has the shape {tuple(value.shape)}, the model's "
+                f"{tuple(current.shape)}"
+            )
 
 
 def _check_torch_archive(payload: bytes, name: str, source: str) -> None:
@@ -142,26 +225,47 @@ def _space_elements(space: spaces.Space) -> int:
         raise CorruptFileError(f"Refusing a space with the shape {shape!r}") from error
 
 
+def _count_on_meta(build: Any) -> int:
+    with th.device("meta"):
+        modules = build()
+    if isinstance(modules, th.nn.Module):
+        modules = [modules]
+    return sum(p.numel() for module in modules for p in module.parameters())
+
+
 def count_parameters_without_allocating(build: Any) -> int | None:
     """
     Call ``build()`` (which constructs torch modules) on torch's ``meta`` device, where tensors have shapes but no
     storage, and count the parameters of the modules it returns; None when the construction does not work there.
     """
     try:
-        with th.device("meta"):
-            modules = build()
-    except Exception:  # an operation without a meta implementation: the caller proceeds without the estimate
+        return _count_on_meta(build)
+    except Exception:  # an operation without a meta implementation
         return None
-    if isinstance(modules, th.nn.Module):
-        modules = [modules]
-    return sum(p.numel() for module in modules for p in module.parameters())
 
 
 def check_network_size(build: Any, source: str) -> None:
-    """Refuse a model whose networks would hold more than ``SB3_SACAE_MAX_PARAMETERS`` parameters, before allocating."""
-    count = count_parameters_without_allocating(build)
-    if count is not None:
-        MAX_PARAMETERS.check(count, f"the networks of {source}")
+    """
+    Refuse a model whose networks would hold more than ``SB3_SACAE_MAX_PARAMETERS`` parameters, before allocating.
+    Networks that cannot be built on torch's ``meta`` device cannot be counted: refused too (fail closed), since
+    building them for real is the allocation the check exists to prevent.
+    """
+    try:
+        count = _count_on_meta(build)
+    except Exception as error:  # an operation without a meta implementation, or arguments the networks refuse
+        raise UnsafeFileError(
+            f"Refusing to load {source}: the networks it describes cannot be counted on torch's meta device before "
+            f"they are built ({type(error).__name__}: {error}), so their size cannot be checked against "
+            f"SB3_SACAE_MAX_PARAMETERS. {TRUST_HINT}."
+        ) from error
+    MAX_PARAMETERS.check(count, f"the networks of {source}")
 
 
-__all__ = ["check_model_archive", "check_network_size", "count_parameters_without_allocating", "decode_model_data"]
+__all__ = [
+    "check_model_archive",
+    "check_network_size",
+    "check_torch_variables",
+    "count_parameters_without_allocating",
+    "decode_model_data",
+    "read_torch_variables",
+]

@@ -12,7 +12,10 @@ state on what they returned (``BUILD``). This unpickler
   ``set(range(...))``, the copies of a vectorized action noise), so a 56-byte pickle cannot ask for a terabyte;
 - sets state only on instances the file built: ``BUILD`` on a class, function, other global, enum member or shared
   numpy dtype is refused (it would change them for the whole process, and the change would outlive a refused
-  file), and so are dunder attribute names.
+  file), and so are dunder attribute names;
+- builds only plain numpy dtypes (``<f4``, ``|u1``, ...): structured and subarray dtypes, and dtype states that
+  change a copy's item size, alignment or flags, are refused (numpy's ``dtype.__setstate__`` does not check field
+  offsets against the item size, so such a dtype would make an array read outside its memory).
 
 It runs on the pure-Python :class:`pickle._Unpickler`, whose opcode table can be overridden; the entries it reads are
 small (spaces, schedules, episode statistics), the weights are torch files read with ``weights_only=True``.
@@ -167,6 +170,51 @@ def _call_cost(func: Any, args: tuple, kwargs: dict[str, Any]) -> int:
 
 _NOT_INSTANCES = (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType)
 
+_BYTE_ORDERS = ("<", ">", "|", "=")
+
+
+def _plain_dtype_problem(dtype: np.dtype) -> str | None:
+    """
+    Why ``dtype`` is not a plain dtype (one numpy builds from its ``str``, such as ``<f4`` or ``|u1``), or None.
+
+    Structured (fields) and subarray dtypes are refused: numpy's ``dtype.__setstate__`` does not check field offsets
+    against the item size, so a file could make an array read or write outside its memory; SB3 never saves them.
+    """
+    if dtype.fields is not None or dtype.names is not None:
+        return f"a structured numpy dtype (fields {list(dtype.names or ())}; SB3 never saves structured arrays)"
+    if dtype.subdtype is not None:
+        return "a numpy subarray dtype"
+    if dtype.metadata:
+        return "a numpy dtype with metadata"
+    try:
+        plain = np.dtype(dtype.str)
+    except TypeError:
+        return f"the numpy dtype {dtype!r}, which is not a plain one"
+    if dtype != plain or dtype.itemsize != plain.itemsize or dtype.flags != plain.flags:
+        return f"a numpy dtype whose state differs from the plain {plain!r}"
+    return None
+
+
+def _dtype_state_problem(dtype: np.dtype, state: Any) -> str | None:
+    """
+    Why ``state`` may not be set on ``dtype`` (a copy the file built), or None: only the byte order (and a datetime's
+    unit) may differ from the copy as built; fields, subarrays, item size, alignment and flags may not.
+    """
+    current = dtype.__reduce__()[2]
+    if not isinstance(state, tuple) or len(state) not in (8, 9) or state[0] not in (3, 4):
+        return "its state is malformed"
+    if state[1] not in _BYTE_ORDERS:
+        return f"its state has the byte order {state[1]!r}"
+    if any(part is not None for part in state[2:5]):
+        return "its state gives it fields or a subarray (a structured dtype, which SB3 never saves)"
+    if state[5:8] != current[5:8]:
+        return "its state changes the item size, alignment or flags"
+    if len(state) == 9 and state[8] is not None:
+        metadata = state[8]
+        if dtype.kind not in "mM" or not isinstance(metadata, tuple) or len(metadata) != 2 or metadata[0] is not None:
+            return "its state adds metadata"
+    return None
+
 
 # The pure-Python unpickler: its opcode table can be overridden (typeshed describes it as the C one, hence Any)
 _PythonUnpickler: Any = pickle._Unpickler
@@ -237,7 +285,7 @@ class _RestrictedUnpickler(_PythonUnpickler):
         if not isinstance(args, tuple):
             raise CorruptFileError(f"Refusing to load {self.what}: a call's arguments are not a tuple")
         self._check_call(func, args, {})
-        self.stack[-1] = func(*args)
+        self.stack[-1] = self._checked_result(func(*args))
 
     def load_newobj(self) -> None:
         args = self.stack.pop()
@@ -245,7 +293,7 @@ class _RestrictedUnpickler(_PythonUnpickler):
         if not isinstance(cls, type) or not isinstance(args, tuple):
             raise CorruptFileError(f"Refusing to load {self.what}: NEWOBJ needs a class and an argument tuple")
         self._check_call(cls, args, {})
-        self.append(cls.__new__(cls, *args))
+        self.append(self._checked_result(cls.__new__(cls, *args)))
 
     def load_newobj_ex(self) -> None:
         kwargs = self.stack.pop()
@@ -254,11 +302,21 @@ class _RestrictedUnpickler(_PythonUnpickler):
         if not isinstance(cls, type) or not isinstance(args, tuple) or not isinstance(kwargs, dict):
             raise CorruptFileError(f"Refusing to load {self.what}: NEWOBJ_EX needs a class, a tuple and a dict")
         self._check_call(cls, args, kwargs)
-        self.append(cls.__new__(cls, *args, **kwargs))
+        self.append(self._checked_result(cls.__new__(cls, *args, **kwargs)))
 
     def _instantiate(self, klass: Any, args: list) -> None:
         self._check_call(klass, tuple(args), {})
         super()._instantiate(klass, args)
+        self._checked_result(self.stack[-1])
+
+    def _checked_result(self, result: Any) -> Any:
+        """Refuse a numpy dtype, array or scalar whose dtype is not plain (see :func:`_plain_dtype_problem`)."""
+        dtype = result if isinstance(result, np.dtype) else getattr(result, "dtype", None)
+        if isinstance(result, (np.dtype, np.ndarray, np.generic)) and isinstance(dtype, np.dtype):
+            problem = _plain_dtype_problem(dtype)
+            if problem is not None:
+                raise self._refuse(f"it builds {problem}")
+        return result
 
     def load_build(self) -> None:
         state = self.stack[-1]
@@ -267,6 +325,12 @@ class _RestrictedUnpickler(_PythonUnpickler):
             raise self._refuse(f"it sets state on {inst!r}, a class or global rather than an instance the file built")
         if isinstance(inst, enum.Enum):  # members are process-wide singletons (e.g. SB3's TrainFrequencyUnit.STEP)
             raise self._refuse(f"it sets state on the enum member {inst!r}, which the whole process shares")
+        if isinstance(inst, np.dtype):
+            # numpy's dtype.__setstate__ trusts the state: field offsets past the item size, a larger item size or
+            # object flags on raw bytes would make arrays of this dtype read or write outside their memory
+            problem = _dtype_state_problem(inst, state)
+            if problem is not None:
+                raise self._refuse(f"it changes a numpy dtype: {problem}")
         if isinstance(inst, np.ndarray) and isinstance(state, tuple) and len(state) in (4, 5):
             # (version,) shape, dtype, is_fortran, data: numpy allocates the shape before it checks an object list
             shape, dtype = state[-4], state[-3]
@@ -281,6 +345,7 @@ class _RestrictedUnpickler(_PythonUnpickler):
             if any(not isinstance(key, str) or key.startswith("__") for key in keys):
                 raise self._refuse(f"it sets special or non-string attribute names {keys} on a {type(inst).__name__}")
         super().load_build()
+        self._checked_result(inst)
 
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj

@@ -1,14 +1,17 @@
 """
 3 stacked 84x84 RGB frames cost at most 21.5 kB per transition: 1,000,000 transitions fit in 24 GiB. A replay buffer
-that cannot fit in memory is refused when the model is built, with the bytes and the options.
+that cannot fit in memory is refused when the model is built, with the bytes and the options, and when it is loaded
+(the file sets its size), naming the load() argument that makes it fit.
 """
 
 import numpy as np
 import pytest
 from gymnasium import spaces
+from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 from sb3_sacae import SACAE
 from sb3_sacae.buffers import FrameStackReplayBuffer
+from sb3_sacae.io import FileLimitError
 from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
 FRAME_BYTES = 3 * 84 * 84
@@ -50,10 +53,31 @@ def test_opt_in_builds_the_buffer_with_a_warning(monkeypatch):
     assert model.replay_buffer.buffer_size == 500
 
 
-def test_loading_a_model_never_refuses_its_buffer(tmp_path, monkeypatch):
+def test_a_loaded_model_whose_buffer_cannot_fit_is_refused_naming_buffer_size(tmp_path, monkeypatch):
     model = tiny_model(TinyPixelEnv(), buffer_size=500)
     model.save(tmp_path / "model.zip")
-    # Pretend the loading machine has almost no memory: loading to watch a model must still work
-    monkeypatch.setattr("sb3_sacae.buffers.available_memory", lambda: 1)
-    loaded = SACAE.load(tmp_path / "model.zip", env=TinyPixelEnv(), device=TEST_DEVICE)
-    assert loaded.replay_buffer is not None
+    # The loading machine has room for about 100 transitions (6,164 bytes each), not for the file's 500
+    monkeypatch.setattr("sb3_sacae.buffers.available_memory", lambda: 100 * 6_164)
+    with pytest.raises(FileLimitError, match=r"buffer_size=500.*SACAE\.load\(path, buffer_size=N\) \(buffer_size=100 fits"):
+        SACAE.load(tmp_path / "model.zip", env=TinyPixelEnv(), device=TEST_DEVICE)
+    # Loading to watch a model works with a buffer that fits
+    loaded = SACAE.load(tmp_path / "model.zip", env=TinyPixelEnv(), device=TEST_DEVICE, buffer_size=1)
+    assert loaded.replay_buffer is not None and loaded.replay_buffer.buffer_size == 1
+
+
+def test_a_loaded_frame_stack_buffer_that_cannot_fit_is_refused(tmp_path, monkeypatch):
+    env = VecFrameStack(DummyVecEnv([TinyPixelEnv]), 3, channels_order="first")
+    model = tiny_model(env, buffer_size=500)
+    assert isinstance(model.replay_buffer, FrameStackReplayBuffer)
+    model.save(tmp_path / "model.zip")
+    monkeypatch.setattr("sb3_sacae.buffers.available_memory", lambda: 100_000)
+    with pytest.raises(FileLimitError, match=r"FrameStackReplayBuffer\(buffer_size=500.*SACAE\.load\(path, buffer_size=N\)"):
+        SACAE.load(tmp_path / "model.zip", env=env, device=TEST_DEVICE)
+
+
+def test_a_file_cannot_opt_its_buffer_out_of_the_check(tmp_path, monkeypatch):
+    model = tiny_model(TinyPixelEnv(), buffer_size=500, replay_buffer_kwargs=dict(allow_oversize=True))
+    model.save(tmp_path / "model.zip")
+    monkeypatch.setattr("sb3_sacae.buffers.available_memory", lambda: 100 * 6_164)
+    with pytest.raises(FileLimitError, match="buffer_size=500"):
+        SACAE.load(tmp_path / "model.zip", env=TinyPixelEnv(), device=TEST_DEVICE)

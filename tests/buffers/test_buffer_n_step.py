@@ -80,7 +80,7 @@ def test_one_step_and_n_step_buffer_files_do_not_mix(tmp_path):
 
 @pytest.mark.parametrize("n_steps, gamma", [(0, 0.99), (2.5, 0.99), (3, 1.5)])
 def test_meaningless_n_step_settings_are_refused(n_steps, gamma):
-    with pytest.raises(ValueError, match="n_steps must be a whole number|gamma must be in"):
+    with pytest.raises(ValueError, match=r"n_steps must be a whole number|gamma must be in"):
         FrameStackReplayBuffer(10, **stream_spaces(), device="cpu", frame_stack=FRAME_STACK, n_steps=n_steps, gamma=gamma)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.utils import FloatSchedule
 
@@ -231,6 +232,35 @@ def test_enormous_layers_in_policy_kwargs_are_refused_before_allocating(saved_mo
         SACAE.load(hostile)
 
 
+def test_large_layers_of_a_gsde_model_are_refused_before_allocating(saved_model, tmp_path, monkeypatch):
+    # gSDE's set-up calls Tensor.item(), which torch's meta device cannot: the count must not be skipped for it
+    def sde(data: dict) -> None:
+        data["policy_kwargs"] = {**data["policy_kwargs"], "net_arch": [2000, 2000], "use_sde": True}
+        data["use_sde"] = True
+
+    hostile = rewrite_model_zip(saved_model, tmp_path / "hostile.zip", sde)
+    monkeypatch.setenv("SB3_SACAE_MAX_PARAMETERS", "1000000")  # the file's networks hold about 20 million
+    with pytest.raises(FileLimitError, match="SB3_SACAE_MAX_PARAMETERS"):
+        SACAE.load(hostile)
+
+
+@pytest.mark.parametrize("buffer_size", [10**12, 10**18])
+def test_a_huge_buffer_size_in_a_model_file_is_refused_naming_the_fix(saved_model, tmp_path, buffer_size):
+    hostile = rewrite_model_zip(saved_model, tmp_path / "hostile.zip", lambda data: data.update(buffer_size=buffer_size))
+    with pytest.raises(FileLimitError, match=r"SACAE\.load\(path, buffer_size=N\)"):
+        SACAE.load(hostile)
+
+
+def test_networks_that_cannot_be_counted_are_refused():
+    from sb3_sacae.io.model_files import check_network_size
+
+    def build():
+        return th.nn.Linear(3, 3).weight.item()  # no meta implementation
+
+    with pytest.raises(UnsafeFileError, match="cannot be counted"):
+        check_network_size(build, "the test model")
+
+
 def _npy_header(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
@@ -302,3 +332,77 @@ def test_a_shared_numpy_dtype_is_not_handed_to_the_file():
         restricted_loads(payload, "the test pickle")
     genuine = pickle.dumps(np.dtype("f4"), protocol=4)  # numpy asks for a copy: dtype("f4", False, True)
     assert restricted_loads(genuine, "dtype") == np.dtype("f4")
+
+
+# --- 7. numpy dtypes stay plain -----------------------------------------------------------------------------------
+
+
+class _Reduced:
+    """Pickles as the given reduce tuple (numpy's own callables: the pickle does not name this class)."""
+
+    def __init__(self, reduced: tuple):
+        self.reduced = reduced
+
+    def __reduce__(self) -> tuple:
+        return self.reduced
+
+
+def _dtype_with_state(dtype: np.dtype, **changes: object) -> _Reduced:
+    """A dtype pickled as numpy does (a copy, then BUILD), with fields of its state replaced."""
+    constructor, arguments, state = dtype.__reduce__()
+    names = ("version", "byteorder", "subarray", "names", "fields", "elsize", "alignment", "flags")
+    head = tuple(changes.get(name, value) for name, value in zip(names, state[: len(names)], strict=True))
+    state = head + tuple(state[len(names) :])
+    return _Reduced((constructor, arguments, state))
+
+
+def _array_of(dtype: object, shape: tuple[int, ...], source: np.ndarray) -> bytes:
+    """An array pickled as numpy does, with its dtype replaced by ``dtype``."""
+    constructor, arguments, state = source.__reduce__()
+    state = list(state)
+    state[1], state[2] = shape, dtype
+    return pickle.dumps(_Reduced((constructor, arguments, tuple(state))), protocol=4)
+
+
+def test_dtype_state_with_a_field_outside_the_item_is_refused():
+    # numpy's dtype.__setstate__ accepts the offset: reading the field would read 2**40 bytes past the array
+    structured = np.dtype([("a", "<f8"), ("b", "<f8")])
+    fields = {"a": (np.dtype("<f8"), 0), "b": (np.dtype("<f8"), 1 << 40)}
+    payload = _array_of(_dtype_with_state(structured, fields=fields), (4,), np.zeros(4, dtype=structured))
+    with pytest.raises(UnsafeFileError, match="changes a numpy dtype: its state gives it fields"):
+        restricted_loads(payload, "the test pickle")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "changes", "message"),
+    [
+        (np.dtype("V1"), {"elsize": 1 << 30}, "item size"),  # a larger item over the same buffer
+        (np.dtype("V8"), {"flags": np.dtype("O").flags}, "flags"),  # raw bytes treated as object pointers
+        (np.dtype("f4"), {"byteorder": "!"}, "byte order"),
+    ],
+    ids=["itemsize", "object-flags", "byteorder"],
+)
+def test_dtype_state_changing_the_layout_is_refused(dtype, changes, message):
+    payload = pickle.dumps(_dtype_with_state(dtype, **changes), protocol=4)
+    with pytest.raises(UnsafeFileError, match=message):
+        restricted_loads(payload, "the test pickle")
+
+
+@pytest.mark.parametrize("spec", ["f8,f8", "(2,)f4"], ids=["structured", "subarray"])
+def test_structured_and_subarray_dtypes_are_refused(spec):
+    payload = _call("numpy", "dtype", pickle_text(spec) + pickle.NEWFALSE + pickle.NEWTRUE)
+    with pytest.raises(UnsafeFileError, match=r"structured|subarray"):
+        restricted_loads(payload, "the test pickle")
+    structured = np.zeros(2, dtype=[("a", "<f4")])
+    with pytest.raises(UnsafeFileError, match="structured"):
+        restricted_loads(pickle.dumps(structured, protocol=4), "the test pickle")
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f8", "|u1", "?", "<U5", "|S3", "|V8", "<M8[ns]", "<c16", "<i8"])
+def test_arrays_of_plain_dtypes_still_load(dtype):
+    array = np.arange(3).astype(dtype)
+    payload = pickle.dumps(array, protocol=4)
+    loaded, expected = restricted_loads(payload, "array"), pickle.loads(payload)  # the test's own pickle
+    assert loaded.dtype.str == expected.dtype.str
+    np.testing.assert_array_equal(loaded, array)
+    assert restricted_loads(pickle.dumps(np.dtype(dtype), protocol=4), "dtype").str == np.dtype(dtype).str
