@@ -3,7 +3,6 @@ What SACAE adds to SB3's collection of experience: the replay buffer's choice an
 frames counted beside agent steps, and non-finite transitions refused before they reach the buffer.
 """
 
-import re
 import warnings
 from typing import Any, cast
 
@@ -55,12 +54,7 @@ class CollectionMixin(AlgorithmPart):
     def _setup_model(self) -> None:
         self._select_replay_buffer()
         user_buffer_kwargs = self.replay_buffer_kwargs
-        try:
-            checked = self._checked_buffer_kwargs()
-        except MemoryError as error:
-            if self._check_buffer_memory:
-                raise
-            raise FileLimitError(self._loaded_buffer_refusal(str(error))) from error
+        checked = self._checked_buffer_kwargs()
         before = set(checked)
         self.replay_buffer_kwargs = checked
         try:
@@ -70,7 +64,7 @@ class CollectionMixin(AlgorithmPart):
                     warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
                 super()._setup_model()
         except MemoryError as error:
-            # SB3 builds the buffer first: with none yet, the check or numpy refused the buffer the file asks for
+            # SB3 builds the buffer first: with none yet, numpy could not allocate the buffer the file asks for
             if self._check_buffer_memory or getattr(self, "replay_buffer", None) is not None:
                 raise
             raise FileLimitError(self._loaded_buffer_refusal(str(error))) from error
@@ -108,24 +102,22 @@ class CollectionMixin(AlgorithmPart):
 
     def _loaded_buffer_refusal(self, reason: str) -> str:
         """The refusal of a loaded model's replay buffer, naming the load() argument that makes one fit."""
-        fits = re.search(r"about ([\d,]+) transitions fit now", reason)
-        reason = reason.split(" Options:")[0].rstrip(".")  # the constructor's options: allow_oversize is not one here
-        size = f"buffer_size={fits.group(1).replace(',', '_')} fits now, " if fits else ""
         return (
-            f"Refusing the replay buffer of the loaded model (buffer_size={self.buffer_size:_}): "
-            f"{reason}. Load it with a buffer that fits: SACAE.load(path, buffer_size=N) ({size}buffer_size=1 to "
-            "predict only)"
+            f"Refusing the replay buffer of the loaded model (buffer_size={self.buffer_size:_}): {reason.rstrip('.')}. "
+            "Load it with a smaller buffer: SACAE.load(path, buffer_size=N) (buffer_size=1 to predict only)"
         )
 
     def _checked_buffer_kwargs(self) -> dict[str, Any]:
         """
-        The replay buffer's kwargs, after refusing a buffer that cannot fit in memory: unless ``allow_oversize`` when
-        the user builds the model; always when it is loaded (the file decides ``buffer_size``, and could set
-        ``allow_oversize``), the refusal then turned into a ``FileLimitError`` by ``_setup_model``.
+        The replay buffer's kwargs, after refusing a buffer that cannot fit in memory when the user builds the model
+        (unless ``allow_oversize``). A loaded model's buffer is built with a warning instead (the memory free now is
+        not the machine's: a checkpoint must resume on a busy machine, and the pages are used as the buffer fills);
+        what no machine can hold is refused: SB3's buffers above ``SB3_SACAE_MAX_ARRAY_BYTES`` here, any buffer
+        numpy cannot allocate in ``_setup_model``, each a ``FileLimitError`` naming ``buffer_size``.
         """
         user_buffer_kwargs = self.replay_buffer_kwargs
         loaded = not self._check_buffer_memory
-        allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) and not loaded
+        allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or loaded
         if self.replay_buffer_class is FrameStackReplayBuffer:
             kwargs = {**user_buffer_kwargs, "allow_oversize": allow_oversize}
             if not self.fast_kernels:

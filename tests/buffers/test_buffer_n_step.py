@@ -15,13 +15,13 @@ from tests.buffers.test_buffer_streams import FRAME_STACK, stream_spaces, transi
 from tests.conftest import TinyPixelEnv, tiny_model
 
 
-@pytest.mark.parametrize("n_envs", [1, 2])
-@pytest.mark.parametrize("p_irregular", [0.0, 0.2])
-def test_n_step_samples_equal_sb3_n_step_buffer(n_envs, p_irregular):
-    # episodes of 1 to 7 steps, shorter and longer than n; the ring wraps several times
+@pytest.mark.parametrize("n_envs, p_irregular, frames_on_device", [(1, 0.0, False), (2, 0.2, False), (2, 0.2, True)])
+def test_n_step_samples_equal_sb3_n_step_buffer(n_envs, p_irregular, frames_on_device):
+    # episodes of 1 to 7 steps, shorter and longer than n; the ring wraps several times; frames_on_device: the gather
+    # from the device copy of the frames (on the CPU a second host copy)
     stream = transitions(n_envs=n_envs, n_steps=150, p_irregular=p_irregular, seed=n_envs)
     kwargs = dict(buffer_size=30 * n_envs, **stream_spaces(), device="cpu", n_envs=n_envs, n_steps=4, gamma=0.9)
-    buffer = FrameStackReplayBuffer(**kwargs, frame_stack=FRAME_STACK, frame_margin=6.0)
+    buffer = FrameStackReplayBuffer(**kwargs, frame_stack=FRAME_STACK, frame_margin=6.0, frames_on_device=frames_on_device)
     reference = NStepReplayBuffer(**kwargs)
     for step, transition in enumerate(stream):
         buffer.add(*transition)
