@@ -77,10 +77,10 @@ class CollectionMixin(AlgorithmPart):
 
     def _select_replay_buffer(self) -> None:
         """
-        Frame-stacked image observations default to the buffer that stores each frame once, with the model's
-        ``n_steps`` and ``gamma`` for n-step returns. The n-step buffer SB3 chose for ``n_steps > 1``, saved with a
-        model, is chosen again (from ``n_steps`` and ``gamma``) rather than passed as a custom class: SB3 would warn
-        that ``n_steps`` is ignored, and files that lack its arguments would get the buffer's defaults.
+        Frame-stacked image observations default to the buffer that stores each frame once (with n-step returns for
+        ``n_steps > 1``). SB3's n-step buffer, named by the user or saved with a model, is chosen again by SB3 (from
+        ``n_steps`` and ``gamma``) rather than passed as a custom class: SB3 would warn that ``n_steps`` is ignored,
+        and files that lack its arguments would get the buffer's defaults.
         """
         kwargs = self.replay_buffer_kwargs
         if (
@@ -90,15 +90,13 @@ class CollectionMixin(AlgorithmPart):
             and kwargs.get("gamma", self.gamma) == self.gamma
         ):
             self.replay_buffer_class = None
-        n_step = {"n_steps": self.n_steps, "gamma": self.gamma} if self.n_steps > 1 else {}
-        if self.replay_buffer_class is FrameStackReplayBuffer and "n_steps" not in kwargs:
-            self.replay_buffer_kwargs = {**n_step, **kwargs}
+            return  # named by the user or the file: SB3's n-step buffer, not the frame-sharing one
         if self.replay_buffer_class is not None or self.optimize_memory_usage:
             return
         frame_stack = detect_frame_stack(self.env)
         if frame_stack is not None and frame_stack > 1 and isinstance(self.observation_space, spaces.Box):
             self.replay_buffer_class = FrameStackReplayBuffer
-            self.replay_buffer_kwargs = {"frame_stack": frame_stack, **n_step, **self.replay_buffer_kwargs}
+            self.replay_buffer_kwargs = {"frame_stack": frame_stack, **self.replay_buffer_kwargs}
 
     def _loaded_buffer_refusal(self, reason: str) -> str:
         """The refusal of a loaded model's replay buffer, naming the load() argument that makes one fit."""
@@ -119,7 +117,9 @@ class CollectionMixin(AlgorithmPart):
         loaded = not self._check_buffer_memory
         allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or loaded
         if self.replay_buffer_class is FrameStackReplayBuffer:
-            kwargs = {**user_buffer_kwargs, "allow_oversize": allow_oversize}
+            # n-step returns follow the model's n_steps and gamma, as SB3's buffer does (unless the user set them)
+            n_step = {"n_steps": self.n_steps, "gamma": self.gamma} if self.n_steps > 1 else {}
+            kwargs = {**n_step, **user_buffer_kwargs, "allow_oversize": allow_oversize}
             if not self.fast_kernels:
                 kwargs["frames_on_device"] = False  # the plain path everywhere: sampling on the host
             elif not self._check_buffer_memory and kwargs.get("frames_on_device"):

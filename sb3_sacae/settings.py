@@ -57,6 +57,9 @@ def check_arguments(arguments: dict[str, Any]) -> None:
         )
     if not _is_number(arguments["encoder_tau"]) or not 0 <= arguments["encoder_tau"] <= 1:
         raise ValueError(f"encoder_tau is a Polyak coefficient in [0, 1] (paper: 0.05), got {arguments['encoder_tau']!r}")
+    for name, paper in (("tau", 0.01), ("gamma", 0.99)):
+        if not _is_number(arguments[name]) or not 0 <= arguments[name] <= 1:
+            raise ValueError(f"{name} must be in [0, 1] (paper: {paper}), got {arguments[name]!r}")
     for name in ("encoder_lr", "decoder_lr", "ent_coef_lr"):
         if not _is_number(arguments[name]) or arguments[name] <= 0:
             raise ValueError(

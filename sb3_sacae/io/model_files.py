@@ -233,17 +233,6 @@ def _count_on_meta(build: Any) -> int:
     return sum(p.numel() for module in modules for p in module.parameters())
 
 
-def count_parameters_without_allocating(build: Any) -> int | None:
-    """
-    Call ``build()`` (which constructs torch modules) on torch's ``meta`` device, where tensors have shapes but no
-    storage, and count the parameters of the modules it returns; None when the construction does not work there.
-    """
-    try:
-        return _count_on_meta(build)
-    except Exception:  # an operation without a meta implementation
-        return None
-
-
 def check_network_size(build: Any, source: str) -> None:
     """
     Refuse a model whose networks would hold more than ``SB3_SACAE_MAX_PARAMETERS`` parameters, before allocating.
@@ -265,7 +254,6 @@ __all__ = [
     "check_model_archive",
     "check_network_size",
     "check_torch_variables",
-    "count_parameters_without_allocating",
     "decode_model_data",
     "read_torch_variables",
 ]

@@ -126,6 +126,8 @@ def test_policy_only_load_is_refused_unless_trusted(model, tmp_path):
         (dict(random_shift=2.5), "random_shift is a padding in whole pixels"),
         (dict(encoder_tau=2.0), r"encoder_tau is a Polyak coefficient in \[0, 1\]"),
         (dict(encoder_tau=-1.0), r"encoder_tau is a Polyak coefficient in \[0, 1\]"),
+        (dict(gamma=-4.0), r"gamma must be in \[0, 1\] \(paper: 0.99\), got -4.0"),
+        (dict(tau=1.5), r"tau must be in \[0, 1\]"),
         (dict(decoder_lr=lambda progress: 1e-3 * progress), "decoder_lr must be a positive number"),
         (dict(encoder_lr=0.0), "encoder_lr must be a positive number"),
         (dict(decoder_weight_lambda=-1e-7), "decoder_weight_lambda must be a number >= 0"),

@@ -69,6 +69,29 @@ def test_frame_stacked_models_with_n_steps_get_the_frame_sharing_buffer_and_keep
     loaded.learn(8, reset_num_timesteps=False)
 
 
+def test_n_steps_and_gamma_given_to_load_reach_the_buffer(tmp_path):
+    model = tiny_model(frame_stacked(), n_steps=3, gamma=0.99)
+    model.save(tmp_path / "model.zip")
+    assert "n_steps" not in model.replay_buffer_kwargs  # the model's settings, not the buffer's: not saved twice
+    for overrides, expected in [({"n_steps": 5}, (5, 0.99)), ({"gamma": 0.9}, (3, 0.9))]:
+        loaded = SACAE.load(tmp_path / "model.zip", env=frame_stacked(), **overrides)
+        assert (loaded.replay_buffer.n_steps, loaded.replay_buffer.gamma) == expected
+    one_step = SACAE.load(tmp_path / "model.zip", env=frame_stacked(), n_steps=1)
+    assert one_step.replay_buffer.n_steps == 1 and "n_steps" not in vars(one_step.replay_buffer)
+
+
+def test_sb3_n_step_buffer_named_by_the_user_is_kept_through_save_and_load(tmp_path):
+    # as models saved while frame-stacked n-step models got SB3's buffer: the file names NStepReplayBuffer
+    model = tiny_model(frame_stacked(), n_steps=3, replay_buffer_class=NStepReplayBuffer)
+    model.learn(20)
+    model.save(tmp_path / "model.zip")
+    model.save_replay_buffer(tmp_path / "buffer")
+    loaded = SACAE.load(tmp_path / "model.zip", env=frame_stacked())
+    loaded.load_replay_buffer(tmp_path / "buffer")
+    for buffer in (model.replay_buffer, loaded.replay_buffer):
+        assert type(buffer) is NStepReplayBuffer and buffer.n_steps == 3
+
+
 def test_one_step_and_n_step_buffer_files_do_not_mix(tmp_path):
     one_step = tiny_model(frame_stacked())
     one_step.learn(20)
