@@ -228,7 +228,13 @@ def _checked_scalars(saved: Any, current: dict[str, Any], buffer: BaseBuffer, so
     if not isinstance(saved, dict):
         raise CorruptFileError(f"{source}: the replay buffer metadata has no 'scalars' object; the file is corrupt")
     if set(saved) != set(current):
-        raise _buffer_mismatch("the set of scalar attributes", sorted(saved), sorted(current), source)
+        only_saved, only_current = sorted(set(saved) - set(current)), sorted(set(current) - set(saved))
+        raise _buffer_mismatch(
+            "the set of scalar attributes",
+            f"{sorted(saved)} (only there: {only_saved})",
+            f"{sorted(current)} (only there: {only_current})",
+            source,
+        )
     for attr, expected in current.items():
         value = saved[attr]
         if not _json_types_match(value, expected):
