@@ -404,8 +404,11 @@ def resume_from_bundle(
     :param env: the environment to continue training on
     :param algorithm_class: the model's class
     :param device: device for the model
-    :param load_kwargs: passed to ``algorithm_class.load`` (e.g. ``trust_remote_code``)
+    :param load_kwargs: passed to ``algorithm_class.load`` (e.g. ``trust_remote_code``). A class without sb3_sacae's
+        safe loader (SB3's own ``SAC``, say) loads ``model.zip`` with SB3's cloudpickle, which runs code from the
+        file: refused unless ``trust_remote_code=True``
     """
+    load_kwargs = _checked_trust(algorithm_class, load_kwargs)
     path = Path(path)
     if (path / STATE_FILE).exists() or (path / STATE_FILE).is_symlink():
         with directory_lock(path.parent, exclusive=False):
@@ -434,6 +437,26 @@ def resume_from_bundle(
     if skipped:
         raise CorruptFileError(f"No readable checkpoint bundle in {path}; skipped: " + "; ".join(skipped))
     raise FileNotFoundError(f"No checkpoint bundle (a directory with {STATE_FILE}) in {path}")
+
+
+def _checked_trust(algorithm_class: type[BaseAlgorithm], load_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """
+    ``load_kwargs`` for ``algorithm_class.load``: a class with the safe loader takes them as given; any other loads
+    the bundle's model with SB3's cloudpickle, only with ``trust_remote_code=True`` (which SB3's ``load`` does not
+    take: it would set it as an attribute of the model).
+    """
+    from sb3_sacae.serialization import SafeSerializationMixin
+
+    if issubclass(algorithm_class, SafeSerializationMixin):
+        return load_kwargs
+    name = f"{algorithm_class.__module__}.{algorithm_class.__qualname__}"
+    if not load_kwargs.get("trust_remote_code"):
+        raise UnsafeFileError(
+            f"Refusing to resume with algorithm_class={name}: its load() decodes the bundle's model.zip with SB3's "
+            "cloudpickle, which runs code from the file. Pass trust_remote_code=True for bundles you trust, or resume "
+            "with a class that loads safely (sb3_sacae.SACAE)"
+        )
+    return {key: value for key, value in load_kwargs.items() if key != "trust_remote_code"}
 
 
 def _check_bundle_files(bundle: Path) -> None:

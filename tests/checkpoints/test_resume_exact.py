@@ -10,11 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 
 from sb3_sacae.callbacks import resume_from_bundle
+from sb3_sacae.io import UnsafeFileError
 from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,4 +105,19 @@ def test_wrong_algorithm_class_is_refused(tmp_path):
     model.learn(5)
     save_bundle(model, tmp_path / "checkpoint_5_steps")
     with pytest.raises(ValueError, match="algorithm_class"):
-        resume_from_bundle(tmp_path, TinyPixelEnv(), algorithm_class=SAC)
+        resume_from_bundle(tmp_path, TinyPixelEnv(), algorithm_class=SAC, trust_remote_code=True)
+
+
+def test_a_class_without_the_safe_loader_resumes_only_trusted_bundles(tmp_path):
+    from stable_baselines3 import SAC
+
+    from sb3_sacae.callbacks import save_bundle
+
+    model = SAC("MlpPolicy", "Pendulum-v1", learning_starts=4, batch_size=4, buffer_size=100, seed=0)
+    model.learn(8)
+    save_bundle(model, tmp_path / "checkpoint_8_steps")
+    # SB3's SAC.load decodes model.zip with cloudpickle: code from the file would run
+    with pytest.raises(UnsafeFileError, match=r"algorithm_class=stable_baselines3.sac.sac.SAC.*trust_remote_code=True"):
+        resume_from_bundle(tmp_path, gym.make("Pendulum-v1"), algorithm_class=SAC)
+    resumed = resume_from_bundle(tmp_path, gym.make("Pendulum-v1"), algorithm_class=SAC, trust_remote_code=True)
+    assert resumed.num_timesteps == 8 and not hasattr(resumed, "trust_remote_code")
