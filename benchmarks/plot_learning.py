@@ -81,16 +81,31 @@ def summary(env: str, seeds: dict[int, list[dict[str, float]]]) -> dict[str, str
     }
 
 
-def plot(env: str, seeds: dict, x: str, references: list, out: Path) -> None:
+def group_curve(seeds: dict[int, list[dict[str, float]]], x: str, label: str) -> GroupCurve:
+    """The seeds' mean +/- std curve against ``x``, with each seed's returns, as the plotting functions take it."""
     xs, means, stds, _ = curve(seeds, x)
     per_seed = np.full((len(seeds), len(xs)), np.nan)
     for row_index, rows in enumerate(seeds.values()):
         returns = {row[x]: row["eval_mean_return"] for row in rows}
         per_seed[row_index] = [returns.get(value, np.nan) for value in xs]
-    group = GroupCurve("SACAE, mean +/- std", xs, means, means - stds, means + stds, per_seed, "std")
-    xlabel = "environment frames" if x == "env_frames" else "agent steps"
+    return GroupCurve(label, xs, means, means - stds, means + stds, per_seed, "std")
+
+
+def axis_label(x: str) -> str:
+    return "environment frames" if x == "env_frames" else "agent steps"
+
+
+def plot(env: str, seeds: dict, x: str, references: list, out: Path) -> None:
+    group = group_curve(seeds, x, "SACAE, mean +/- std")
     plot_learning_curves(
-        [group], out, title=env, xlabel=xlabel, ylabel="evaluation return", figsize=(6, 4), dpi=100, references=references
+        [group],
+        out,
+        title=env,
+        xlabel=axis_label(x),
+        ylabel="evaluation return",
+        figsize=(6, 4),
+        dpi=100,
+        references=references,
     )
 
 

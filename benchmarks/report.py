@@ -171,14 +171,46 @@ def published_command(command: str, run: str) -> str:
     return re.sub(r"--out\s+\S+", f"--out benchmarks/results/{run}", command)
 
 
-def configuration(result: LearningResult) -> str:
-    """The hyperparameters that differ from the paper's, as constructor arguments."""
+def hyperparameters(result: LearningResult) -> list[str]:
+    """The hyperparameters that differ from the paper's, as sorted ``name=value`` constructor arguments."""
     hyperparams: dict[str, Any] = {}
     for settings in result.settings.values():
         hyperparams.update(settings.get("hyperparams", {}))
-    if not hyperparams:
-        return "paper hyperparameters"
-    return ", ".join(f"`{key}={value!r}`" for key, value in sorted(hyperparams.items()))
+    return [f"{key}={value!r}" for key, value in sorted(hyperparams.items())]
+
+
+def configuration(result: LearningResult) -> str:
+    """The hyperparameters that differ from the paper's, as constructor arguments."""
+    return ", ".join(f"`{item}`" for item in hyperparameters(result)) or "paper hyperparameters"
+
+
+def compared_results(results: list[LearningResult]) -> dict[str, list[LearningResult]]:
+    """Per published task with two or more complete results of 3 seeds or more: those results, drawn on one figure."""
+    by_env: dict[str, list[LearningResult]] = {}
+    for result in results:
+        if result.env in PUBLISHED and len(result.seeds) >= 3 and not result.incomplete_seeds():
+            by_env.setdefault(result.env, []).append(result)
+    return {env: group for env, group in by_env.items() if len(group) > 1}
+
+
+def comparison_name(env: str) -> str:
+    return f"{env}-configurations.png"
+
+
+def comparison_figures(results: list[LearningResult]) -> list[str]:
+    """The Markdown of each comparison figure, with what its labels leave out."""
+    lines = []
+    for env, group in compared_results(results).items():
+        shared = sorted(set.intersection(*(set(hyperparameters(result)) for result in group)))
+        in_all = f" Every run also sets {', '.join(f'`{item}`' for item in shared)}." if shared else ""
+        lines += [
+            "",
+            f"![{env}: the configurations of 3 seeds or more]({comparison_name(env)})",
+            "",
+            f"{env}: the mean +/- std over seeds of each configuration above with 3 seeds or more, labelled by the "
+            f"hyperparameters it changes, against the published values (dashed).{in_all}",
+        ]
+    return lines
 
 
 def environment_text(result: LearningResult) -> str:
@@ -326,6 +358,8 @@ def results_page(results: list[LearningResult]) -> str:
         "(the mean return of deterministic episodes); +/- is the standard deviation over seeds.",
         "",
         summary_table(results),
+        *comparison_figures(results),
+        "",
     ]
     for result in results:
         end = result.common_end()
@@ -371,6 +405,42 @@ def draw_plots(results: list[LearningResult], results_dir: Path, out_dir: Path) 
         argv += ["--out", str(out_dir / plot_name(result))]
         with contextlib.redirect_stdout(io.StringIO()):
             plot_learning.main(argv)
+    for env, group in compared_results(results).items():
+        draw_comparison(env, group, out_dir / comparison_name(env), plot_learning)
+
+
+def draw_comparison(env: str, group: list[LearningResult], out: Path, plot_learning: Any) -> None:
+    """Every configuration's curve on one axes, the legend below it, with the published values at their end."""
+    from sb3_sacae.plotting import plot_learning_curves
+
+    shared = set.intersection(*(set(hyperparameters(result)) for result in group))
+    curves = [
+        plot_learning.group_curve(
+            result.seeds,
+            result.x,
+            ", ".join(item for item in hyperparameters(result) if item not in shared) or "paper settings",
+        )
+        for result in group
+    ]
+    end = min(result.common_end() for result in group)
+    references = [
+        (f"{name} ({int(end) // 1000}k, published)", mean, std)
+        for name, (mean, std) in PUBLISHED[env].get(int(end), {}).items()
+    ]
+    x = group[0].x
+    figure = plot_learning_curves(
+        curves,
+        None,
+        title=env,
+        xlabel=plot_learning.axis_label(x),
+        ylabel="evaluation return",
+        figsize=(8, 5),
+        dpi=100,
+        references=references,
+    )
+    # the labels are long: the legend goes below the axes, and the saved image grows to hold it
+    figure.axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8)
+    figure.savefig(out, bbox_inches="tight")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -694,7 +764,7 @@ def generate(results_dir: Path = RESULTS, readme_path: Path = README) -> dict[Pa
     table = summary_table(results)
     files = {
         GENERATED / "results.md": results_page(results),
-        GENERATED / "results_summary.md": HEADER + "\n" + table,
+        GENERATED / "results_summary.md": HEADER + "\n" + table + "\n".join(comparison_figures(results)).rstrip() + "\n",
         GENERATED
         / "performance.md": performance_page(
             throughput, read_throughput(results_dir / "throughput-versus.csv"), read_throughput(results_dir / "sampling.csv")

@@ -52,6 +52,30 @@ def test_every_results_folder_is_picked_up_and_fewer_than_three_seeds_are_labell
     assert "`random_shift=4` | 1 seed (fewer than 3: not a result yet) | **700** at 100,000 frames" in page
 
 
+def test_configurations_of_three_seeds_are_compared_on_one_figure(tmp_path):
+    finals = {0: 300.0, 1: 310.0, 2: 320.0}
+    write_run(tmp_path, "paper", "DMC-cartpole-swingup-v0", finals, bf16_autocast=True)
+    write_run(tmp_path, "shift", "DMC-cartpole-swingup-v0", finals, bf16_autocast=True, random_shift=4)
+    write_run(tmp_path, "one-seed", "DMC-cartpole-swingup-v0", {0: 700.0}, bf16_autocast=True, critic_shifts=2)
+    write_run(tmp_path, "alone", "DMC-walker-walk-v0", finals, action_repeat=2)
+    results = report.find_learning_results(tmp_path)
+
+    compared = report.compared_results(results)
+    assert {env: [result.run for result in group] for env, group in compared.items()} == {
+        "DMC-cartpole-swingup-v0": ["paper", "shift"]  # the 1-seed run is no result yet; walker has one configuration
+    }
+    figure = "\n".join(report.comparison_figures(results))
+    assert (
+        "![DMC-cartpole-swingup-v0: the configurations of 3 seeds or more](DMC-cartpole-swingup-v0-configurations.png)"
+        in figure
+    )
+    assert "Every run also sets `bf16_autocast=True`." in figure
+
+    report.draw_plots(results, tmp_path, tmp_path)
+    assert (tmp_path / "DMC-cartpole-swingup-v0-configurations.png").read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "DMC-walker-walk-v0-configurations.png").exists()
+
+
 def test_deepmind_control_results_sit_next_to_the_published_values(tmp_path):
     write_run(tmp_path, "run", "DMC-cartpole-swingup-v0", {0: 300.0, 1: 310.0, 2: 320.0})
 
