@@ -197,15 +197,15 @@ def comparison_name(env: str) -> str:
     return f"{env}-configurations.png"
 
 
-def comparison_figures(results: list[LearningResult]) -> list[str]:
-    """The Markdown of each comparison figure, with what its labels leave out."""
+def comparison_figures(results: list[LearningResult], folder: str = "") -> list[str]:
+    """The Markdown of each comparison figure, with what its labels leave out (``folder``: the images' path prefix)."""
     lines = []
     for env, group in compared_results(results).items():
         shared = sorted(set.intersection(*(set(hyperparameters(result)) for result in group)))
         in_all = f" Every run also sets {', '.join(f'`{item}`' for item in shared)}." if shared else ""
         lines += [
             "",
-            f"![{env}: the configurations of 3 seeds or more]({comparison_name(env)})",
+            f"![{env}: the configurations of 3 seeds or more]({folder}{comparison_name(env)})",
             "",
             f"{env}: the mean +/- std over seeds of each configuration above with 3 seeds or more, labelled by the "
             f"hyperparameters it changes, against the published values (dashed).{in_all}",
@@ -772,7 +772,10 @@ def generate(results_dir: Path = RESULTS, readme_path: Path = README) -> dict[Pa
         GENERATED / "replay_memory.md": replay_memory_page(read_throughput(results_dir / "replay_memory.csv")),
     }
     if readme_path.exists():
-        readme = replace_between(readme_path.read_text(encoding="utf-8"), README_START, README_END, "\n" + table + "\n")
+        figures = "\n".join(comparison_figures(results, f"{GENERATED.relative_to(ROOT).as_posix()}/"))
+        readme = replace_between(
+            readme_path.read_text(encoding="utf-8"), README_START, README_END, "\n" + table + figures + "\n"
+        )
         files[readme_path] = replace_between(readme, SPEED_START, SPEED_END, speed_line(throughput))
     return files
 

@@ -71,6 +71,11 @@ def test_configurations_of_three_seeds_are_compared_on_one_figure(tmp_path):
     )
     assert "Every run also sets `bf16_autocast=True`." in figure
 
+    # the README shows it from the repository's root
+    assert "](docs/_generated/DMC-cartpole-swingup-v0-configurations.png)" in "\n".join(
+        report.comparison_figures(results, "docs/_generated/")
+    )
+
     report.draw_plots(results, tmp_path, tmp_path)
     assert (tmp_path / "DMC-cartpole-swingup-v0-configurations.png").read_bytes().startswith(b"\x89PNG")
     assert not (tmp_path / "DMC-walker-walk-v0-configurations.png").exists()
