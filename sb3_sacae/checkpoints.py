@@ -445,9 +445,7 @@ def _checked_trust(algorithm_class: type[BaseAlgorithm], load_kwargs: dict[str, 
     the bundle's model with SB3's cloudpickle, only with ``trust_remote_code=True`` (which SB3's ``load`` does not
     take: it would set it as an attribute of the model).
     """
-    from sb3_sacae.serialization import SafeSerializationMixin
-
-    if issubclass(algorithm_class, SafeSerializationMixin):
+    if getattr(algorithm_class, "loads_safely", False) is True:  # SafeSerializationMixin's classes
         return load_kwargs
     name = f"{algorithm_class.__module__}.{algorithm_class.__qualname__}"
     if not load_kwargs.get("trust_remote_code"):

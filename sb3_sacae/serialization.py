@@ -116,6 +116,9 @@ class SafeSerializationMixin:
     replay_buffer: Any
     env: Any
     device: th.device
+    #: ``load()`` checks the file and runs no code from it (read by code that loads models of any SB3 class, such as
+    #: :func:`sb3_sacae.checkpoints.resume_from_bundle`, which cannot import this module)
+    loads_safely = True
 
     @classmethod
     def load(
