@@ -3,6 +3,7 @@ What SACAE adds to SB3's collection of experience: the replay buffer's choice an
 frames counted beside agent steps, and non-finite transitions refused before they reach the buffer.
 """
 
+import math
 import warnings
 from typing import Any, cast
 
@@ -38,8 +39,9 @@ class CollectionMixin(AlgorithmPart):
     """
     Data collection for SACAE, placed before SB3's SAC in the method resolution order: frame-stacked image
     observations default to :class:`~sb3_sacae.buffers.FrameStackReplayBuffer`; a replay buffer that cannot fit in
-    memory is refused (when a user builds a model, ``MemoryError`` unless ``allow_oversize``; when one is loaded,
-    whose file sets ``buffer_size``, :class:`~sb3_sacae.io.FileLimitError` naming ``load(path, buffer_size=N)``);
+    memory is refused when a user builds a model (``MemoryError`` unless ``allow_oversize``), and one that no machine
+    can hold when a model is loaded (its file sets ``buffer_size``: :class:`~sb3_sacae.io.FileLimitError` naming
+    ``load(path, buffer_size=N)``);
     :attr:`env_frames` counts environment frames; non-finite rewards and observations stop training with an error
     naming the agent step.
     """
@@ -48,7 +50,7 @@ class CollectionMixin(AlgorithmPart):
     fast_kernels: bool = True
     _action_repeat: float | None = None
     # True when the user builds the model (MemoryError, allow_oversize honoured); False when it is loaded: the file's
-    # buffer_size (and replay_buffer_kwargs) decide the buffer, so one that cannot fit is a FileLimitError
+    # buffer_size decides the buffer, built above the free memory with a warning, refused beyond any machine's
     _check_buffer_memory: bool = False
 
     def _setup_model(self) -> None:
@@ -60,7 +62,7 @@ class CollectionMixin(AlgorithmPart):
         try:
             with warnings.catch_warnings():
                 if self.replay_buffer_class is FrameStackReplayBuffer:
-                    # It takes n_steps itself (_select_replay_buffer passes them): SB3 warns for any buffer class
+                    # It takes n_steps itself (_checked_buffer_kwargs passes them): SB3 warns for any buffer class
                     warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
                 super()._setup_model()
         except MemoryError as error:
@@ -117,6 +119,14 @@ class CollectionMixin(AlgorithmPart):
         loaded = not self._check_buffer_memory
         allow_oversize = bool(user_buffer_kwargs.get("allow_oversize", False)) or loaded
         if self.replay_buffer_class is FrameStackReplayBuffer:
+            if loaded:
+                # at least one frame per transition: the bound that keeps numpy from being asked for the impossible
+                frames = int(user_buffer_kwargs.get("frame_stack") or 1)
+                frame_bytes = math.prod(self.observation_space.shape or ()) // max(frames, 1)
+                frame_bytes *= np.dtype(self.observation_space.dtype).itemsize
+                self._refuse_above_array_limit(
+                    frame_bytes * self.buffer_size, f"FrameStackReplayBuffer(buffer_size={self.buffer_size:_}) needs at least"
+                )
             # n-step returns follow the model's n_steps and gamma, as SB3's buffer does (unless the user set them)
             n_step = {"n_steps": self.n_steps, "gamma": self.gamma} if self.n_steps > 1 else {}
             kwargs = {**n_step, **user_buffer_kwargs, "allow_oversize": allow_oversize}
@@ -130,15 +140,19 @@ class CollectionMixin(AlgorithmPart):
         per_transition = sb3_bytes_per_transition(self.observation_space, self.action_space, self.optimize_memory_usage)
         what = f"SB3's replay buffer (buffer_size={self.buffer_size:_})"
         nbytes = per_transition * self.buffer_size
-        if loaded and nbytes > MAX_ARRAY_BYTES.value():
-            raise FileLimitError(
-                self._loaded_buffer_refusal(
-                    f"{what} needs {nbytes:,} bytes, more than the limit of {MAX_ARRAY_BYTES.value():,} "
-                    f"({MAX_ARRAY_BYTES.variable})"
-                )
-            )
+        if loaded:
+            self._refuse_above_array_limit(nbytes, f"{what} needs")
         check_memory_fits(nbytes, per_transition, what, allow_oversize=allow_oversize)
         return {k: v for k, v in user_buffer_kwargs.items() if k != "allow_oversize"}
+
+    def _refuse_above_array_limit(self, nbytes: int, what: str) -> None:
+        """A loaded model's buffer of ``nbytes`` above ``SB3_SACAE_MAX_ARRAY_BYTES``: a ``FileLimitError``."""
+        if nbytes > MAX_ARRAY_BYTES.value():
+            raise FileLimitError(
+                self._loaded_buffer_refusal(
+                    f"{what} {nbytes:,} bytes, more than the limit of {MAX_ARRAY_BYTES.value():,} ({MAX_ARRAY_BYTES.variable})"
+                )
+            )
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset=force_reset)

@@ -74,13 +74,27 @@ def test_a_loaded_buffer_above_the_array_limit_is_refused_naming_buffer_size(tmp
     assert loaded.replay_buffer is not None and loaded.replay_buffer.buffer_size == 1
 
 
-def test_a_loaded_frame_stack_buffer_that_cannot_be_allocated_is_refused(tmp_path):
+@pytest.mark.parametrize("buffer_size", [10**15, 10**17, 10**19])
+def test_a_loaded_frame_stack_buffer_no_machine_can_hold_is_refused(tmp_path, buffer_size):
     env = VecFrameStack(DummyVecEnv([TinyPixelEnv]), 3, channels_order="first")
     model = tiny_model(env, buffer_size=500)
     assert isinstance(model.replay_buffer, FrameStackReplayBuffer)
-    model.buffer_size = 10**15  # as a hostile file would set it: 3 * 10**18 bytes of frames
+    model.buffer_size = buffer_size  # as a hostile file would set it (numpy itself refuses the largest with ValueError)
     model.save(tmp_path / "model.zip")
-    with pytest.warns(UserWarning, match="are available"), pytest.raises(
-        FileLimitError, match=r"buffer_size=1_000_000_000_000_000.*SACAE\.load\(path, buffer_size=N\)"
+    with pytest.raises(
+        FileLimitError, match=rf"buffer_size={buffer_size:_}.*SB3_SACAE_MAX_ARRAY_BYTES.*SACAE\.load\(path, buffer_size=N\)"
     ):
+        SACAE.load(tmp_path / "model.zip", env=env, device=TEST_DEVICE)
+
+
+def test_a_loaded_buffer_numpy_cannot_allocate_is_refused(tmp_path, monkeypatch):
+    env = VecFrameStack(DummyVecEnv([TinyPixelEnv]), 3, channels_order="first")
+    model = tiny_model(env, buffer_size=500)
+    model.save(tmp_path / "model.zip")
+
+    def refuse(*args, **kwargs):  # what numpy raises for arrays beyond what the machine allows (overcommit off)
+        raise MemoryError("Unable to allocate 57.2 GiB for an array")
+
+    monkeypatch.setattr(FrameStackReplayBuffer, "__init__", refuse)
+    with pytest.raises(FileLimitError, match=r"buffer_size=500\): Unable to allocate.*SACAE\.load\(path, buffer_size=N\)"):
         SACAE.load(tmp_path / "model.zip", env=env, device=TEST_DEVICE)
