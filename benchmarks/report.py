@@ -193,6 +193,11 @@ def compared_results(results: list[LearningResult]) -> dict[str, list[LearningRe
     return {env: group for env, group in by_env.items() if len(group) > 1}
 
 
+def shared_hyperparameters(group: list[LearningResult]) -> list[str]:
+    """The hyperparameters every result of ``group`` sets alike: a comparison's labels leave them out."""
+    return sorted(set.intersection(*(set(hyperparameters(result)) for result in group)))
+
+
 def comparison_name(env: str) -> str:
     return f"{env}-configurations.png"
 
@@ -201,7 +206,7 @@ def comparison_figures(results: list[LearningResult], folder: str = "") -> list[
     """The Markdown of each comparison figure, with what its labels leave out (``folder``: the images' path prefix)."""
     lines = []
     for env, group in compared_results(results).items():
-        shared = sorted(set.intersection(*(set(hyperparameters(result)) for result in group)))
+        shared = shared_hyperparameters(group)
         in_all = f" Every run also sets {', '.join(f'`{item}`' for item in shared)}." if shared else ""
         lines += [
             "",
@@ -413,7 +418,7 @@ def draw_comparison(env: str, group: list[LearningResult], out: Path, plot_learn
     """Every configuration's curve on one axes, the legend below it, with the published values at their end."""
     from sb3_sacae.plotting import plot_learning_curves
 
-    shared = set.intersection(*(set(hyperparameters(result)) for result in group))
+    shared = shared_hyperparameters(group)
     curves = [
         plot_learning.group_curve(
             result.seeds,

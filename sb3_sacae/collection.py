@@ -100,11 +100,14 @@ class CollectionMixin(AlgorithmPart):
             self.replay_buffer_class = FrameStackReplayBuffer
             self.replay_buffer_kwargs = {"frame_stack": frame_stack, **self.replay_buffer_kwargs}
 
+    # What a loaded model's refused replay buffer leaves the user to do
+    _SMALLER_BUFFER = "load it with a smaller buffer: SACAE.load(path, buffer_size=N) (buffer_size=1 to predict only)"
+
     def _loaded_buffer_refusal(self, reason: str) -> str:
-        """The refusal of a loaded model's replay buffer, naming the load() argument that makes one fit."""
+        """The refusal of a loaded model's replay buffer that numpy could not allocate, naming the load() argument."""
         return (
-            f"Refusing the replay buffer of the loaded model (buffer_size={self.buffer_size:_}): {reason.rstrip('.')}. "
-            "Load it with a smaller buffer: SACAE.load(path, buffer_size=N) (buffer_size=1 to predict only)"
+            f"Refusing the replay buffer of the loaded model (buffer_size={self.buffer_size:_}): {reason.rstrip('.')}; "
+            f"{self._SMALLER_BUFFER}"
         )
 
     def _checked_buffer_kwargs(self) -> dict[str, Any]:
@@ -124,8 +127,10 @@ class CollectionMixin(AlgorithmPart):
                 frames = int(user_buffer_kwargs.get("frame_stack") or 1)
                 frame_bytes = math.prod(self.observation_space.shape or ()) // max(frames, 1)
                 frame_bytes *= np.dtype(self.observation_space.dtype).itemsize
-                self._refuse_above_array_limit(
-                    frame_bytes * self.buffer_size, f"FrameStackReplayBuffer(buffer_size={self.buffer_size:_}) needs at least"
+                MAX_ARRAY_BYTES.check(
+                    frame_bytes * self.buffer_size,  # a lower bound
+                    f"the replay buffer of the loaded model, FrameStackReplayBuffer(buffer_size={self.buffer_size:_})",
+                    self._SMALLER_BUFFER,
                 )
             # n-step returns follow the model's n_steps and gamma, as SB3's buffer does (unless the user set them)
             n_step = {"n_steps": self.n_steps, "gamma": self.gamma} if self.n_steps > 1 else {}
@@ -141,18 +146,9 @@ class CollectionMixin(AlgorithmPart):
         what = f"SB3's replay buffer (buffer_size={self.buffer_size:_})"
         nbytes = per_transition * self.buffer_size
         if loaded:
-            self._refuse_above_array_limit(nbytes, f"{what} needs")
+            MAX_ARRAY_BYTES.check(nbytes, f"the replay buffer of the loaded model, {what}", self._SMALLER_BUFFER)
         check_memory_fits(nbytes, per_transition, what, allow_oversize=allow_oversize)
         return {k: v for k, v in user_buffer_kwargs.items() if k != "allow_oversize"}
-
-    def _refuse_above_array_limit(self, nbytes: int, what: str) -> None:
-        """A loaded model's buffer of ``nbytes`` above ``SB3_SACAE_MAX_ARRAY_BYTES``: a ``FileLimitError``."""
-        if nbytes > MAX_ARRAY_BYTES.value():
-            raise FileLimitError(
-                self._loaded_buffer_refusal(
-                    f"{what} {nbytes:,} bytes, more than the limit of {MAX_ARRAY_BYTES.value():,} ({MAX_ARRAY_BYTES.variable})"
-                )
-            )
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset=force_reset)

@@ -178,8 +178,8 @@ class SACAEPolicy(RefusePickledLoad, BasePolicy):
     Policy of SAC-AE (Yarats et al. 2019, https://arxiv.org/abs/1910.01741).
 
     Gradient routing ("Who trains what" on the design page): ``trunk`` (also ``encoder``, the name in state dicts) is
-    one conv trunk referenced by the actor's and the critic's features extractors; the critic loss and the reconstruction loss
-    train it, the actor reads it detached and trains only its own projection head. ``critic_target`` is an
+    one conv trunk referenced by the actor's and the critic's features extractors; the critic loss and the
+    reconstruction loss train it, the actor reads it detached and trains only its own projection head. ``critic_target`` is an
     independent copy of the whole critic, encoder included. The policy owns the decoder, so that ``policy.pth``
     carries it; the algorithm owns the encoder and decoder optimizers (``SACAE.encoder_optimizer``,
     ``SACAE.decoder_optimizer``), as it owns ``ent_coef_optimizer``.

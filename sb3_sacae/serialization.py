@@ -61,6 +61,18 @@ def _read_model_bytes(path: str | os.PathLike | io.BufferedIOBase) -> bytes:
     return read_regular_file(path, "the model file", MAX_MODEL_BYTES)
 
 
+def _read_model_archive(path: str | os.PathLike | io.BufferedIOBase) -> tuple[str, bytes, str]:
+    """
+    A model file read and checked before anything decodes it: its name for messages, its bytes (a zip whose member
+    sizes are within the limits) and its ``data`` entry's text.
+    """
+    source = str(path) if not isinstance(path, io.BufferedIOBase) else "the given file"
+    raw = _read_model_bytes(path)
+    if not raw.startswith(b"PK"):
+        raise CorruptFileError(f"Refusing to load {source}: it is not a zip file (a model file is one)")
+    return source, raw, check_model_archive(raw, source)
+
+
 class _RefusedInsideLoad(Exception):
     """
     A refusal raised inside SB3's ``load()``, carried out of it: its ``except ValueError`` around ``set_parameters``
@@ -78,11 +90,7 @@ def _read_parameters_file(path: str | os.PathLike | io.BufferedIOBase, device: t
     stream) of bounded size, member sizes checked from the zip headers, state-dict members named by plain attribute
     paths, tensors read by torch with ``weights_only=True``. Returns the file's name for messages and the state dicts.
     """
-    source = str(path) if not isinstance(path, io.BufferedIOBase) else "the given file"
-    raw = _read_model_bytes(path)
-    if not raw.startswith(b"PK"):
-        raise CorruptFileError(f"Refusing to load {source}: it is not a zip file (a model file is one)")
-    check_model_archive(raw, source)
+    source, raw, _ = _read_model_archive(path)
     read_torch_variables(raw, source)  # set_parameters sets no variable, but the member names are checked here
     try:
         _, params, _ = load_from_zip_file(io.BytesIO(raw), device=device, load_data=False)
@@ -157,12 +165,9 @@ class SafeSerializationMixin:
         load_kwargs = dict(env=env, device=device, print_system_info=print_system_info, force_reset=force_reset, **kwargs)
         if trust_remote_code:
             return super().load(path, custom_objects=custom_objects, **load_kwargs)  # type: ignore[misc]  # a mixin's super(): mypy cannot see the SB3 algorithm class it precedes
-        source = str(path) if not isinstance(path, io.BufferedIOBase) else "the given file"
-        raw = _read_model_bytes(path)
-        if not raw.startswith(b"PK"):
-            raise CorruptFileError(f"Refusing to load {source}: it is not a zip file (a model file is one)")
+        source, raw, data = _read_model_archive(path)
         user_objects = dict(custom_objects or {})
-        decoded = decode_model_data(check_model_archive(raw, source), cls, source, skip=set(user_objects))
+        decoded = decode_model_data(data, cls, source, skip=set(user_objects))
         variables = read_torch_variables(raw, source)
         try:
             with _loading(source, variables):

@@ -36,13 +36,18 @@ class Limit:
             raise ValueError(f"{self.variable}={raw!r} is negative; set it to a number of {self.what}")
         return value
 
-    def check(self, requested: int, source: str) -> None:
-        """Raise :class:`FileLimitError` when ``requested`` exceeds the bound; the message says how to raise it."""
+    def check(self, requested: int, source: str, otherwise: str | None = None) -> None:
+        """
+        Raise :class:`FileLimitError` when ``requested`` exceeds the bound; the message says how to raise it, and
+        ``otherwise`` what else to do.
+        """
         bound = self.value()
         if requested > bound:
+            alternative = f"; or {otherwise}" if otherwise else ""
             raise FileLimitError(
                 f"Refusing {source}: it needs {requested:,} {self.what}, more than the limit of {bound:,}. If you "
                 f"trust the file and have the memory, raise the limit with the environment variable {self.variable}"
+                f"{alternative}"
             )
 
 

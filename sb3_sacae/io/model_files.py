@@ -65,9 +65,14 @@ def check_model_archive(raw: bytes, source: str) -> str:
 _VARIABLE_MEMBERS = ("pytorch_variables.pth", "tensors.pth")
 
 
+def _plain_name(name: Any) -> bool:
+    """A plain attribute name: an identifier, not a dunder (``__class__``, ...)."""
+    return isinstance(name, str) and name.isidentifier() and not name.startswith("__")
+
+
 def _plain_attribute_path(name: Any) -> bool:
-    """A dotted path of plain attribute names: no empty, non-identifier or dunder part (``__class__``, ...)."""
-    return isinstance(name, str) and all(part.isidentifier() and not part.startswith("__") for part in name.split("."))
+    """A dotted path of plain attribute names (no empty part)."""
+    return isinstance(name, str) and all(_plain_name(part) for part in name.split("."))
 
 
 def read_torch_variables(raw: bytes, source: str) -> dict[str, th.Tensor | None]:
@@ -101,7 +106,7 @@ def read_torch_variables(raw: bytes, source: str) -> dict[str, th.Tensor | None]
             if not isinstance(loaded, dict):
                 raise CorruptFileError(f"Refusing to load member '{name}' of {source}: it is not a dict of tensors")
             for key, value in loaded.items():
-                if not isinstance(key, str) or not key.isidentifier() or key.startswith("__"):
+                if not _plain_name(key):
                     raise UnsafeFileError(
                         f"Refusing to load member '{name}' of {source}: its key {key!r} is not a plain variable name "
                         f"(SB3 sets model.<key>.data from it, so a dotted or special name would set attributes of "

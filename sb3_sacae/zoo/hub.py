@@ -333,9 +333,9 @@ def _read_run(
         except Exception:  # args holding python objects: keep what the card needs
             saved_args = {}
     # the env is made from them: the checks of enjoy (no "module:Name" id, no task keyword of sb3-sacae's ids)
+    trusted = _trusted(TRUST_CONFIG_ENV_VAR)
     for name, data in (("config.yml", hyperparams), ("args.yml", saved_args)):
         if data.get("env_kwargs") is not None:
-            trusted = _trusted(TRUST_CONFIG_ENV_VAR)
             data["env_kwargs"] = check_env_kwargs(data["env_kwargs"], f"{stats_path / name}: env_kwargs", env_id, trusted)
     return Path(model_path), Path(log_path), stats_path, hyperparams, saved_args
 

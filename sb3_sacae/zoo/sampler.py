@@ -227,10 +227,10 @@ def check_trial_params(params: Any, where: str = "the Optuna trial") -> dict[str
 
     An Optuna storage is a file like any other: rl_zoo3 hands every parameter of the trial to the model, and
     ``eval()``-uates string ``policy_kwargs``, ``replay_buffer_kwargs`` and the like. Only the names of
-    :data:`SEARCH_SPACE` pass, each with a value of the kind its distribution gives (ranges are not checked: a config may widen
-    them, and the constructor refuses what has no meaning): a finite number (positive on a log
-    scale) for floats, an integer for ints (``batch_size_pow`` at most :data:`MAX_BATCH_SIZE_POW`), a positive number
-    for ``features_dim``, a name of :data:`NET_ARCHS` or layer sizes joined by ``-`` for ``net_arch``.
+    :data:`SEARCH_SPACE` pass, each with a value of the kind its distribution gives: a finite number (positive on a
+    log scale) for floats, an integer for ints (``batch_size_pow`` at most :data:`MAX_BATCH_SIZE_POW`), a positive
+    number for ``features_dim``, a name of :data:`NET_ARCHS` or layer sizes joined by ``-`` for ``net_arch``. Ranges
+    are not checked: a config may widen them, and the constructor refuses what has no meaning.
 
     :raises ~sb3_sacae.zoo.safety.UntrustedZooFileError: (an :class:`~sb3_sacae.io.UnsafeFileError`) naming the
         parameter
