@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 from sb3_sacae import SACAE
 
@@ -80,6 +81,11 @@ class TinyPixelEnv(gym.Env):
         self.t += 1
         reward = -float(np.linalg.norm(self.position))
         return self._obs(), reward, False, self.t >= self.episode_length, {}
+
+
+def frame_stacked_env(frame_shape: tuple[int, ...] = (3, 32, 32), n_stack: int = 3) -> VecFrameStack:
+    """One channel-first :class:`TinyPixelEnv`, ``n_stack`` frames stacked along its channels by SB3's wrapper."""
+    return VecFrameStack(DummyVecEnv([lambda: TinyPixelEnv(frame_shape)]), n_stack, channels_order="first")
 
 
 def tiny_model(env: gym.Env | None = None, **kwargs: Any) -> SACAE:

@@ -7,12 +7,11 @@ that cannot fit in memory is refused when the model is built, with the bytes and
 import numpy as np
 import pytest
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 from sb3_sacae import SACAE
 from sb3_sacae.buffers import FrameStackReplayBuffer
 from sb3_sacae.io import FileLimitError
-from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, frame_stacked_env, tiny_model
 
 FRAME_BYTES = 3 * 84 * 84
 
@@ -76,7 +75,7 @@ def test_a_loaded_buffer_above_the_array_limit_is_refused_naming_buffer_size(tmp
 
 @pytest.mark.parametrize("buffer_size", [10**15, 10**17, 10**19])
 def test_a_loaded_frame_stack_buffer_no_machine_can_hold_is_refused(tmp_path, buffer_size):
-    env = VecFrameStack(DummyVecEnv([TinyPixelEnv]), 3, channels_order="first")
+    env = frame_stacked_env()
     model = tiny_model(env, buffer_size=500)
     assert isinstance(model.replay_buffer, FrameStackReplayBuffer)
     model.buffer_size = buffer_size  # as a hostile file would set it (numpy itself refuses the largest with ValueError)
@@ -88,7 +87,7 @@ def test_a_loaded_frame_stack_buffer_no_machine_can_hold_is_refused(tmp_path, bu
 
 
 def test_a_loaded_buffer_numpy_cannot_allocate_is_refused(tmp_path, monkeypatch):
-    env = VecFrameStack(DummyVecEnv([TinyPixelEnv]), 3, channels_order="first")
+    env = frame_stacked_env()
     model = tiny_model(env, buffer_size=500)
     model.save(tmp_path / "model.zip")
 

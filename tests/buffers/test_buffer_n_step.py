@@ -6,13 +6,12 @@ import warnings
 import numpy as np
 import pytest
 from stable_baselines3.common.buffers import NStepReplayBuffer
-from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 from sb3_sacae import SACAE
 from sb3_sacae.buffers import FrameStackReplayBuffer
 from tests.buffers.test_buffer_matches_sb3 import assert_same_samples
 from tests.buffers.test_buffer_streams import FRAME_STACK, stream_spaces, transitions
-from tests.conftest import TinyPixelEnv, tiny_model
+from tests.conftest import frame_stacked_env, tiny_model
 
 
 @pytest.mark.parametrize("n_envs, p_irregular, frames_on_device", [(1, 0.0, False), (2, 0.2, False), (2, 0.2, True)])
@@ -42,14 +41,10 @@ def test_n_step_returns_stop_at_episode_ends_and_at_the_newest_transition():
     assert samples.dones.flatten().tolist() == [1.0, 1.0, 0.0, 0.0]
 
 
-def frame_stacked(n_stack: int = 3) -> VecFrameStack:
-    return VecFrameStack(DummyVecEnv([lambda: TinyPixelEnv((3, 16, 16))]), n_stack, channels_order="first")
-
-
 def test_frame_stacked_models_with_n_steps_get_the_frame_sharing_buffer_and_keep_it(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "n_steps is ignored because a custom replay_buffer_class"
-        model = tiny_model(frame_stacked(), n_steps=3, gamma=0.9)
+        model = tiny_model(frame_stacked_env((3, 16, 16)), n_steps=3, gamma=0.9)
     assert type(model.replay_buffer) is FrameStackReplayBuffer
     assert (model.replay_buffer.n_steps, model.replay_buffer.gamma, model.replay_buffer.frame_stack) == (3, 0.9, 3)
     model.learn(24)
@@ -59,7 +54,7 @@ def test_frame_stacked_models_with_n_steps_get_the_frame_sharing_buffer_and_keep
     model.save_replay_buffer(tmp_path / "buffer")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loaded = SACAE.load(tmp_path / "model.zip", env=frame_stacked())
+        loaded = SACAE.load(tmp_path / "model.zip", env=frame_stacked_env((3, 16, 16)))
     loaded.load_replay_buffer(tmp_path / "buffer")
     assert type(loaded.replay_buffer) is FrameStackReplayBuffer and loaded.replay_buffer.n_steps == 3
     np.random.seed(0)
@@ -70,33 +65,33 @@ def test_frame_stacked_models_with_n_steps_get_the_frame_sharing_buffer_and_keep
 
 
 def test_n_steps_and_gamma_given_to_load_reach_the_buffer(tmp_path):
-    model = tiny_model(frame_stacked(), n_steps=3, gamma=0.99)
+    model = tiny_model(frame_stacked_env((3, 16, 16)), n_steps=3, gamma=0.99)
     model.save(tmp_path / "model.zip")
     assert "n_steps" not in model.replay_buffer_kwargs  # the model's settings, not the buffer's: not saved twice
     for overrides, expected in [({"n_steps": 5}, (5, 0.99)), ({"gamma": 0.9}, (3, 0.9))]:
-        loaded = SACAE.load(tmp_path / "model.zip", env=frame_stacked(), **overrides)
+        loaded = SACAE.load(tmp_path / "model.zip", env=frame_stacked_env((3, 16, 16)), **overrides)
         assert (loaded.replay_buffer.n_steps, loaded.replay_buffer.gamma) == expected
-    one_step = SACAE.load(tmp_path / "model.zip", env=frame_stacked(), n_steps=1)
+    one_step = SACAE.load(tmp_path / "model.zip", env=frame_stacked_env((3, 16, 16)), n_steps=1)
     assert one_step.replay_buffer.n_steps == 1 and "n_steps" not in vars(one_step.replay_buffer)
 
 
 def test_sb3_n_step_buffer_named_by_the_user_is_kept_through_save_and_load(tmp_path):
     # as models saved while frame-stacked n-step models got SB3's buffer: the file names NStepReplayBuffer
-    model = tiny_model(frame_stacked(), n_steps=3, replay_buffer_class=NStepReplayBuffer)
+    model = tiny_model(frame_stacked_env((3, 16, 16)), n_steps=3, replay_buffer_class=NStepReplayBuffer)
     model.learn(20)
     model.save(tmp_path / "model.zip")
     model.save_replay_buffer(tmp_path / "buffer")
-    loaded = SACAE.load(tmp_path / "model.zip", env=frame_stacked())
+    loaded = SACAE.load(tmp_path / "model.zip", env=frame_stacked_env((3, 16, 16)))
     loaded.load_replay_buffer(tmp_path / "buffer")
     for buffer in (model.replay_buffer, loaded.replay_buffer):
         assert type(buffer) is NStepReplayBuffer and buffer.n_steps == 3
 
 
 def test_one_step_and_n_step_buffer_files_do_not_mix(tmp_path):
-    one_step = tiny_model(frame_stacked())
+    one_step = tiny_model(frame_stacked_env((3, 16, 16)))
     one_step.learn(20)
     one_step.save_replay_buffer(tmp_path / "buffer")
-    n_step = tiny_model(frame_stacked(), n_steps=3)
+    n_step = tiny_model(frame_stacked_env((3, 16, 16)), n_steps=3)
     with pytest.raises(
         ValueError, match=r"scalar attributes .* in the file but .*\(only there: \['gamma', 'n_steps'\]\) in the model"
     ):

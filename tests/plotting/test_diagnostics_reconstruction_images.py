@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, Image, KVWriter, Logger
-from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 from sb3_sacae.buffers import FrameStackReplayBuffer
 from sb3_sacae.diagnostics import ReconstructionImageCallback, last_frame_rgb
-from tests.conftest import TEST_DEVICE, TinyPixelEnv, tiny_model
+from tests.conftest import TEST_DEVICE, TinyPixelEnv, frame_stacked_env, tiny_model
 
 SIDE = 32
 
@@ -30,10 +29,6 @@ def capturing(model, *extra_outputs: KVWriter) -> ImageCapture:
     capture = ImageCapture()
     model.set_logger(Logger(folder=None, output_formats=[capture, *extra_outputs]))
     return capture
-
-
-def stacked_env(frame_shape: tuple[int, ...], n_stack: int) -> VecFrameStack:
-    return VecFrameStack(DummyVecEnv([lambda: TinyPixelEnv(frame_shape)]), n_stack)
 
 
 def test_an_image_every_n_updates_at_the_step_it_was_made():
@@ -79,7 +74,7 @@ def test_csv_output_gets_no_empty_rows(tmp_path):
 
 
 def test_rgb_frame_stack_shows_the_last_frame():
-    model = tiny_model(stacked_env((3, SIDE, SIDE), 3))
+    model = tiny_model(frame_stacked_env((3, SIDE, SIDE), 3))
     assert isinstance(model.replay_buffer, FrameStackReplayBuffer)
     capture = capturing(model)
     callback = ReconstructionImageCallback(every_n_updates=8, n_images=2)
@@ -91,7 +86,7 @@ def test_rgb_frame_stack_shows_the_last_frame():
 
 
 def test_grayscale_frame_stack_is_shown_in_gray():
-    model = tiny_model(stacked_env((1, SIDE, SIDE), 4))
+    model = tiny_model(frame_stacked_env((1, SIDE, SIDE), 4))
     capture = capturing(model)
     callback = ReconstructionImageCallback(every_n_updates=8, n_images=2)
     model.learn(28, callback=callback)
